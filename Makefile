@@ -1,0 +1,51 @@
+# make venv       .venv with pinned torch/torchvision, then this package with its test extra
+# make data       Fashion-MNIST from Debian's dataset-fashion-mnist package
+# make test       the test suite
+# make reproduce  the Snakemake workflow (CORES=all by default)
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+SNAKEMAKE := $(VENV)/bin/snakemake
+CORES ?= all
+# The tested versions; other torch >= 2.4 releases work too (make venv TORCH="torch torchvision").
+TORCH ?= torch==2.14.1 torchvision==0.29.1
+FASHION_MNIST ?= /usr/share/datasets/fashion-mnist
+STAMP := $(VENV)/.gfe-installed
+
+.PHONY: venv data test reproduce
+
+venv: $(STAMP)
+
+# Re-run when the dependency list changes; otherwise a no-op.
+# Debian's python3 needs python3-venv for ensurepip; install it when we can.
+$(STAMP): pyproject.toml
+	@if [ ! -x $(VENV)/bin/pip ]; then \
+		echo "$(PYTHON) -m venv $(VENV)"; \
+		$(PYTHON) -m venv --clear $(VENV) || { \
+			[ "$$(id -u)" = 0 ] && [ -f /etc/debian_version ] && \
+			apt-get update && apt-get install -y python3-venv && \
+			$(PYTHON) -m venv --clear $(VENV); }; \
+	fi
+	$(PIP) install $(TORCH)
+	$(PIP) install -e '.[test]'
+	touch $@
+
+data:
+	@if [ -f $(FASHION_MNIST)/train-images-idx3-ubyte.gz ]; then \
+		echo "Fashion-MNIST: $(FASHION_MNIST)"; \
+	elif [ "$$(id -u)" = 0 ] && [ -f /etc/debian_version ]; then \
+		apt-get update && apt-get install -y dataset-fashion-mnist; \
+	else \
+		echo "Fashion-MNIST not found in $(FASHION_MNIST)." >&2; \
+		echo "On Debian/Ubuntu: sudo apt-get install dataset-fashion-mnist" >&2; \
+		echo "Elsewhere: put the four original .gz files (train-images-idx3-ubyte.gz, ...) there," >&2; \
+		echo "or let torchvision download them where the network allows." >&2; \
+	fi
+
+test: venv data
+	$(PY) -m pytest -q
+
+reproduce: venv data
+	$(SNAKEMAKE) --cores $(CORES)
