@@ -1,0 +1,24 @@
+"""Where and in which precision to compute."""
+
+from __future__ import annotations
+
+import torch
+
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """'auto' is CUDA when available, else the CPU; 'cuda' without a GPU is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device={name!r} was requested but no CUDA GPU is available; use 'auto' or 'cpu'")
+    if not (name == "cpu" or name.startswith("cuda")):
+        raise ValueError(f"device={name!r} is unknown; allowed: 'auto', 'cpu', 'cuda', 'cuda:N'")
+    return torch.device(name)
+
+
+def resolve_dtype(name: str = "float32") -> torch.dtype:
+    if name not in DTYPES:
+        raise ValueError(f"dtype={name!r} is unknown; allowed: {sorted(DTYPES)}")
+    return DTYPES[name]
