@@ -1,0 +1,44 @@
+"""Shared figure helpers of the plot_* scripts: argument parsing, saving PNG + PDF atomically."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+plt.rcParams.update({"figure.dpi": 110, "savefig.dpi": 150, "axes.grid": True, "grid.alpha": 0.3,
+                     "font.size": 9, "legend.fontsize": 8, "pdf.fonttype": 42,
+                     "svg.hashsalt": "gfe", "path.simplify": False})
+
+LOSS = {"bce": "per-sample pixel-mean BCE", "mse": "per-sample pixel-mean MSE"}
+COLORS = {"ae": "tab:blue", "gfe_amd": "tab:red", "gfe_rk4": "tab:green", "gfe_2nd": "tab:purple",
+          "gfe_adjoint": "tab:orange"}
+
+
+def loss_label(dataset: str, what: str = "loss") -> str:
+    return f"{what} ({LOSS['mse' if dataset == 'cifar10' else 'bce']}, unitless)"
+
+
+def parser(doc: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=doc)
+    p.add_argument("--png", required=True)
+    p.add_argument("--pdf", required=True)
+    return p
+
+
+def save(fig, png: str, pdf: str) -> None:
+    for path, kwargs in ((png, {}), (pdf, {"metadata": {"CreationDate": None, "ModDate": None}})):
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
+        try:
+            fig.savefig(tmp, bbox_inches="tight", **kwargs)
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+    plt.close(fig)

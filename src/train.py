@@ -1,0 +1,116 @@
+"""Train one model (AE or a GFE variant) on the first N images of a seed's nested subset.
+
+Writes the final weights (--model-out), the per-step log (--train-log, CSV), the
+validation log (--validation, CSV; empty unless --val-every > 0) and a JSON record of
+settings and provenance (--run-json). Resumes from --checkpoint if a checkpoint is there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+import pandas as pd
+import torch
+
+from gfe.checkpoints import atomic_torch_save
+from gfe.devices import resolve_device
+from gfe.models import build_autoencoder, build_decoder, count_parameters
+from gfe.training import OptimizerSettings, train
+
+import wfcommon
+
+VALIDATION_COLUMNS = ["step", "images_seen", "elapsed_s", "n_images", "loss_mean", "loss_std", "loss_median",
+                      "nfe_mean", "converged_frac", "seconds", "images_per_s"]
+
+
+def build(model: dict, image_shape, latent_dim: int, seed: int):
+    torch.manual_seed(seed)
+    if model["kind"] == "autoencoder":
+        ae = build_autoencoder(image_shape, latent_dim)
+        return ae.decoder, ae.encoder
+    return build_decoder(image_shape, latent_dim), None
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--prepared", required=True)
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--model", required=True)
+    p.add_argument("--model-settings", required=True, help="JSON: the config's model_settings entry")
+    p.add_argument("--dataset-settings", required=True, help="JSON: the config's dataset_settings entry")
+    p.add_argument("--train-size", required=True, help="an integer or 'full'")
+    p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--steps", type=int, required=True)
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--checkpoint-every", type=int, default=0)
+    p.add_argument("--val-every", type=int, default=0)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--model-out", required=True)
+    p.add_argument("--train-log", required=True)
+    p.add_argument("--validation", required=True)
+    p.add_argument("--run-json", required=True)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--log", default=None)
+    a = p.parse_args(argv)
+    log = wfcommon.setup(a.threads, a.log)
+    model, ds = json.loads(a.model_settings), json.loads(a.dataset_settings)
+    device = resolve_device(a.device)
+    prepared = wfcommon.load_prepared(a.prepared)
+    n_train = len(prepared["train_images"])
+    n = wfcommon.parse_n(a.train_size, n_train)
+    if not 0 < n <= n_train:
+        log.error("train size %s is invalid: the training split of %s has %d images", a.train_size, a.dataset, n_train)
+        return 1
+    order = prepared["subset_order"][str(a.seed)]
+    images = prepared["train_images"][order[:n]].to(device)
+    decoder, encoder = build(model, prepared["image_shape"], ds["latent_dim"], a.seed)
+    decoder.to(device)
+    if encoder is not None:
+        encoder.to(device)
+    flow = None if encoder is not None else wfcommon.flow_options(model, ds)
+    if encoder is not None:
+        flow = {"loss": ds["loss"]}
+    opt = OptimizerSettings(**ds["optimizer"])
+    val = prepared["val_images"].to(device) if a.val_every else None
+    log.info("training %s on %s, N=%d, seed %d, %d steps (flow %s)", a.model, a.dataset, n, a.seed, a.steps, flow)
+    started = time.perf_counter()
+
+    def progress(row):
+        if row["step"] % 10 == 0 or row["step"] == a.steps:
+            log.info("step %d loss %.5f nfe %.1f %.3fs", row["step"], row["loss"], row["nfe"], row["seconds"])
+
+    run = train(decoder, images, steps=a.steps, batch_size=ds["batch_size"], seed=a.seed, encoder=encoder,
+                flow=flow, gradient=model.get("gradient", "approximate"), optimizer=opt,
+                checkpoint_path=a.checkpoint, checkpoint_every=a.checkpoint_every, val_images=val,
+                val_every=a.val_every, val_batch_size=500, log=progress)
+    wall = time.perf_counter() - started
+    atomic_torch_save({"decoder": decoder.state_dict(),
+                       "encoder": encoder.state_dict() if encoder is not None else None,
+                       "model": a.model, "image_shape": prepared["image_shape"], "latent_dim": ds["latent_dim"]},
+                      a.model_out)
+    keys = {"dataset": a.dataset, "model": a.model, "train_size": n, "seed": a.seed}
+    steps = pd.DataFrame(run.steps)
+    wfcommon.write_csv(steps.assign(**keys)[list(keys) + list(steps.columns)], a.train_log)
+    validation = pd.DataFrame(run.validation, columns=VALIDATION_COLUMNS)
+    wfcommon.write_csv(validation.assign(**keys)[list(keys) + VALIDATION_COLUMNS], a.validation)
+    n_decoder = count_parameters(decoder)
+    n_encoder = count_parameters(encoder) if encoder is not None else 0
+    record = {**keys, "train_size_label": a.train_size, "steps": a.steps, "batch_size": ds["batch_size"],
+              "images_seen": a.steps * ds["batch_size"], "final_train_loss": run.steps[-1]["loss"],
+              "train_loss_last10": float(steps["loss"].tail(10).mean()),
+              "train_nfe_mean": float(steps["nfe"].mean()), "step_mean_s": float(steps["seconds"].mean()),
+              "train_s": float(steps["elapsed_s"].iloc[-1]), "job_wall_s": wall,
+              "decoder_params": n_decoder, "encoder_params": n_encoder, "total_params": n_decoder + n_encoder,
+              "gradient": model.get("gradient", "backprop" if encoder is not None else "approximate"),
+              "flow": json.dumps(flow, sort_keys=True), "optimizer": json.dumps(ds["optimizer"], sort_keys=True),
+              **wfcommon.provenance(str(device))}
+    wfcommon.write_json(record, a.run_json)
+    log.info("done: final loss %.5f, %.1f s", run.steps[-1]["loss"], wall)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,118 @@
+"""Helpers shared by the workflow's command-line scripts (not part of the library).
+
+Provenance of every result row, atomic writes of CSV/JSON/NPZ files, torch threads,
+and the translation of the config's per-model / per-dataset settings (passed to the
+scripts as JSON) into keyword arguments of `gfe`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def setup(threads: int, log_path: str | None) -> logging.Logger:
+    """Torch threads from the rule's `threads`; log to the rule's log file and stderr."""
+    import torch
+
+    torch.set_num_threads(max(1, int(threads)))
+    handlers = [logging.StreamHandler(sys.stderr)]
+    if log_path:
+        Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+        handlers.append(logging.FileHandler(log_path, mode="w"))
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", handlers=handlers, force=True)
+    return logging.getLogger("gfe-workflow")
+
+
+def _version(name: str) -> str:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return "absent"
+
+
+def git_commit() -> str:
+    """HEAD of the repository the script runs from, '+dirty' if tracked files changed."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True,
+                              check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
+                               capture_output=True, text=True, check=True).stdout.strip()
+        return head + ("+dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def provenance(device: str) -> dict:
+    return {"git_commit": git_commit(), "torch_version": _version("torch"),
+            "torchdiffeq_version": _version("torchdiffeq"), "snakemake_version": _version("snakemake"),
+            "device": device}
+
+
+def _tmp(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+
+def write_text(text: str, path) -> None:
+    path = Path(path)
+    tmp = _tmp(path)
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_json(obj, path) -> None:
+    write_text(json.dumps(obj, indent=1, sort_keys=True) + "\n", path)
+
+
+def write_csv(frame, path) -> None:
+    write_text(frame.to_csv(index=False, float_format="%.10g", lineterminator="\n"), path)
+
+
+def write_npz(path, **arrays) -> None:
+    path = Path(path)
+    tmp = _tmp(path)
+    try:
+        with open(tmp, "wb") as handle:
+            np.savez_compressed(handle, **arrays)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def parse_n(value: str, n_train: int) -> int:
+    return n_train if value == "full" else int(value)
+
+
+def flow_options(model: dict, dataset: dict) -> dict:
+    """Encode options for a GFE model on a dataset (dataset AMD overrides merged in)."""
+    flow = {"solver": model["solver"], "order": model.get("order", 1), "tau": float(model["tau"]),
+            "z0": model.get("z0", "zeros"), "loss": dataset["loss"]}
+    options = dict(model.get("solver_options", {}))
+    if model["solver"] == "amd":
+        options.update(dataset.get("amd_options", {}))
+    flow.update(options)
+    return flow
+
+
+def load_prepared(path):
+    """The prepared dataset file, images back to float32 in [0, 1] (as torchvision's ToTensor)."""
+    import torch
+
+    prepared = torch.load(path, map_location="cpu", weights_only=True)
+    for key in ("train_images", "val_images", "test_images"):
+        images = prepared[key]
+        prepared[key] = images.to(torch.float32).div_(255)
+    return prepared

@@ -1,0 +1,42 @@
+# Stage 1: data preparation, once per dataset.
+
+
+rule prepare_data:
+    output:
+        "data/prepared/{dataset}.pt",
+    params:
+        root=config["data"]["root"],
+        local_dir=(
+            f"--local-dir {config['data']['local_dir']}"
+            if config["data"].get("local_dir")
+            else ""
+        ),
+        download="--download" if config["data"].get("download") else "",
+        n_val=lambda w: config["dataset_settings"][w.dataset]["n_val"],
+        n_pool=lambda w: config["dataset_settings"][w.dataset]["n_pool"],
+        test_size=config["evaluation"]["test_size"],
+        seeds=" ".join(
+            str(s)
+            for s in sorted(
+                set(config["seeds"])
+                | {
+                    config[k]["seed"]
+                    for k in (
+                        "solver_comparison",
+                        "encoding_convergence",
+                        "latent_maps",
+                        "reconstructions",
+                    )
+                }
+            )
+        ),
+    log:
+        "logs/prepare_data/{dataset}.log",
+    threads: 1
+    conda:
+        "../../environment.yml"
+    shell:
+        "python src/prepare_data.py --dataset {wildcards.dataset} --root {params.root:q}"
+        " {params.local_dir} {params.download} --n-val {params.n_val} --n-pool {params.n_pool}"
+        " --test-size {params.test_size} --seeds {params.seeds} --threads {threads}"
+        " --output {output} 2> {log}"

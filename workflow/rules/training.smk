@@ -1,0 +1,32 @@
+# Stage 2: training, one job per (dataset, model, N, seed).
+
+
+rule train:
+    input:
+        prepared="data/prepared/{dataset}.pt",
+    output:
+        model="results/models/{dataset}/{model}/N{N}/seed{seed}.pt",
+        train_log=f"{RUN}/train_log.csv",
+        validation=f"{RUN}/validation.csv",
+        run=f"{RUN}/run.json",
+    params:
+        model_settings=lambda w: model_json(w.model),
+        dataset_settings=lambda w: dataset_json(w.dataset),
+        steps=config["training"]["steps"],
+        checkpoint_every=config["training"]["checkpoint_every"],
+        checkpoint=lambda w: f"results/checkpoints/{w.dataset}/{w.model}/N{w.N}/seed{w.seed}.pt",
+        val_every=val_every,
+        device=config["device"],
+    log:
+        "logs/train/{dataset}/{model}/N{N}/seed{seed}.log",
+    threads: THREADS
+    conda:
+        "../../environment.yml"
+    shell:
+        "python src/train.py --prepared {input.prepared} --dataset {wildcards.dataset}"
+        " --model {wildcards.model} --model-settings {params.model_settings:q}"
+        " --dataset-settings {params.dataset_settings:q} --train-size {wildcards.N}"
+        " --seed {wildcards.seed} --steps {params.steps} --checkpoint {params.checkpoint}"
+        " --checkpoint-every {params.checkpoint_every} --val-every {params.val_every}"
+        " --device {params.device} --model-out {output.model} --train-log {output.train_log}"
+        " --validation {output.validation} --run-json {output.run} --threads {threads} 2> {log}"
