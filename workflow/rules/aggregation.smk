@@ -10,7 +10,10 @@ rule aggregate:
         e3=files("train_log.csv", e34_runs("solver_models")),
         e4=files("train_log.csv", e34_runs("adjoint_models")),
         e4_runs=files("run.json", e34_runs("adjoint_models")),
-        e5=expand("results/runs/{dataset}/encoding_convergence.csv", dataset=config["datasets"]),
+        e5=expand(
+            "results/runs/{dataset}/encoding_convergence.csv",
+            dataset=config["datasets"],
+        ),
         e6=files("test_outputs.npz", e6_runs()),
         e7=files("tsne.csv", e7_runs()),
     output:
@@ -25,13 +28,13 @@ rule aggregate:
         summary=report(
             "results/summary.md", category="Summary", labels={"table": "summary"}
         ),
-    params:
-        config_name=CONFIG_NAME,
-        config_hash=CONFIG_HASH,
     log:
         "logs/aggregate.log",
     conda:
         "../../environment.yml"
+    params:
+        config_name=CONFIG_NAME,
+        config_hash=CONFIG_HASH,
     shell:
         "python src/aggregate.py --config-name {params.config_name}"
         " --config-hash {params.config_hash} --e1-runs {input.e1_runs}"

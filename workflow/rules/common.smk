@@ -3,13 +3,17 @@ import hashlib
 import itertools
 import json
 import os
+import shlex
 import sys
 
 from snakemake.exceptions import WorkflowError
+from snakemake.io import report as report_file
 from snakemake.utils import validate
 
 # Jobs call `python`: make it the interpreter running snakemake (the project's venv).
-os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
+shell.prefix(
+    f"set -euo pipefail; export PATH={shlex.quote(os.path.dirname(sys.executable))}:$PATH; "
+)
 
 MODELS = ["ae", "gfe_amd", "gfe_rk4", "gfe_2nd", "gfe_adjoint"]
 DATASETS = ["mnist", "fashion_mnist", "cifar10"]
@@ -41,13 +45,18 @@ def _check_names(cfg):
             bad = [v for v in values if v not in names]
             if bad:
                 _fail(f"{key}: unknown {key[:-1]}(s) {bad}; allowed values: {names}")
-    for section, key in (("learning_curves", "models"), ("solver_comparison", "solver_models"),
-                         ("solver_comparison", "adjoint_models")):
+    for section, key in (
+        ("learning_curves", "models"),
+        ("solver_comparison", "solver_models"),
+        ("solver_comparison", "adjoint_models"),
+    ):
         values = (cfg.get(section) or {}).get(key)
         if isinstance(values, list):
             bad = [v for v in values if v not in MODELS]
             if bad:
-                _fail(f"{section}.{key}: unknown model(s) {bad}; allowed values: {MODELS}")
+                _fail(
+                    f"{section}.{key}: unknown model(s) {bad}; allowed values: {MODELS}"
+                )
 
 
 def n_train(dataset):
@@ -58,17 +67,25 @@ def n_train(dataset):
 def _check_semantics(cfg):
     for ds in cfg["datasets"]:
         if ds not in cfg["dataset_settings"]:
-            _fail(f"dataset_settings has no entry for dataset {ds!r} (listed in datasets); "
-                  f"entries: {sorted(cfg['dataset_settings'])}")
+            _fail(
+                f"dataset_settings has no entry for dataset {ds!r} (listed in datasets); "
+                f"entries: {sorted(cfg['dataset_settings'])}"
+            )
         s = cfg["dataset_settings"][ds]
         if s["n_pool"] > OFFICIAL_TRAIN[ds]:
-            _fail(f"dataset_settings.{ds}.n_pool={s['n_pool']} is larger than the {OFFICIAL_TRAIN[ds]} "
-                  f"official training images; allowed: 2..{OFFICIAL_TRAIN[ds]}")
+            _fail(
+                f"dataset_settings.{ds}.n_pool={s['n_pool']} is larger than the {OFFICIAL_TRAIN[ds]} "
+                f"official training images; allowed: 2..{OFFICIAL_TRAIN[ds]}"
+            )
         if not s["n_val"] < s["n_pool"]:
-            _fail(f"dataset_settings.{ds}.n_val={s['n_val']} must be smaller than n_pool={s['n_pool']}")
+            _fail(
+                f"dataset_settings.{ds}.n_val={s['n_val']} must be smaller than n_pool={s['n_pool']}"
+            )
     if cfg["evaluation"]["test_size"] > OFFICIAL_TEST:
-        _fail(f"evaluation.test_size={cfg['evaluation']['test_size']} is larger than the test set; "
-              f"allowed: 2..{OFFICIAL_TEST}")
+        _fail(
+            f"evaluation.test_size={cfg['evaluation']['test_size']} is larger than the test set; "
+            f"allowed: 2..{OFFICIAL_TEST}"
+        )
     sizes = [("train_sizes", n) for n in cfg["train_sizes"]]
     for section in ("solver_comparison", "encoding_convergence", "latent_maps"):
         sizes.append((f"{section}.train_size", cfg[section]["train_size"]))
@@ -76,15 +93,21 @@ def _check_semantics(cfg):
         for ds in cfg["datasets"]:
             limit = n_train(ds)
             if n != "full" and n > limit:
-                _fail(f"{key}: N={n} is larger than the training split of {ds} ({limit} images = "
-                      f"dataset_settings.{ds}.n_pool - n_val); allowed: 1..{limit} or 'full'")
+                _fail(
+                    f"{key}: N={n} is larger than the training split of {ds} ({limit} images = "
+                    f"dataset_settings.{ds}.n_pool - n_val); allowed: 1..{limit} or 'full'"
+                )
     used = set(cfg["models"]) | set(cfg["learning_curves"]["models"])
-    used |= set(cfg["solver_comparison"]["solver_models"]) | set(cfg["solver_comparison"]["adjoint_models"])
+    used |= set(cfg["solver_comparison"]["solver_models"]) | set(
+        cfg["solver_comparison"]["adjoint_models"]
+    )
     used.add(cfg["encoding_convergence"]["model"])
     used.add("gfe_amd")  # E5 runs AMD with its settings
     for model in sorted(used):
         if model not in cfg["model_settings"]:
-            _fail(f"model_settings has no entry for model {model!r}; entries: {sorted(cfg['model_settings'])}")
+            _fail(
+                f"model_settings has no entry for model {model!r}; entries: {sorted(cfg['model_settings'])}"
+            )
         m = cfg["model_settings"][model]
         if m["kind"] == "gfe":
             missing = [k for k in ("gradient", "solver", "tau") if k not in m]
@@ -92,7 +115,9 @@ def _check_semantics(cfg):
                 _fail(f"model_settings.{model} (kind gfe) lacks {missing}")
     ec = cfg["encoding_convergence"]
     if cfg["model_settings"][ec["model"]]["kind"] != "gfe":
-        _fail(f"encoding_convergence.model={ec['model']!r} must be a GFE model (kind gfe)")
+        _fail(
+            f"encoding_convergence.model={ec['model']!r} must be a GFE model (kind gfe)"
+        )
     if cfg["latent_maps"]["n_images"] > cfg["evaluation"]["n_latents"]:
         _fail("latent_maps.n_images must be at most evaluation.n_latents")
     if cfg["latent_maps"]["n_images"] > cfg["evaluation"]["test_size"]:
@@ -104,7 +129,9 @@ validate(config, SCHEMA)
 _check_semantics(config)
 
 CONFIG_NAME = config["name"]
-CONFIG_HASH = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:12]
+CONFIG_HASH = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[
+    :12
+]
 THREADS = config["threads"]
 
 
@@ -123,17 +150,27 @@ def run_file(name, dataset, model, n, seed):
 
 
 def e1_runs():
-    return list(itertools.product(config["datasets"], config["models"], config["train_sizes"], config["seeds"]))
+    return list(
+        itertools.product(
+            config["datasets"], config["models"], config["train_sizes"], config["seeds"]
+        )
+    )
 
 
 def e2_runs():
     models = config["learning_curves"]["models"]
-    return list(itertools.product(config["datasets"], models, ["full"], config["seeds"]))
+    return list(
+        itertools.product(config["datasets"], models, ["full"], config["seeds"])
+    )
 
 
 def e34_runs(key):
     sc = config["solver_comparison"]
-    return [(ds, m, sc["train_size"], sc["seed"]) for ds in config["datasets"] for m in sc[key]]
+    return [
+        (ds, m, sc["train_size"], sc["seed"])
+        for ds in config["datasets"]
+        for m in sc[key]
+    ]
 
 
 def _n_value(dataset, n):
@@ -152,11 +189,23 @@ def e6_runs():
 
 def e7_runs():
     lm = config["latent_maps"]
-    return [(ds, m, lm["train_size"], lm["seed"]) for ds in config["datasets"] for m in config["models"]]
+    return [
+        (ds, m, lm["train_size"], lm["seed"])
+        for ds in config["datasets"]
+        for m in config["models"]
+    ]
 
 
 def all_training_runs():
-    return sorted(set(e1_runs() + e2_runs() + e34_runs("solver_models") + e34_runs("adjoint_models")), key=str)
+    return sorted(
+        set(
+            e1_runs()
+            + e2_runs()
+            + e34_runs("solver_models")
+            + e34_runs("adjoint_models")
+        ),
+        key=str,
+    )
 
 
 def files(name, runs):
@@ -198,3 +247,17 @@ FIGURE_NAMES = [
     "e7_latent_maps",
 ]
 FIGURES = [f"figures/{name}.{ext}" for name in FIGURE_NAMES for ext in ("png", "pdf")]
+
+
+def e5_model(wildcards):
+    ec = config["encoding_convergence"]
+    return f"results/models/{wildcards.dataset}/{ec['model']}/N{ec['train_size']}/seed{ec['seed']}.pt"
+
+
+def figure_png(name, caption):
+    return report_file(
+        f"figures/{name}.png",
+        caption=f"../report/{caption}.rst",
+        category="Figures",
+        labels={"figure": name},
+    )

@@ -4,6 +4,11 @@
 rule prepare_data:
     output:
         "data/prepared/{dataset}.pt",
+    log:
+        "logs/prepare_data/{dataset}.log",
+    conda:
+        "../../environment.yml"
+    threads: 1
     params:
         root=config["data"]["root"],
         local_dir=(
@@ -30,11 +35,6 @@ rule prepare_data:
                 }
             )
         ),
-    log:
-        "logs/prepare_data/{dataset}.log",
-    threads: 1
-    conda:
-        "../../environment.yml"
     shell:
         "python src/prepare_data.py --dataset {wildcards.dataset} --root {params.root:q}"
         " {params.local_dir} {params.download} --n-val {params.n_val} --n-pool {params.n_pool}"

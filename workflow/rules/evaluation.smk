@@ -10,6 +10,11 @@ rule evaluate:
     output:
         metrics=f"{RUN}/test_metrics.json",
         outputs=f"{RUN}/test_outputs.npz",
+    log:
+        "logs/evaluate/{dataset}/{model}/N{N}/seed{seed}.log",
+    conda:
+        "../../environment.yml"
+    threads: THREADS
     params:
         model_settings=lambda w: model_json(w.model),
         dataset_settings=lambda w: dataset_json(w.dataset),
@@ -18,11 +23,6 @@ rule evaluate:
         n_latents=config["evaluation"]["n_latents"],
         n_recon=config["evaluation"]["n_reconstructions"],
         device=config["device"],
-    log:
-        "logs/evaluate/{dataset}/{model}/N{N}/seed{seed}.log",
-    threads: THREADS
-    conda:
-        "../../environment.yml"
     shell:
         "python src/evaluate.py --prepared {input.prepared} --model-file {input.model}"
         " --run-json {input.run} --model-settings {params.model_settings:q}"
@@ -32,17 +32,17 @@ rule evaluate:
         " --threads {threads} 2> {log}"
 
 
-def e5_model(wildcards):
-    ec = config["encoding_convergence"]
-    return f"results/models/{wildcards.dataset}/{ec['model']}/N{ec['train_size']}/seed{ec['seed']}.pt"
-
-
 rule encoding_convergence:
     input:
         prepared="data/prepared/{dataset}.pt",
         model=e5_model,
     output:
         "results/runs/{dataset}/encoding_convergence.csv",
+    log:
+        "logs/encoding_convergence/{dataset}.log",
+    conda:
+        "../../environment.yml"
+    threads: THREADS
     params:
         dataset_settings=lambda w: dataset_json(w.dataset),
         amd_settings=model_json("gfe_amd"),
@@ -51,11 +51,6 @@ rule encoding_convergence:
         steps=config["encoding_convergence"]["steps"],
         z0=config["encoding_convergence"]["z0"],
         coarse=" ".join(str(s) for s in config["encoding_convergence"]["coarse_steps"]),
-    log:
-        "logs/encoding_convergence/{dataset}.log",
-    threads: THREADS
-    conda:
-        "../../environment.yml"
     shell:
         "python src/encoding_convergence.py --prepared {input.prepared} --model-file {input.model}"
         " --dataset {wildcards.dataset} --dataset-settings {params.dataset_settings:q}"
@@ -69,14 +64,14 @@ rule embed_latents:
         f"{RUN}/test_outputs.npz",
     output:
         f"{RUN}/tsne.csv",
+    log:
+        "logs/embed_latents/{dataset}/{model}/N{N}/seed{seed}.log",
+    conda:
+        "../../environment.yml"
+    threads: THREADS
     params:
         n_images=config["latent_maps"]["n_images"],
         perplexity=config["latent_maps"]["perplexity"],
-    log:
-        "logs/embed_latents/{dataset}/{model}/N{N}/seed{seed}.log",
-    threads: THREADS
-    conda:
-        "../../environment.yml"
     shell:
         "python src/embed_latents.py --outputs {input} --dataset {wildcards.dataset}"
         " --model {wildcards.model} --train-size {wildcards.N} --seed {wildcards.seed}"

@@ -1,84 +1,74 @@
 # Stage 5: figures (PNG and PDF), read from the result tables, never from models.
-from snakemake.io import report as report_file
-
-
-def figure(name, caption):
-    return [
-        report_file(
-            f"figures/{name}.png",
-            caption=f"../report/{caption}.rst",
-            category="Figures",
-            labels={"figure": name},
-        ),
-        f"figures/{name}.pdf",
-    ]
-
-
 rule plot_e1:
     input:
         "results/e1_data_efficiency.csv",
     output:
-        figure("e1_data_efficiency", "e1"),
+        png=figure_png("e1_data_efficiency", "e1"),
+        pdf="figures/e1_data_efficiency.pdf",
     log:
         "logs/figures/e1.log",
     conda:
         "../../environment.yml"
     shell:
-        "python src/plot_e1.py --table {input} --png {output[0]} --pdf {output[1]} 2> {log}"
+        "python src/plot_e1.py --table {input} --png {output.png} --pdf {output.pdf} 2> {log}"
 
 
 rule plot_e2:
     input:
         "results/e2_learning_curves.csv",
     output:
-        figure("e2_learning_curves", "e2"),
+        png=figure_png("e2_learning_curves", "e2"),
+        pdf="figures/e2_learning_curves.pdf",
     log:
         "logs/figures/e2.log",
     conda:
         "../../environment.yml"
     shell:
-        "python src/plot_e2.py --table {input} --png {output[0]} --pdf {output[1]} 2> {log}"
+        "python src/plot_e2.py --table {input} --png {output.png} --pdf {output.pdf} 2> {log}"
 
 
 rule plot_e3:
     input:
         "results/e3_solver_comparison.csv",
     output:
-        figure("e3_solver_comparison", "e3"),
+        png=figure_png("e3_solver_comparison", "e3"),
+        pdf="figures/e3_solver_comparison.pdf",
     log:
         "logs/figures/e3.log",
     conda:
         "../../environment.yml"
     shell:
         "python src/plot_e3.py --table {input} --title 'E3 solvers'"
-        " --png {output[0]} --pdf {output[1]} 2> {log}"
+        " --png {output.png} --pdf {output.pdf} 2> {log}"
 
 
 rule plot_e4:
     input:
         "results/e4_adjoint_ablation.csv",
     output:
-        figure("e4_adjoint_ablation", "e4"),
+        png=figure_png("e4_adjoint_ablation", "e4"),
+        pdf="figures/e4_adjoint_ablation.pdf",
     log:
         "logs/figures/e4.log",
     conda:
         "../../environment.yml"
     shell:
         "python src/plot_e3.py --table {input} --title 'E4 approximate vs adjoint' --cost"
-        " --png {output[0]} --pdf {output[1]} 2> {log}"
+        " --png {output.png} --pdf {output.pdf} 2> {log}"
 
 
 rule plot_e5:
     input:
         "results/e5_encoding_convergence.csv",
     output:
-        figure("e5_encoding_convergence", "e5"),
+        png=figure_png("e5_encoding_convergence", "e5"),
+        pdf="figures/e5_encoding_convergence.pdf",
     log:
         "logs/figures/e5.log",
     conda:
         "../../environment.yml"
     shell:
-        "python src/plot_e5.py --table {input} --png {output[0]} --pdf {output[1]} 2> {log}"
+        "python src/plot_e5.py --table {input} --png {output.png} --pdf {output.pdf} 2> {log}"
 
 
 rule plot_e6:
@@ -86,24 +76,26 @@ rule plot_e6:
         table="results/e6_reconstructions.csv",
         npz=files("test_outputs.npz", e6_runs()),
     output:
-        figure("e6_reconstructions", "e6"),
+        png=figure_png("e6_reconstructions", "e6"),
+        pdf="figures/e6_reconstructions.pdf",
     log:
         "logs/figures/e6.log",
     conda:
         "../../environment.yml"
     shell:
         "python src/plot_e6.py --table {input.table} --npz {input.npz}"
-        " --png {output[0]} --pdf {output[1]} 2> {log}"
+        " --png {output.png} --pdf {output.pdf} 2> {log}"
 
 
 rule plot_e7:
     input:
         "results/e7_latent_maps.csv",
     output:
-        figure("e7_latent_maps", "e7"),
+        png=figure_png("e7_latent_maps", "e7"),
+        pdf="figures/e7_latent_maps.pdf",
     log:
         "logs/figures/e7.log",
     conda:
         "../../environment.yml"
     shell:
-        "python src/plot_e7.py --table {input} --png {output[0]} --pdf {output[1]} 2> {log}"
+        "python src/plot_e7.py --table {input} --png {output.png} --pdf {output.pdf} 2> {log}"

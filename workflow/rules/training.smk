@@ -9,6 +9,11 @@ rule train:
         train_log=f"{RUN}/train_log.csv",
         validation=f"{RUN}/validation.csv",
         run=f"{RUN}/run.json",
+    log:
+        "logs/train/{dataset}/{model}/N{N}/seed{seed}.log",
+    conda:
+        "../../environment.yml"
+    threads: THREADS
     params:
         model_settings=lambda w: model_json(w.model),
         dataset_settings=lambda w: dataset_json(w.dataset),
@@ -17,11 +22,6 @@ rule train:
         checkpoint=lambda w: f"results/checkpoints/{w.dataset}/{w.model}/N{w.N}/seed{w.seed}.pt",
         val_every=val_every,
         device=config["device"],
-    log:
-        "logs/train/{dataset}/{model}/N{N}/seed{seed}.log",
-    threads: THREADS
-    conda:
-        "../../environment.yml"
     shell:
         "python src/train.py --prepared {input.prepared} --dataset {wildcards.dataset}"
         " --model {wildcards.model} --model-settings {params.model_settings:q}"
