@@ -104,7 +104,7 @@ class DatasetError(RuntimeError):
     """
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class ImageData:
     """A dataset's images as float32 NCHW tensors in [0, 1] and int64 labels."""
 
