@@ -28,7 +28,7 @@ stop_pidfile() {  # name pidfile
 if [ -s "$DIR/slurmctld.pid" ] && kill -0 "$(cat "$DIR/slurmctld.pid")" 2>/dev/null; then
     jobs="$(timeout 10 squeue -h -t PENDING,RUNNING,SUSPENDED,CONFIGURING -o %i 2>/dev/null || true)"
     if [ -n "$jobs" ]; then
-        say "cancelling jobs: $(echo $jobs)"
+        say "cancelling jobs: ${jobs//$'\n'/ }"
         # shellcheck disable=SC2086
         timeout 10 scancel $jobs 2>/dev/null || true
         for _ in $(seq 50); do
