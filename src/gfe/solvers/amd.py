@@ -16,6 +16,16 @@ moves every sample, and convergence judged on the batch-mean loss.
 
 Each trial costs exactly one decoder forward+backward: the loss at z is kept from the
 evaluation that produced f(z), never recomputed.
+
+Cost: an iteration is the decoder call plus about forty small tensor operations on the
+working set (no Python loop over samples, no per-iteration gather of the targets; the
+slope of the loss history is a fixed linear combination of the window, the number
+`numpy.gradient(...).mean()` gives, in float64 as in the authors' code, whose history is
+a list of Python floats). A sample's NFE is derived from the
+iteration it joined and left at, not counted per iteration. `working_set=K` (per-sample
+mode only, off by default) integrates at most K samples at once and refills the freed
+slots from the rest of the batch, so a large batch keeps the decoder calls full instead
+of ending in a long tail of nearly empty ones; it changes the cost, not the encodings.
 """
 
 from __future__ import annotations
@@ -44,6 +54,7 @@ class AMDOptions:
     growth: float = 1.1
     shared: bool = False
     max_evals: int = 100_000
+    working_set: int | None = None
 
     def __post_init__(self):
         checks = [
@@ -58,10 +69,20 @@ class AMDOptions:
             ("dt_stall", self.dt_stall > 0, "> 0"),
             ("growth", self.growth >= 1, ">= 1"),
             ("max_evals", int(self.max_evals) == self.max_evals and self.max_evals >= 1, "an integer >= 1"),
+            ("working_set", self.working_set is None or (int(self.working_set) == self.working_set
+                                                        and self.working_set >= 1 and not self.shared),
+             "None or an integer >= 1, and only without shared=True"),
         ]
         for name, ok, allowed in checks:
             if not ok:
                 raise ValueError(f"AMD option {name}={getattr(self, name)!r} is invalid: must be {allowed}")
+
+
+def _slope_weights(window: int, dtype, device) -> torch.Tensor:
+    """w with h @ w == torch.gradient(h)[0].mean() for any window h of length `window`
+    (unit spacing, second-order interior differences, one-sided at the ends)."""
+    eye = torch.eye(window, dtype=torch.float64)
+    return torch.gradient(eye, dim=1)[0].mean(1).to(dtype=dtype, device=device)
 
 
 @dataclass
@@ -69,6 +90,7 @@ class _Batch:
     """Working state of the samples still being integrated (index `idx` into the batch)."""
 
     idx: torch.Tensor
+    target: torch.Tensor
     z: torch.Tensor
     velocity: torch.Tensor
     loss: torch.Tensor
@@ -76,12 +98,16 @@ class _Batch:
     t: torch.Tensor
     history: torch.Tensor
     history_len: torch.Tensor
-    nfe: torch.Tensor
+    born: torch.Tensor  # the iteration count when the sample joined the working set
     rejected: torch.Tensor
     converged: torch.Tensor
 
     def keep(self, mask: torch.Tensor) -> "_Batch":
         return _Batch(**{name: value[mask] for name, value in vars(self).items()})
+
+    @staticmethod
+    def join(first: "_Batch", second: "_Batch") -> "_Batch":
+        return _Batch(**{name: torch.cat([value, getattr(second, name)]) for name, value in vars(first).items()})
 
 
 class AMDSolver:
@@ -100,92 +126,111 @@ class AMDSolver:
         dict per iteration with the trial of every sample still active."""
         if not isinstance(flow, GradientFlow):
             raise ValueError("solver='amd' integrates the first-order flow only (order=1)")
-        state = self._start(flow, z0)
-        out = self._empty_output(state)
-        while state.idx.numel():
-            state = self._iterate(flow, state, tau, trace)
-            done = state.converged | (state.t >= tau) | (state.nfe >= self.options.max_evals)
-            if bool(done.any()):
-                self._store(out, state, done)
-                state = state.keep(~done)
-        return out
-
-    def _start(self, flow: GradientFlow, z0: torch.Tensor) -> _Batch:
         o = self.options
         batch = z0.shape[0]
-        loss, velocity = flow.loss_and_velocity(z0)
+        capacity = batch if o.working_set is None else min(int(o.working_set), batch)
+        weights = None
+        state = self._start(flow, z0, torch.arange(capacity, device=z0.device), 0)
+        waiting = capacity  # samples capacity..batch-1 have not started yet
+        out = self._empty_output(state, batch)
+        iterations = 0
+        while state.idx.numel():
+            if weights is None:
+                weights = _slope_weights(o.conv_window, torch.float64, z0.device)
+            self._iterate(flow, state, tau, trace, weights)
+            iterations += 1
+            done = state.converged | (state.t >= tau)
+            if iterations - int(state.born.min()) + 1 >= o.max_evals:  # rare: check per sample only then
+                done = done | (iterations - state.born + 1 >= o.max_evals)
+            if bool(done.any()):
+                self._store(out, state, done, iterations)
+                state = state.keep(~done)
+            free = capacity - state.idx.numel()
+            if waiting < batch and free and (free * 8 >= capacity or not state.idx.numel()):
+                new = torch.arange(waiting, min(batch, waiting + free), device=z0.device)
+                waiting += new.numel()
+                state = _Batch.join(state, self._start(flow, z0, new, iterations))
+        return out
+
+    def _start(self, flow: GradientFlow, z0: torch.Tensor, idx: torch.Tensor, iteration: int) -> _Batch:
+        o = self.options
+        z, target = (z0, flow.target) if idx.numel() == z0.shape[0] else (z0[idx], flow.target[idx])
+        batch = idx.numel()
+        loss, velocity = flow.loss_and_velocity(z, target)
         bad = ~(torch.isfinite(loss) & torch.isfinite(velocity).all(1))
         if bool(bad.any()):
-            samples = first_samples(bad)
+            samples = idx[bad][:10].tolist()
             raise FlowDivergedError(
                 f"AMD: non-finite loss or gradient at the starting point for samples {samples}; "
                 "check the decoder weights and the data", samples, step=0)
         time_opts = dict(dtype=torch.float64, device=z0.device)
         count_opts = dict(dtype=torch.int64, device=z0.device)
         return _Batch(
-            idx=torch.arange(batch, device=z0.device),
-            z=z0, velocity=velocity, loss=loss,
+            idx=idx, target=target,
+            z=z, velocity=velocity, loss=loss,
             dt=torch.full((batch,), o.dt_init, **time_opts),
             t=torch.zeros(batch, **time_opts),
-            history=torch.zeros(batch, o.conv_window, dtype=loss.dtype, device=z0.device),
+            history=torch.zeros(batch, o.conv_window, **time_opts),
             history_len=torch.zeros(batch, **count_opts),
-            nfe=torch.ones(batch, **count_opts),
+            born=torch.full((batch,), iteration, **count_opts),
             rejected=torch.zeros(batch, **count_opts),
             converged=torch.zeros(batch, dtype=torch.bool, device=z0.device),
         )
 
-    def _iterate(self, flow: GradientFlow, s: _Batch, tau: float, trace: list | None) -> _Batch:
+    def _iterate(self, flow: GradientFlow, s: _Batch, tau: float, trace: list | None, weights: torch.Tensor) -> None:
+        """One trial step for every sample of the working set; updates `s` in place."""
         o = self.options
         remaining = tau - s.t
         dt = torch.minimum(s.dt, remaining)
         z1 = s.z + dt.to(s.z.dtype)[:, None] * s.velocity
-        loss1, velocity1 = flow.loss_and_velocity(z1, flow.target[s.idx])
-        finite = torch.isfinite(loss1) & torch.isfinite(velocity1).all(1)
-        required = o.sigma * dt.to(loss1.dtype) * o.dt_max * velocity1.square().sum(1)
-        accepted = finite & (s.loss - loss1 >= required)
+        loss1, velocity1 = flow.loss_and_velocity(z1, s.target)
+        speed2 = velocity1.square().sum(1)
+        required = o.sigma * dt.to(loss1.dtype) * o.dt_max * speed2
+        # A non-finite loss or velocity makes the comparison False (NaN, or a decrease
+        # that cannot reach an infinite requirement), so `accepted` implies finite.
+        accepted = s.loss - loss1 >= required
         forced = dt < o.shrink ** o.max_halvings
         if o.shared:
+            finite = torch.isfinite(loss1 + speed2)
             accepted = accepted.all().expand_as(accepted)
             moved = accepted | (forced & finite)
         else:
             moved = accepted
         advanced = accepted | forced
-        step = torch.where(forced, torch.minimum(torch.full_like(dt, o.dt_stall), remaining), dt)
-        ends = step >= remaining
+        step = torch.where(forced, remaining.clamp(max=o.dt_stall), dt)
         if trace is not None:
             trace.append(dict(idx=s.idx, t=s.t, dt=dt, z=s.z, z1=z1, loss=s.loss, loss1=loss1, required=required,
                               accepted=accepted, forced=forced, moved=moved))
+        moved_col = moved[:, None]
+        s.z = torch.where(moved_col, z1, s.z)
+        s.velocity = torch.where(moved_col, velocity1, s.velocity)
+        s.loss = torch.where(moved, loss1, s.loss)
+        t_next = torch.where(step >= remaining, tau, s.t + step)
+        s.t = torch.where(advanced, t_next, s.t)
+        s.dt = torch.where(advanced, (o.growth * step).clamp(o.dt_init, o.dt_max), o.shrink * dt)
+        s.rejected = s.rejected + (~accepted)
+        self._record(s, advanced & (s.t >= (1 - o.conv_fraction) * tau), weights)
 
-        z = torch.where(moved[:, None], z1, s.z)
-        velocity = torch.where(moved[:, None], velocity1, s.velocity)
-        loss = torch.where(moved, loss1, s.loss)
-        t = torch.where(advanced, torch.where(ends, torch.full_like(s.t, tau), s.t + step), s.t)
-        grown = (o.growth * step).clamp(o.dt_init, o.dt_max)
-        new_dt = torch.where(advanced, grown, o.shrink * dt)
-        history, history_len, converged = self._record(s, loss, advanced & (t >= (1 - o.conv_fraction) * tau))
-        return _Batch(idx=s.idx, z=z, velocity=velocity, loss=loss, dt=new_dt, t=t,
-                      history=history, history_len=history_len, nfe=s.nfe + 1,
-                      rejected=s.rejected + (~accepted).long(), converged=converged)
-
-    def _record(self, s: _Batch, loss: torch.Tensor, record: torch.Tensor):
+    def _record(self, s: _Batch, record: torch.Tensor, weights: torch.Tensor) -> None:
         """Append the loss (the batch mean in shared mode) to the history where `record`."""
         o = self.options
-        value = loss.mean().expand_as(loss) if o.shared else loss
-        appended = torch.cat([s.history[:, 1:], value[:, None]], dim=1)
-        history = torch.where(record[:, None], appended, s.history)
-        history_len = s.history_len + record.long()
-        slope = torch.gradient(history, dim=1)[0].mean(1)
-        converged = s.converged | (record & (history_len >= o.conv_window) & (slope.abs() < o.conv_tol))
-        return history, history_len, converged
+        value = s.loss.mean() if o.shared else s.loss  # the authors' batch mean is a float32 mean
+        appended = torch.cat([s.history[:, 1:], value.to(s.history.dtype).expand_as(s.loss)[:, None]], dim=1)
+        s.history = torch.where(record[:, None], appended, s.history)
+        s.history_len = s.history_len + record
+        slope = (s.history * weights).sum(1)
+        s.converged = s.converged | (record & (s.history_len >= o.conv_window) & (slope.abs() < o.conv_tol))
 
     @staticmethod
-    def _empty_output(s: _Batch) -> SolverOutput:
-        return SolverOutput(z=torch.empty_like(s.z), loss=torch.empty_like(s.loss), nfe=torch.empty_like(s.nfe),
-                            converged=torch.empty_like(s.converged), t=torch.empty_like(s.t),
-                            rejected=torch.empty_like(s.rejected))
+    def _empty_output(s: _Batch, batch: int) -> SolverOutput:
+        def empty(like):
+            return like.new_empty((batch, *like.shape[1:]))
+        return SolverOutput(z=empty(s.z), loss=empty(s.loss), nfe=empty(s.born), converged=empty(s.converged),
+                            t=empty(s.t), rejected=empty(s.rejected))
 
     @staticmethod
-    def _store(out: SolverOutput, s: _Batch, done: torch.Tensor) -> None:
+    def _store(out: SolverOutput, s: _Batch, done: torch.Tensor, iterations: int) -> None:
         idx = s.idx[done]
-        for name in ("z", "loss", "nfe", "converged", "t", "rejected"):
+        for name in ("z", "loss", "converged", "t", "rejected"):
             getattr(out, name)[idx] = getattr(s, name)[done]
+        out.nfe[idx] = iterations + 1 - s.born[done]
