@@ -32,8 +32,19 @@ if [ ${#missing[@]} -gt 0 ]; then
     command -v apt-get >/dev/null 2>&1 || cannot "missing ${missing[*]} and no apt-get to install them"
     say "installing slurmctld slurmd slurm-client munge (missing: ${missing[*]})"
     export DEBIAN_FRONTEND=noninteractive
+    # The packages' postinst would start munge/slurmctld/slurmd through their init scripts
+    # (before slurm.conf exists, failing the install): forbid that while apt runs, unless
+    # a policy-rc.d is there already (containers have one that does the same).
+    policy=""
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        policy=/usr/sbin/policy-rc.d
+        printf '#!/bin/sh\n# temporary, from .ci/slurm-up.sh\nexit 101\n' > "$policy"
+        chmod 0755 "$policy"
+        trap 'rm -f "$policy"' EXIT
+    fi
     { apt-get update -qq && apt-get install -y -qq slurmctld slurmd slurm-client munge; } >&2 \
         || cannot "apt-get install slurmctld slurmd slurm-client munge failed"
+    if [ -n "$policy" ]; then rm -f "$policy"; trap - EXIT; fi
 fi
 
 if [ -e "$CONF" ] && ! grep -q "$MARKER" "$CONF" && [ "${GFE_SLURM_FORCE:-0}" != 1 ]; then
