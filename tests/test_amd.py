@@ -169,3 +169,17 @@ def test_amd_refuses_the_second_order_flow():
     decoder, x = _problem(batch=2)
     with pytest.raises(ValueError, match="order"):
         gfe.encode(decoder, x, solver="amd", order=2)
+
+
+def test_working_set_refill_gives_the_same_encodings():
+    torch.manual_seed(4)
+    decoder = MLPDecoder().double()
+    x = torch.rand(24, 1, 28, 28, dtype=torch.float64)
+    z0 = torch.rand(24, 20, dtype=torch.float64)
+    whole = gfe.encode(decoder, x, solver="amd", tau=500.0, z0=z0, alpha=30.0)
+    refilled = gfe.encode(decoder, x, solver="amd", tau=500.0, z0=z0, alpha=30.0, working_set=5)
+    assert (whole.z - refilled.z).abs().max() < 1e-5
+    assert torch.equal(whole.nfe, refilled.nfe) and torch.equal(whole.rejected, refilled.rejected)
+    assert torch.equal(whole.converged, refilled.converged)
+    with pytest.raises(ValueError, match="working_set"):
+        AMDOptions(working_set=4, shared=True)

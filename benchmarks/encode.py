@@ -1,0 +1,353 @@
+"""Encoding and training throughput of GFE on Fashion-MNIST (issue #5). Not a test.
+
+    python benchmarks/encode.py --out results/benchmarks/encode.csv
+
+1. Trains (or loads, `--decoder`) a GFE-amd decoder: gfe.training.train with the gfe_amd
+   settings (per-sample AMD, z0 uniform, tau 1e4, max_halvings 15, batch 5, RMSprop lr 5e-4
+   alpha 0.9 eps 1e-6, seed 2020) for `--decoder-steps` (500) steps, and an autoencoder
+   the same way (`--ae`).
+2. Measures the floor: one bare decoder forward+backward w.r.t. z per image, per batch size.
+3. Encodes the same `--n-images` (1,000) Fashion-MNIST test images with every method from
+   the same per-image starting points (U[0,1)^20 drawn once, seed 0) and writes one row per
+   method: images/s (wall clock), NFE, seconds per NFE per image, overhead ratio (that
+   divided by the floor at the row's batch size), losses, peak RSS, speedup over the
+   `amd_shared` batch-5 row (our implementation of the authors' batch rule).
+4. Training throughput: images/s and training loss after `--train-steps` optimiser steps
+   from the same initial decoder for ae, gfe_amd per-sample and gfe_amd shared.
+5. Prints the table and the targets of issue #5 and whether each is met.
+
+Torch runs with `--threads` (default 1) threads: on a shared 2-core machine a 2-thread
+team stalls whenever another process holds a core. Wall-clock rates depend on what else
+runs on the machine; the load average before and after is written to the `.json` beside
+the CSV, and `cpu_images_per_s` (process CPU time) is the contention-robust companion.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import platform
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import psutil
+import torch
+
+import gfe
+from gfe.data import authors_split, load_dataset
+from gfe.encoding import build_flow
+from gfe.models import build_autoencoder, build_decoder
+from gfe.training import OptimizerSettings, train
+
+GFE_AMD = dict(solver="amd", z0="uniform", tau=1e4, max_halvings=15)  # the gfe_amd settings, Fashion-MNIST
+OPTIMIZER = OptimizerSettings(name="rmsprop", lr=5e-4, alpha=0.9, eps=1e-6)
+SEED = 2020
+COLUMNS = ["kind", "method", "batch", "n_images", "images_per_s", "nfe_mean", "s_per_nfe_per_image",
+           "floor_s_per_image", "overhead_ratio", "loss_mean", "loss_median", "converged_frac", "peak_rss_mb",
+           "speedup", "cpu_images_per_s", "cpu_s_per_nfe_per_image", "cpu_overhead_ratio", "cpu_speedup",
+           "seconds", "steps", "notes"]
+
+
+class PeakRSS:
+    """Peak resident memory of this process while the block runs (psutil, polled every 20 ms)."""
+
+    def __enter__(self):
+        self.process = psutil.Process()
+        self.peak = self.process.memory_info().rss
+        self.running = True
+        self.thread = threading.Thread(target=self._poll, daemon=True)
+        self.thread.start()
+        return self
+
+    def _poll(self):
+        while self.running:
+            self.peak = max(self.peak, self.process.memory_info().rss)
+            time.sleep(0.02)
+
+    def __exit__(self, *exc):
+        self.running = False
+        self.thread.join()
+        self.peak = max(self.peak, self.process.memory_info().rss)
+        self.mb = self.peak / 2**20
+
+
+def fresh_decoder(shape, seed=SEED):
+    torch.manual_seed(seed)
+    return build_decoder(shape, 20)
+
+
+def fresh_autoencoder(shape, seed=SEED):
+    torch.manual_seed(seed)
+    return build_autoencoder(shape, 20)
+
+
+def bare_floor(decoder, images, batch, repeats_rows=40_000):
+    """Seconds per image of one decoder forward+backward w.r.t. z at this batch size."""
+    x = images[:batch]
+    flow = build_flow(decoder, x)
+    z = torch.rand(x.shape[0], 20, generator=torch.Generator().manual_seed(1))
+    repeats = max(20, repeats_rows // x.shape[0])
+    with torch.no_grad():
+        for _ in range(3):
+            flow.loss_and_velocity(z)
+        times, cpu_times = [], []
+        for _ in range(5):  # the median of 5 blocks, against the noise of a shared machine
+            started, cpu = time.perf_counter(), time.process_time()
+            for _ in range(repeats // 5):
+                flow.loss_and_velocity(z)
+            times.append((time.perf_counter() - started) / (repeats // 5) / x.shape[0])
+            cpu_times.append((time.process_time() - cpu) / (repeats // 5) / x.shape[0])
+    return sorted(times)[2], sorted(cpu_times)[2]
+
+
+def encode_row(name, decoder, images, z0, batch, options, notes="", encoder=None):
+    """Encode `images` in batches of `batch` from the per-image starting points `z0`."""
+    n = len(images)
+    losses, nfes, converged = [], [], []
+    with PeakRSS() as rss:
+        wall, cpu = time.perf_counter(), time.process_time()
+        for start in range(0, n, batch):
+            x = images[start:start + batch]
+            if encoder is not None:
+                with torch.no_grad():
+                    loss = decoder_loss(decoder, encoder(x), x)
+                losses.append(loss)
+                nfes.append(torch.zeros_like(loss))
+                converged.append(torch.ones_like(loss))
+                continue
+            out = gfe.encode(decoder, x, **{**options, "z0": z0[start:start + batch]})
+            losses.append(out.loss)
+            nfes.append(out.nfe)
+            converged.append(out.converged)
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    loss = torch.cat(losses).double()
+    nfe = torch.cat(nfes).double()
+    return {"kind": "encode", "method": name, "batch": batch, "n_images": n, "images_per_s": n / wall,
+            "cpu_images_per_s": n / cpu, "seconds": wall, "nfe_mean": float(nfe.mean()),
+            "s_per_nfe_per_image": wall / float(nfe.sum()) if float(nfe.sum()) else None,
+            "cpu_s_per_nfe_per_image": cpu / float(nfe.sum()) if float(nfe.sum()) else None,
+            "loss_mean": float(loss.mean()), "loss_median": float(loss.median()),
+            "converged_frac": float(torch.cat(converged).double().mean()), "peak_rss_mb": rss.mb, "notes": notes}
+
+
+def decoder_loss(decoder, z, x):
+    return torch.nn.functional.binary_cross_entropy_with_logits(decoder(z), x, reduction="none").flatten(1).mean(1)
+
+
+def train_row(name, run, batch, steps, notes=""):
+    rows = run.steps[:steps]
+    seconds = sum(r["seconds"] for r in rows)
+    last = rows[-10:]
+    return {"kind": "train", "method": name, "batch": batch, "n_images": batch * len(rows),
+            "images_per_s": batch * len(rows) / seconds, "seconds": seconds,
+            "nfe_mean": sum(r["nfe"] for r in rows) / len(rows),
+            "loss_mean": sum(r["loss"] for r in last) / len(last), "steps": len(rows),
+            "notes": f"loss_mean = mean training loss of steps {rows[-len(last)]['step']}-{rows[-1]['step']}; {notes}"}
+
+
+def git_commit():
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+    except Exception:  # noqa: BLE001 - provenance only
+        return "unknown"
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default="results/benchmarks/encode.csv")
+    parser.add_argument("--data", default="data")
+    parser.add_argument("--decoder", help="a GFE-amd decoder state_dict to load; trained (and saved here) if missing")
+    parser.add_argument("--ae", help="an autoencoder state_dict to load; trained (and saved here) if missing")
+    parser.add_argument("--decoder-steps", type=int, default=500)
+    parser.add_argument("--train-steps", type=int, default=100, help="steps of the training-throughput rows")
+    parser.add_argument("--slow-train-steps", type=int, default=20,
+                        help="steps of the gfe_amd shared and batch-64 training rows (the slow ones)")
+    parser.add_argument("--n-images", type=int, default=1000)
+    parser.add_argument("--dopri5-images", type=int, default=5,
+                        help="images for the dopri5 row (about 4e4 NFE per image: 0.1 images/s)")
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    began = time.perf_counter()
+    load_before = os.getloadavg()
+
+    data = load_dataset("fashion_mnist", args.data)
+    train_idx, _ = authors_split()
+    train_images = data.train_images[train_idx]
+    test = data.test_images[:args.n_images]
+    shape = data.image_shape
+    rows = []
+
+    # 1. the decoders
+    decoder = fresh_decoder(shape)
+    gfe_run = None
+    if args.decoder and Path(args.decoder).exists():
+        decoder.load_state_dict(torch.load(args.decoder, weights_only=True))
+        print(f"loaded decoder {args.decoder}")
+    else:
+        started = time.perf_counter()
+        gfe_run = train(decoder, train_images, steps=args.decoder_steps, batch_size=5, seed=SEED, flow=GFE_AMD,
+                        optimizer=OPTIMIZER)
+        print(f"trained the GFE-amd decoder: {args.decoder_steps} steps in {time.perf_counter() - started:.0f} s, "
+              f"last-10 training loss {sum(r['loss'] for r in gfe_run.steps[-10:]) / 10:.4f}")
+        if args.decoder:
+            torch.save(decoder.state_dict(), args.decoder)
+    ae = fresh_autoencoder(shape)
+    if args.ae and Path(args.ae).exists():
+        ae.load_state_dict(torch.load(args.ae, weights_only=True))
+        ae_run = None
+    else:
+        ae_run = train(ae.decoder, train_images, steps=max(args.decoder_steps, args.train_steps), batch_size=5,
+                       seed=SEED, encoder=ae.encoder, optimizer=OPTIMIZER)
+        if args.ae:
+            torch.save(ae.state_dict(), args.ae)
+    for module in (decoder, ae):
+        module.requires_grad_(False)
+
+    # 2. the floor: bare decoder forward+backward w.r.t. z per image
+    n_dopri = min(args.dopri5_images, args.n_images)
+    batches = sorted({5, 64, min(512, args.n_images), min(2048, args.n_images), n_dopri})
+    measured = {b: bare_floor(decoder, data.test_images, b) for b in batches}
+    floor = {b: wall for b, (wall, _) in measured.items()}
+    cpu_floor = {b: cpu for b, (_, cpu) in measured.items()}
+    for b, seconds in floor.items():
+        rows.append({"kind": "floor", "method": "decoder_fwd_bwd", "batch": b, "n_images": b,
+                     "images_per_s": 1 / seconds, "cpu_images_per_s": 1 / cpu_floor[b], "s_per_nfe_per_image": seconds,
+                     "cpu_s_per_nfe_per_image": cpu_floor[b], "floor_s_per_image": seconds, "overhead_ratio": 1.0,
+                     "cpu_overhead_ratio": 1.0, "notes": "one decoder forward+backward w.r.t. z (median of 5 blocks)"})
+    print("floor (s per image per fwd+bwd):", {b: f"{s:.2e}" for b, s in floor.items()})
+
+    # 3. encoding
+    z0 = torch.rand(args.n_images, 20, generator=torch.Generator().manual_seed(0))
+    rk4 = dict(solver="rk4", steps=100, tau=1e4)
+    big = min(512, args.n_images)
+    top = min(2048, args.n_images)
+    capped = f"batch 2048 capped at the {args.n_images} images" if top < 2048 else ""
+    plan = [
+        ("amd_shared", 5, dict(GFE_AMD, shared=True), "the authors' batch rule (baseline)"),
+        ("amd", 64, GFE_AMD, "per-sample AMD (paper's step rule per sample)"),
+        ("amd", big, GFE_AMD, "per-sample AMD"),
+        ("amd", top, GFE_AMD, f"per-sample AMD; {capped}".strip("; ")),
+        ("amd_refill", args.n_images, dict(GFE_AMD, working_set=big),
+         f"per-sample AMD, all images in one call, working_set={big} refilled as samples finish"),
+        ("rk4", big, rk4, "torchdiffeq rk4, 100 steps, tau 1e4 (the authors' rk4 models use tau 1.5e4: loss 0.362 vs 0.291 in a trial)"),
+        ("rk4_10", big, dict(rk4, steps=10), "rk4, 10 steps, tau 1e4"),
+        ("nesterov_rk4", big, dict(rk4, order=2), "2nd-order (Nesterov) flow, rk4 100 steps, tau 1e4"),
+        ("amd_dtmax50", big, dict(GFE_AMD, dt_max=50.0), "beyond the paper: per-sample AMD with dt_max 50"),
+        ("amd_tol1e-4", big, dict(GFE_AMD, conv_tol=1e-4), "beyond the paper: per-sample AMD, conv_tol 1e-4"),
+    ]
+    for name, batch, options, notes in plan:
+        row = encode_row(name, decoder, test, z0, batch, options, notes + "; z0 U[0,1) per image, seed 0")
+        rows.append(row)
+        print(f"  {name:14s} batch {batch:5d}: {row['images_per_s']:8.1f} img/s  nfe {row['nfe_mean']:6.1f}  "
+              f"loss {row['loss_mean']:.4f}  ({row['seconds']:.1f} s)", flush=True)
+    row = encode_row("dopri5", decoder, test[:n_dopri], z0[:n_dopri], min(big, n_dopri),
+                     dict(solver="dopri5", rtol=1e-5, tau=1e4),
+                     f"torchdiffeq dopri5 rtol 1e-5 atol 1e-9, tau 1e4; first {n_dopri} of the images only (slow)")
+    rows.append(row)
+    print(f"  dopri5 on {n_dopri}: {row['images_per_s']:.1f} img/s nfe {row['nfe_mean']:.0f} loss {row['loss_mean']:.4f}")
+    rows.append(encode_row("ae_encoder", ae.decoder, test, z0, big, {}, "autoencoder: one encoder forward pass",
+                           encoder=ae.encoder))
+
+    # 4. training throughput from the same initial weights and batches
+    steps, slow = args.train_steps, args.slow_train_steps
+    if ae_run is None:
+        ae_run = train(fresh_autoencoder(shape).decoder, train_images, steps=steps, batch_size=5, seed=SEED,
+                       encoder=fresh_autoencoder(shape).encoder, optimizer=OPTIMIZER)
+    rows.append(train_row("ae", ae_run, 5, steps))
+    if gfe_run is None:
+        gfe_run = train(fresh_decoder(shape), train_images, steps=steps, batch_size=5, seed=SEED, flow=GFE_AMD,
+                        optimizer=OPTIMIZER)
+    rows.append(train_row("gfe_amd", gfe_run, 5, slow, "per-sample AMD; the first steps of the decoder's training"))
+    rows.append(train_row("gfe_amd", gfe_run, 5, steps, "per-sample AMD"))
+    shared_run = train(fresh_decoder(shape), train_images, steps=slow, batch_size=5, seed=SEED,
+                       flow=dict(GFE_AMD, shared=True), optimizer=OPTIMIZER)
+    rows.append(train_row("gfe_amd_shared", shared_run, 5, slow, "the authors' batch rule; same init and batches"))
+    wide_run = train(fresh_decoder(shape), train_images, steps=slow, batch_size=64, seed=SEED, flow=GFE_AMD,
+                     optimizer=OPTIMIZER)
+    rows.append(train_row("gfe_amd", wide_run, 64, slow, "per-sample AMD at batch 64 (a sample's encoding does "
+                                                         "not depend on the batch; the optimiser sees bigger batches)"))
+
+    # derived columns
+    base = next(r for r in rows if r["method"] == "amd_shared")
+    for r in rows:
+        if r["kind"] == "encode":
+            b = min(r["batch"] if r["method"] != "amd_refill" else big, args.n_images)
+            r["floor_s_per_image"] = floor[b]
+            if r.get("s_per_nfe_per_image"):
+                r["overhead_ratio"] = r["s_per_nfe_per_image"] / floor[b]
+                r["cpu_overhead_ratio"] = r["cpu_s_per_nfe_per_image"] / cpu_floor[b]
+            r["speedup"] = r["images_per_s"] / base["images_per_s"]
+            r["cpu_speedup"] = r["cpu_images_per_s"] / base["cpu_images_per_s"]
+    train_base = next(r for r in rows if r["method"] == "gfe_amd_shared")
+    for r in rows:
+        if r["kind"] == "train":
+            r["speedup"] = r["images_per_s"] / train_base["images_per_s"]
+
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=COLUMNS)
+        writer.writeheader()
+        for r in rows:
+            writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
+    meta = {"command": " ".join([Path(sys.argv[0]).as_posix(), *(argv if argv is not None else sys.argv[1:])]),
+            "git_commit": git_commit(), "torch": torch.__version__, "python": platform.python_version(),
+            "threads": args.threads, "cpus": os.cpu_count(), "loadavg_before": load_before,
+            "loadavg_after": os.getloadavg(), "total_seconds": time.perf_counter() - began,
+            "decoder": args.decoder if gfe_run is None else f"trained here, {args.decoder_steps} steps",
+            "peak_rss_mb_process": psutil.Process().memory_info().rss / 2**20}
+    out.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
+    print_table(rows)
+    print_targets(rows, base, train_base, big)
+    print(f"total {meta['total_seconds']:.0f} s; load average before {load_before}, after {meta['loadavg_after']}")
+
+
+def fmt(v, spec):
+    return format(v, spec) if isinstance(v, (int, float)) else "-"
+
+
+def print_table(rows):
+    print(f"\n{'kind':6s} {'method':15s} {'batch':>5s} {'n':>5s} {'img/s':>8s} {'nfe':>6s} {'s/nfe/img':>9s} "
+          f"{'ovh':>5s} {'loss':>7s} {'median':>7s} {'conv':>5s} {'rss MB':>7s} {'speedup':>7s}")
+    for r in rows:
+        print(f"{r['kind']:6s} {r['method']:15s} {r['batch']:5d} {r['n_images']:5d} {fmt(r.get('images_per_s'), '8.1f')} "
+              f"{fmt(r.get('nfe_mean'), '6.1f')} {fmt(r.get('s_per_nfe_per_image'), '9.2e')} "
+              f"{fmt(r.get('overhead_ratio'), '5.2f')} {fmt(r.get('loss_mean'), '7.4f')} "
+              f"{fmt(r.get('loss_median'), '7.4f')} {fmt(r.get('converged_frac'), '5.2f')} "
+              f"{fmt(r.get('peak_rss_mb'), '7.0f')} {fmt(r.get('speedup'), '7.2f')}")
+
+
+def print_targets(rows, base, train_base, big):
+    enc = [r for r in rows if r["kind"] == "encode"]
+    amd_big = next(r for r in enc if r["method"] == "amd" and r["batch"] == big)
+    good = [r for r in enc if r["loss_mean"] <= base["loss_mean"] and r is not base]
+    best = max(good, key=lambda r: r["images_per_s"]) if good else None
+    train_rows = [r for r in rows if r["kind"] == "train" and r["method"] == "gfe_amd"]
+    best_train = max(train_rows, key=lambda r: r["images_per_s"])
+    targets = [
+        (f"amd per-sample batch {big} >= 5x amd_shared batch 5 images/s, mean loss no higher",
+         f"{amd_big['speedup']:.1f}x (CPU time {amd_big['cpu_speedup']:.1f}x), "
+         f"loss {amd_big['loss_mean']:.4f} vs {base['loss_mean']:.4f}",
+         amd_big["speedup"] >= 5 and amd_big["loss_mean"] <= base["loss_mean"]),
+        (f"overhead ratio at batch {big} <= 1.3",
+         f"{amd_big['overhead_ratio']:.2f} (CPU time {amd_big['cpu_overhead_ratio']:.2f})", amd_big["overhead_ratio"] <= 1.3),
+        ("best row reaching the amd_shared mean loss >= 20x its images/s",
+         f"{best['method']} batch {best['batch']}: {best['speedup']:.1f}x (CPU time {best['cpu_speedup']:.1f}x)"
+         if best else "no row reaches it",
+         bool(best) and best["speedup"] >= 20),
+        ("GFE-amd training images/s >= 5x gfe_amd shared at batch 5",
+         f"{best_train['method']} batch {best_train['batch']}: {best_train['speedup']:.1f}x", best_train["speedup"] >= 5),
+    ]
+    print("\ntargets (issue #5):")
+    for text, value, met in targets:
+        print(f"  [{'MET' if met else 'MISSED'}] {text}: {value}")
+
+
+if __name__ == "__main__":
+    main()
