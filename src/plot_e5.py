@@ -24,6 +24,8 @@ def main(argv=None):
         row[0].set_xscale("log")
         row[0].set_xlabel("integration time t (flow time units)")
         row[1].set_xscale("log")
+        for ax in row:
+            ax.set_yscale("log")
         row[1].set_xlabel("function evaluations per image (NFE)")
         for ax in row:
             ax.set_ylabel(plotstyle.loss_label(ds, "mean encoding loss"))

@@ -1,0 +1,45 @@
+"""Helpers of the workflow tests: a temporary copy of the repository, running snakemake."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+SNAKEMAKE = str(BIN / "snakemake")
+SNAKEFMT = str(BIN / "snakefmt")
+CONFIGS = ["config/config.yaml", "config/quick.yaml", "config/paper.yaml"]
+
+TABLES = ["e1_data_efficiency", "e2_learning_curves", "e3_solver_comparison", "e4_adjoint_ablation",
+          "e5_encoding_convergence", "e6_reconstructions", "e7_latent_maps", "parameter_counts"]
+FIGURES = ["e1_data_efficiency", "e2_learning_curves", "e3_solver_comparison", "e4_adjoint_ablation",
+           "e5_encoding_convergence", "e6_reconstructions", "e7_latent_maps"]
+PROVENANCE = ["config_name", "config_hash", "git_commit", "torch_version", "torchdiffeq_version",
+              "snakemake_version", "device"]
+PLOT_RULES = [f"plot_e{i}" for i in range(1, 8)]
+
+
+def repo_files() -> list[str]:
+    """Tracked files plus untracked files git does not ignore (work in progress)."""
+    out = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"], cwd=REPO,
+                         capture_output=True, text=True, check=True).stdout
+    return [f for f in out.split("\0") if f and (REPO / f).is_file()]
+
+
+def copy_repo(target: Path, *, skip_results: bool = True) -> Path:
+    """Copy the repository's files into target (results/ and figures/ left out unless asked)."""
+    for name in repo_files():
+        if skip_results and name.split("/")[0] in ("results", "figures"):
+            continue
+        dest = target / name
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO / name, dest)
+    subprocess.run(["git", "init", "-q"], cwd=target, check=True)
+    return target
+
+
+def snakemake(cwd: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
+    return subprocess.run([SNAKEMAKE, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout)
