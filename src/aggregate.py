@@ -94,10 +94,20 @@ def e6_table(files) -> pd.DataFrame:
     for f in files:
         keys = path_keys(f)
         saved = np.load(f)
+        prov = run_provenance(read_json(Path(f).with_name("run.json")))
         for i in range(len(saved["reconstructions"])):
             rows.append({**keys, "image": i, "test_idx": int(saved["test_idx"][i]), "label": int(saved["labels"][i]),
-                         "loss": float(saved["loss"][i]), "npz": Path(f).as_posix()})
+                         "loss": float(saved["loss"][i]), "npz": Path(f).as_posix(), **prov})
     return pd.DataFrame(rows)
+
+
+def with_run_provenance(files, run_file_of) -> pd.DataFrame:
+    """Concatenate CSVs, each with the provenance of the run (run.json) it came from."""
+    frames = []
+    for f in files:
+        prov = run_provenance(read_json(run_file_of(f)))
+        frames.append(pd.read_csv(f).assign(**prov))
+    return pd.concat(frames, ignore_index=True)
 
 
 def fmt(x, digits=4):
@@ -247,7 +257,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--config-name", required=True)
     p.add_argument("--config-hash", required=True)
-    for name in ("e1-runs", "e1-metrics", "e2", "e3", "e4", "e4-runs", "e5", "e6", "e7", "tables"):
+    for name in ("e1-runs", "e1-metrics", "e2", "e3", "e4", "e4-runs", "e5", "e5-runs", "e6", "e7", "tables"):
         p.add_argument(f"--{name}", nargs="*", default=[])
     p.add_argument("--summary", required=True)
     a = p.parse_args(argv)
@@ -257,12 +267,14 @@ def main(argv=None) -> int:
     e2 = add_provenance(log_table(a.e2), a.e2, a)
     e3 = add_provenance(log_table(a.e3), a.e3, a)
     e4 = add_provenance(log_table(a.e4), a.e4, a)
-    e5 = with_config(pd.concat([pd.read_csv(f) for f in a.e5], ignore_index=True), a)
+    e5_run = {read_json(f)["dataset"]: f for f in a.e5_runs}
+    e5 = with_config(with_run_provenance(a.e5, lambda f: e5_run[pd.read_csv(f)["dataset"].iloc[0]]), a)
     e6 = with_config(e6_table(a.e6), a)
-    e7 = with_config(pd.concat([pd.read_csv(f) for f in a.e7], ignore_index=True), a)
+    e7 = with_config(with_run_provenance(a.e7, lambda f: Path(f).with_name("run.json")), a)
     runs = [read_json(f) for f in sorted(set(a.e1_runs) | set(a.e4_runs))]
-    params = (pd.DataFrame([{k: r[k] for k in ("dataset", "model", "decoder_params", "encoder_params", "total_params")}
-                            for r in runs]).drop_duplicates().sort_values(["dataset", "model"]).reset_index(drop=True))
+    params = (pd.DataFrame([{**{k: r[k] for k in ("dataset", "model", "decoder_params", "encoder_params",
+                                                  "total_params")}, **run_provenance(r)} for r in runs])
+              .drop_duplicates(["dataset", "model"]).sort_values(["dataset", "model"]).reset_index(drop=True))
     outputs = {"e1_data_efficiency": e1, "e2_learning_curves": e2, "e3_solver_comparison": e3,
                "e4_adjoint_ablation": e4, "e5_encoding_convergence": e5, "e6_reconstructions": e6,
                "e7_latent_maps": e7, "parameter_counts": with_config(params, a)}

@@ -53,8 +53,7 @@ def test_tables_have_the_promised_columns_and_no_nan(quick_run, table):
     assert len(frame) > 0
     missing = [c for c in COLUMNS[table] + ["config_name", "config_hash"] if c not in frame.columns]
     assert not missing, missing
-    if table not in ("e5_encoding_convergence", "e6_reconstructions", "e7_latent_maps"):
-        assert not [c for c in PROVENANCE if c not in frame.columns]
+    assert not [c for c in PROVENANCE if c not in frame.columns]
     assert not frame.isna().any().any(), frame.columns[frame.isna().any()].tolist()
     assert set(frame["config_name"]) == {"quick"}
 

@@ -14,6 +14,13 @@ rule aggregate:
             "results/runs/{dataset}/encoding_convergence.csv",
             dataset=config["datasets"],
         ),
+        e5_runs=expand(
+            "results/runs/{dataset}/{model}/N{N}/seed{seed}/run.json",
+            dataset=config["datasets"],
+            model=config["encoding_convergence"]["model"],
+            N=config["encoding_convergence"]["train_size"],
+            seed=config["encoding_convergence"]["seed"],
+        ),
         e6=files("test_outputs.npz", e6_runs()),
         e7=files("tsne.csv", e7_runs()),
     output:
@@ -39,5 +46,5 @@ rule aggregate:
         "python src/aggregate.py --config-name {params.config_name}"
         " --config-hash {params.config_hash} --e1-runs {input.e1_runs}"
         " --e1-metrics {input.e1_metrics} --e2 {input.e2} --e3 {input.e3} --e4 {input.e4}"
-        " --e4-runs {input.e4_runs} --e5 {input.e5} --e6 {input.e6} --e7 {input.e7}"
+        " --e4-runs {input.e4_runs} --e5 {input.e5} --e5-runs {input.e5_runs} --e6 {input.e6} --e7 {input.e7}"
         " --tables {output.tables} --summary {output.summary} 2> {log}"
