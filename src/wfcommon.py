@@ -41,11 +41,14 @@ def _version(name: str) -> str:
 
 
 def git_commit() -> str:
-    """HEAD of the repository the script runs from, '+dirty' if tracked files changed."""
+    """HEAD of the repository the script runs from, '+dirty' if tracked files other than
+    the workflow's outputs differ from it."""
     try:
         head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True,
                               check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
+        # Outputs (results/, figures/) being rewritten do not make the code dirty.
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+                                ":(exclude)results", ":(exclude)figures"], cwd=REPO,
                                capture_output=True, text=True, check=True).stdout.strip()
         return head + ("+dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
