@@ -14,6 +14,9 @@ rule train:
     conda:
         "../../environment.yml"
     threads: THREADS
+    resources:
+        # One GPU per training job when the config asks for CUDA (SLURM: sbatch --gpus=1).
+        gpu=1 if str(config["device"]).startswith("cuda") else 0,
     params:
         model_settings=lambda w: model_json(w.model),
         dataset_settings=lambda w: dataset_json(w.dataset),
