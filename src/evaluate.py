@@ -14,6 +14,7 @@ import sys
 import numpy as np
 import torch
 
+from gfe.checkpoints import load_tensors
 from gfe.devices import resolve_device
 from gfe.evaluation import evaluate
 from gfe.models import build_autoencoder, build_decoder, to_images
@@ -22,7 +23,7 @@ import wfcommon
 
 
 def load_model(path, device):
-    saved = torch.load(path, map_location="cpu", weights_only=True)
+    saved = load_tensors(path)
     shape, latent_dim = saved["image_shape"], saved["latent_dim"]
     if saved["encoder"] is not None:
         ae = build_autoencoder(shape, latent_dim)
@@ -82,4 +83,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(wfcommon.run(main))

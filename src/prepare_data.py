@@ -13,7 +13,7 @@ import sys
 import torch
 
 from gfe.checkpoints import atomic_torch_save
-from gfe.data import DatasetError, authors_split, load_dataset, nested_subset
+from gfe.data import authors_split, load_dataset, nested_subset
 
 import wfcommon
 
@@ -27,7 +27,9 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dataset", required=True)
     p.add_argument("--root", required=True, help="folder for the raw files (torchvision layout)")
-    p.add_argument("--local-dir", default=None, help="extra folder holding the original files")
+    p.add_argument("--local-dir", default="", help="extra folder holding the original files ('' for none)")
+    p.add_argument("--no-system-copies", action="store_true",
+                   help="do not look in the system folders (e.g. /usr/share/datasets/fashion-mnist)")
     p.add_argument("--download", action="store_true")
     p.add_argument("--n-val", type=int, required=True)
     p.add_argument("--n-pool", type=int, required=True)
@@ -39,11 +41,8 @@ def main(argv=None) -> int:
     p.add_argument("--log", default=None)
     a = p.parse_args(argv)
     log = wfcommon.setup(a.threads, a.log)
-    try:
-        data = load_dataset(a.dataset, a.root, local_dir=a.local_dir, download=a.download)
-    except DatasetError as error:
-        log.error("%s", error)
-        return 1
+    data = load_dataset(a.dataset, a.root, local_dir=a.local_dir or None, search_system=not a.no_system_copies,
+                        download=a.download)
     n_official = len(data.train_images)
     if a.n_pool > n_official:
         log.error("n_pool=%d exceeds the %d official training images of %s", a.n_pool, n_official, a.dataset)
@@ -78,4 +77,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(wfcommon.run(main))

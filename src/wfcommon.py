@@ -33,6 +33,20 @@ def setup(threads: int, log_path: str | None) -> logging.Logger:
     return logging.getLogger("gfe-workflow")
 
 
+def run(main) -> int:
+    """Run a script's main(); the library's expected failures (missing or damaged data or
+    checkpoints, a diverging flow or training run) end it with their message
+    in the log and exit status 1 instead of a traceback."""
+    from gfe.checkpoints import CheckpointError
+    from gfe.data import DatasetError
+
+    try:
+        return main()
+    except (DatasetError, CheckpointError, FloatingPointError) as error:
+        logging.getLogger("gfe-workflow").error("%s: %s", type(error).__name__, error)
+        return 1
+
+
 def _version(name: str) -> str:
     try:
         return metadata.version(name)
@@ -114,7 +128,9 @@ def load_prepared(path):
     """The prepared dataset file, images back to float32 in [0, 1] (as torchvision's ToTensor)."""
     import torch
 
-    prepared = torch.load(path, map_location="cpu", weights_only=True)
+    from gfe.checkpoints import load_tensors
+
+    prepared = load_tensors(path)
     for key in ("train_images", "val_images", "test_images"):
         images = prepared[key]
         prepared[key] = images.to(torch.float32).div_(255)

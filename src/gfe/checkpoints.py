@@ -21,6 +21,10 @@ class CheckpointError(RuntimeError):
     """A checkpoint could not be used; the message says which file and why."""
 
 
+class DamagedFileError(CheckpointError):
+    """A saved file is truncated or not a torch file at all."""
+
+
 def previous_path(path: Path) -> Path:
     return path.with_name(path.name + ".prev")
 
@@ -45,16 +49,33 @@ def save_checkpoint(state: dict, path) -> None:
     atomic_torch_save(state, path)
 
 
-def _read(path: Path) -> dict:
+def load_tensors(path) -> object:
+    """torch.load with `weights_only=True` onto the CPU: tensors and plain values only.
+
+    A file that would need arbitrary unpickling (and could run code) is refused with a
+    CheckpointError; a truncated or otherwise unreadable file raises DamagedFileError.
+    Both name the file.
+    """
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise
     except pickle.UnpicklingError as error:
-        if "weights_only" in str(error) or "Weights only load failed" in str(error):
+        # torch names the blocked class or function ("GLOBAL posix.system"); any other
+        # unpickling error means damaged bytes.
+        if "GLOBAL" in str(error):
             raise CheckpointError(
                 f"{path} is refused: it holds pickled objects beyond tensors and plain values, "
                 "which could run code when loaded. Delete it, or re-create it with this project"
             ) from error
-        raise
+        raise DamagedFileError(f"{path} is damaged: unreadable pickle data") from error
+    except Exception as error:  # truncated zip archive, bad header, short read
+        reason = str(error).split(". ")[0].splitlines()[0] if str(error) else type(error).__name__
+        raise DamagedFileError(f"{path} is damaged: {reason}") from error
+
+
+def _read(path: Path) -> dict:
+    state = load_tensors(path)
     if not isinstance(state, dict) or "step" not in state:
         raise ValueError("not a gfe training checkpoint (no 'step' entry)")
     return state
@@ -69,10 +90,8 @@ def load_checkpoint(path) -> dict | None:
             continue
         try:
             state = _read(candidate)
-        except CheckpointError:
-            raise
-        except Exception as error:  # truncated zip, bad header, wrong content
-            failures.append(f"{candidate}: {type(error).__name__}: {error}")
+        except (DamagedFileError, ValueError) as error:
+            failures.append(str(error) if isinstance(error, DamagedFileError) else f"{candidate}: {error}")
             continue
         if failures:
             warnings.warn(f"checkpoint {path} is damaged ({failures[0]}); resuming from {candidate}")

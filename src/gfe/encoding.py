@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from .flows import GradientFlow, NesterovFlow
-from .losses import resolve_loss
+from .losses import LOSSES, resolve_loss
 from .solvers import SolverOutput, make_solver
 
 Z0_RULES = ("zeros", "uniform")
@@ -60,6 +60,26 @@ def check_tau(tau: float) -> float:
     return float(tau)
 
 
+def check_encode_options(*, solver: str = "amd", order: int = 1, tau: float = 1e4, z0="zeros",
+                         loss: str | None = None, alpha: float = 1.0, **solver_options):
+    """Check the options of `encode` before any decoder or image is at hand (a config can be
+    checked this way before a job starts); returns the solver. A ValueError names the option,
+    its value and what is allowed."""
+    check_tau(tau)
+    if order not in (1, 2):
+        raise ValueError(f"order={order!r} is invalid: allowed 1 (gradient flow) or 2 (Nesterov flow)")
+    if not isinstance(z0, torch.Tensor) and z0 not in Z0_RULES:
+        raise ValueError(f"z0={z0!r} is unknown; allowed: {list(Z0_RULES)} or a (B, d) tensor")
+    if loss not in (None, *LOSSES):
+        raise ValueError(f"loss={loss!r} is unknown; allowed: {list(LOSSES)} or None (follow the decoder)")
+    if not alpha > 0:
+        raise ValueError(f"alpha={alpha!r} is invalid: must be > 0")
+    solver_impl = make_solver(solver, **solver_options)
+    if solver == "amd" and order != 1:
+        raise ValueError("solver='amd' integrates the first-order flow only; use order=1 or solver='rk4'")
+    return solver_impl
+
+
 def latent_dim_of(decoder: nn.Module) -> int:
     if not hasattr(decoder, "latent_dim"):
         raise ValueError("the decoder needs a `latent_dim` attribute (the size of z)")
@@ -77,16 +97,14 @@ def encode(decoder: nn.Module, x: torch.Tensor, *, solver: str = "amd", order: i
     probabilities) or None to follow the decoder. `trace` (AMD only) collects each iteration.
     Runs without building a graph for the decoder's parameters.
     """
-    tau = check_tau(tau)
-    solver_impl = make_solver(solver, **solver_options)
+    solver_impl = check_encode_options(solver=solver, order=order, tau=tau, z0=z0, loss=loss, alpha=alpha,
+                                       **solver_options)
     flow = build_flow(decoder, x, order=order, loss=loss, alpha=alpha)
-    if solver == "amd" and order != 1:
-        raise ValueError("solver='amd' integrates the first-order flow only; use order=1 or solver='rk4'")
     if trace is not None and solver != "amd":
         raise ValueError("trace= is recorded by solver='amd' only")
     z_start = initial_latents(z0, x.shape[0], latent_dim_of(decoder), seed=seed, dtype=x.dtype, device=x.device)
     started = time.perf_counter()
     with torch.no_grad():
         extra = {"trace": trace} if trace is not None else {}
-        out = solver_impl.solve(flow, z_start, tau, **extra)
+        out = solver_impl.solve(flow, z_start, float(tau), **extra)
     return Encoding(**vars(out), seconds=time.perf_counter() - started)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .encoding import build_flow, check_tau, encode, initial_latents, latent_dim_of
+from .encoding import build_flow, check_encode_options, check_tau, encode, initial_latents, latent_dim_of
 from .losses import resolve_loss
 from .solvers import make_solver
 from .solvers.odeint import _TorchdiffeqSolver
@@ -34,12 +34,24 @@ class DecoderGradient:
     z: torch.Tensor
 
 
+def check_gradient_options(method: str = "approximate", **flow) -> None:
+    """Check a decoder-gradient method and its encode options (those of `gfe.encode`)
+    before any decoder or image is at hand; a ValueError names the option."""
+    if method not in GRADIENT_METHODS:
+        raise ValueError(f"method={method!r} is unknown; allowed: {list(GRADIENT_METHODS)}")
+    solver_impl = check_encode_options(**flow)
+    if method != "approximate" and not isinstance(solver_impl, _TorchdiffeqSolver):
+        raise ValueError(f"method={method!r} needs solver 'euler', 'rk4' or 'dopri5'; "
+                         f"{flow.get('solver', 'amd')!r} makes non-differentiable step decisions "
+                         "(use method='approximate')")
+
+
 def decoder_loss_and_gradient(decoder: nn.Module, x: torch.Tensor, *, method: str = "approximate",
                               solver: str = "rk4", order: int = 1, tau: float = 1e4, z0="zeros",
                               loss: str | None = None, seed: int | None = None, alpha: float = 1.0,
                               **solver_options) -> DecoderGradient:
-    if method not in GRADIENT_METHODS:
-        raise ValueError(f"method={method!r} is unknown; allowed: {list(GRADIENT_METHODS)}")
+    check_gradient_options(method, solver=solver, order=order, tau=tau, z0=z0, loss=loss, alpha=alpha,
+                           **solver_options)
     params = [p for p in decoder.parameters() if p.requires_grad]
     _, loss_fn = resolve_loss(loss, decoder)
     if method == "approximate":
@@ -57,9 +69,6 @@ def decoder_loss_and_gradient(decoder: nn.Module, x: torch.Tensor, *, method: st
 
 def _differentiable_encoding(decoder, x, method, solver, order, tau, z0, loss, seed, alpha, params, solver_options):
     solver_impl = make_solver(solver, **solver_options)
-    if not isinstance(solver_impl, _TorchdiffeqSolver):
-        raise ValueError(f"method={method!r} needs solver 'euler', 'rk4' or 'dopri5'; "
-                         f"{solver!r} makes non-differentiable step decisions (use method='approximate')")
     flow = build_flow(decoder, x, order=order, loss=loss, alpha=alpha)
     z_start = initial_latents(z0, x.shape[0], latent_dim_of(decoder), seed=seed, dtype=x.dtype, device=x.device)
     with torch.enable_grad():

@@ -18,7 +18,7 @@ from torch import nn
 
 from .checkpoints import CheckpointError, load_checkpoint, save_checkpoint
 from .evaluation import evaluate
-from .gradients import GRADIENT_METHODS, decoder_loss_and_gradient
+from .gradients import GRADIENT_METHODS, check_gradient_options, decoder_loss_and_gradient
 from .losses import resolve_loss
 from .solvers import FlowDivergedError
 
@@ -121,6 +121,8 @@ def train(decoder: nn.Module, images: torch.Tensor, *, steps: int, batch_size: i
     if gradient not in GRADIENT_METHODS:
         raise ValueError(f"gradient={gradient!r} is unknown; allowed: {list(GRADIENT_METHODS)}")
     flow = dict(flow or {})
+    if encoder is None:
+        check_gradient_options(gradient, **flow)
     modules = [m for m in (decoder, encoder) if m is not None]
     params = [p for m in modules for p in m.parameters()]
     opt = optimizer.build(params)

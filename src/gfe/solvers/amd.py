@@ -35,7 +35,7 @@ from dataclasses import asdict, dataclass
 import torch
 
 from ..flows import GradientFlow
-from .base import FlowDivergedError, SolverOutput, first_samples
+from .base import FlowDivergedError, SolverOutput
 
 
 @dataclass(frozen=True)
