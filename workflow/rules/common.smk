@@ -64,6 +64,15 @@ def n_train(dataset):
     return s["n_pool"] - s["n_val"]
 
 
+def _models_in_use(cfg):
+    used = set(cfg["models"]) | set(cfg["learning_curves"]["models"])
+    used |= set(cfg["solver_comparison"]["solver_models"])
+    used |= set(cfg["solver_comparison"]["adjoint_models"])
+    used.add(cfg["encoding_convergence"]["model"])
+    used.add("gfe_amd")  # E5 runs AMD with its settings
+    return sorted(used)
+
+
 def _check_semantics(cfg):
     for ds in cfg["datasets"]:
         if ds not in cfg["dataset_settings"]:
@@ -97,13 +106,7 @@ def _check_semantics(cfg):
                     f"{key}: N={n} is larger than the training split of {ds} ({limit} images = "
                     f"dataset_settings.{ds}.n_pool - n_val); allowed: 1..{limit} or 'full'"
                 )
-    used = set(cfg["models"]) | set(cfg["learning_curves"]["models"])
-    used |= set(cfg["solver_comparison"]["solver_models"]) | set(
-        cfg["solver_comparison"]["adjoint_models"]
-    )
-    used.add(cfg["encoding_convergence"]["model"])
-    used.add("gfe_amd")  # E5 runs AMD with its settings
-    for model in sorted(used):
+    for model in _models_in_use(cfg):
         if model not in cfg["model_settings"]:
             _fail(
                 f"model_settings has no entry for model {model!r}; entries: {sorted(cfg['model_settings'])}"
@@ -124,9 +127,55 @@ def _check_semantics(cfg):
         _fail("latent_maps.n_images must be at most evaluation.test_size")
 
 
+def _check_flows(cfg):
+    """Each GFE model's solver options on each dataset, checked by the library with the
+    very options a job would pass it (dt_max >= dt_init, 0 < shrink < 1, known option
+    names, a differentiable solver for the adjoint, ...)."""
+    sys.path.insert(0, os.path.join(workflow.basedir, os.pardir, "src"))
+    import wfcommon
+    from gfe import check_gradient_options
+
+    for ds in cfg["datasets"]:
+        for model in _models_in_use(cfg):
+            settings = cfg["model_settings"][model]
+            if settings["kind"] != "gfe":
+                continue
+            flow = wfcommon.flow_options(settings, cfg["dataset_settings"][ds])
+            try:
+                check_gradient_options(settings["gradient"], **flow)
+            except ValueError as error:
+                where = f"model_settings.{model}"
+                if settings["solver"] == "amd" and cfg["dataset_settings"][ds].get(
+                    "amd_options"
+                ):
+                    where += (
+                        f".solver_options merged with dataset_settings.{ds}.amd_options"
+                    )
+                _fail(f"{where}: {error}")
+
+
+def check_gpu_available():
+    """device: cuda on a machine without a GPU stops the run before any job. Skipped for
+    cluster executors: there the jobs, not this machine, get the GPUs."""
+    device = str(config["device"])
+    if not device.startswith("cuda") or not workflow.local_exec:
+        return
+    import torch
+
+    if not torch.cuda.is_available():
+        _fail(
+            f"device={device!r} but no CUDA GPU is visible on this machine "
+            "(torch.cuda.is_available() is False); allowed here: 'cpu', or 'auto' "
+            "(CUDA when present). Keep 'cuda' for a machine or cluster profile with GPUs"
+        )
+
+
 _check_names(config)
 validate(config, SCHEMA)
 _check_semantics(config)
+if workflow.is_main_process:
+    # The library import costs seconds: once per run, not in every cluster job.
+    _check_flows(config)
 
 CONFIG_NAME = config["name"]
 CONFIG_HASH = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[

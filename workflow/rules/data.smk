@@ -12,10 +12,11 @@ rule prepare_data:
     params:
         root=config["data"]["root"],
         local_dir=(
-            f"--local-dir {config['data']['local_dir']}"
+            f"--local-dir {shlex.quote(config['data']['local_dir'])}"
             if config["data"].get("local_dir")
             else ""
         ),
+        system="" if config["data"].get("search_system", True) else "--no-system-copies",
         download="--download" if config["data"].get("download") else "",
         n_val=lambda w: config["dataset_settings"][w.dataset]["n_val"],
         n_pool=lambda w: config["dataset_settings"][w.dataset]["n_pool"],
@@ -37,6 +38,6 @@ rule prepare_data:
         ),
     shell:
         "python src/prepare_data.py --dataset {wildcards.dataset} --root {params.root:q}"
-        " {params.local_dir} {params.download} --n-val {params.n_val} --n-pool {params.n_pool}"
+        " {params.local_dir} {params.system} {params.download} --n-val {params.n_val} --n-pool {params.n_pool}"
         " --test-size {params.test_size} --seeds {params.seeds} --threads {threads}"
         " --output {output} 2> {log}"
