@@ -1,4 +1,25 @@
 import sys
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).parent))
+
+
+def pytest_collection_modifyitems(config, items):
+    """Run the SLURM tests last. Once Debian's slurm-client is installed (the SLURM tests
+    install it), every snakemake start asks `scontrol show config`, which waits about 9 s
+    when no controller is running; the SLURM tests keep one running while they run."""
+    items.sort(key=lambda item: item.get_closest_marker("slurm") is not None)
+
+
+@pytest.fixture(scope="session")
+def quick_run(tmp_path_factory):
+    """The quick config run once with --cores 2 in a temporary copy of the repository,
+    shared by the end-to-end and the determinism tests."""
+    from workflow_helpers import copy_repo, snakemake
+
+    repo = copy_repo(tmp_path_factory.mktemp("quick"))
+    result = snakemake(repo, "--cores", "2", "--configfile", "config/quick.yaml", timeout=900)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-5000:]
+    return repo

@@ -143,18 +143,6 @@ def test_converged_samples_stop_before_tau_and_report_it():
     assert torch.all(out.t < 1e4)
 
 
-def test_non_finite_trial_is_rejected_not_kept():
-    def explode(z):
-        return torch.where(z > 1.5, torch.full_like(z, float("nan")), z)
-
-    decoder = FunctionDecoder(explode)
-    x = torch.tensor([[2.0]], dtype=torch.float64)
-    trace = []
-    out = gfe.encode(decoder, x, solver="amd", loss="mse", tau=20.0, trace=trace, dt_init=1.0)
-    assert torch.isfinite(out.loss).all() and torch.isfinite(out.z).all()
-    assert any((~torch.isfinite(it["loss1"]) & ~it["moved"]).any() for it in trace)
-
-
 @pytest.mark.parametrize("bad", [dict(dt_init=0), dict(dt_max=0.5), dict(shrink=1.0), dict(shrink=0.0),
                                  dict(max_halvings=-1), dict(conv_window=1)])
 def test_bad_options_are_rejected_with_the_option_name(bad):

@@ -1,13 +1,11 @@
-"""End to end: the quick config in a temporary copy of the repository, determinism of the
-training numbers, the HTML report, and the committed results re-aggregated identically."""
+"""End to end: the quick config in a temporary copy of the repository (the session fixture
+`quick_run`, tests/conftest.py), the HTML report, and the committed results re-aggregated
+identically. (Determinism of the results: tests/test_faults.py.)"""
 
 from __future__ import annotations
 
-import json
 import math
 import shutil
-import subprocess
-import sys
 
 import pandas as pd
 import pytest
@@ -28,14 +26,6 @@ COLUMNS = {
     "e7_latent_maps": ["dataset", "model", "train_size", "seed", "label", "tsne_x", "tsne_y"],
     "parameter_counts": ["dataset", "model", "decoder_params", "encoder_params", "total_params"],
 }
-
-
-@pytest.fixture(scope="module")
-def quick_run(tmp_path_factory):
-    repo = copy_repo(tmp_path_factory.mktemp("quick"))
-    result = snakemake(repo, "--cores", "2", "--configfile", "config/quick.yaml", timeout=900)
-    assert result.returncode == 0, (result.stdout + result.stderr)[-5000:]
-    return repo
 
 
 def test_quick_config_produces_every_output(quick_run):
@@ -62,33 +52,6 @@ def test_report_builds(quick_run):
     result = snakemake(quick_run, "--configfile", "config/quick.yaml", "--report", "results/report.html")
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
     assert (quick_run / "results/report.html").stat().st_size > 10000
-
-
-def _numbers(path):
-    frame = pd.read_csv(path)
-    return frame[[c for c in frame.columns if not (c.endswith("_s") or "seconds" in c)]]
-
-
-def test_same_config_and_seed_give_identical_numbers(quick_run, tmp_path):
-    """Train the same tiny GFE-amd run twice: every non-wall-clock number is identical."""
-    repo = quick_run
-    settings = json.dumps({"kind": "gfe", "gradient": "approximate", "solver": "amd", "order": 1, "tau": 1e4,
-                           "z0": "uniform", "solver_options": {}})
-    dataset = json.dumps({"latent_dim": 20, "batch_size": 5, "loss": "bce", "n_pool": 50000, "n_val": 200,
-                          "optimizer": {"name": "rmsprop", "lr": 5e-4, "alpha": 0.9, "eps": 1e-6},
-                          "amd_options": {"max_halvings": 15}})
-    logs = []
-    for attempt in range(2):
-        out = tmp_path / str(attempt)
-        cmd = [sys.executable, "src/train.py", "--prepared", "data/prepared/fashion_mnist.pt",
-               "--dataset", "fashion_mnist", "--model", "gfe_amd", "--model-settings", settings,
-               "--dataset-settings", dataset, "--train-size", "20", "--seed", "0", "--steps", "3",
-               "--checkpoint", str(out / "ckpt.pt"), "--model-out", str(out / "model.pt"),
-               "--train-log", str(out / "log.csv"), "--validation", str(out / "val.csv"),
-               "--run-json", str(out / "run.json")]
-        subprocess.run(cmd, cwd=repo, check=True, capture_output=True)
-        logs.append(_numbers(out / "log.csv"))
-    pd.testing.assert_frame_equal(logs[0], logs[1])
 
 
 def test_committed_results_reaggregate_identically(tmp_path):

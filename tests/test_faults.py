@@ -1,0 +1,677 @@
+"""The reliability catalogue: bad input and faults, each tested, and nothing lost.
+
+1. Config   - every bad setting is rejected before any job runs, naming key, value, allowed.
+2. Data     - missing, truncated or malformed files stop the workflow's data job with a
+              message naming the file; no partial outputs are left.
+3. Numerics - a flow or a training step that goes non-finite: AMD rejects the step; the
+              fixed-step solvers and training stop naming step and sample; the last good
+              checkpoint stays intact.
+4. Faults   - a SIGKILLed workflow resumes to exactly the uninterrupted result, also when its
+              latest checkpoint was truncated; outputs are written atomically.
+5. Determinism - the quick config run twice, and with --cores 1 and --cores 2, gives
+              byte-identical result CSVs apart from wall-clock columns.
+6. Safety   - checkpoints and model files load with weights_only=True, a pickle that would
+              run code is refused, no eval/exec and no unquoted config strings in shell commands.
+
+Workflow cases run snakemake in temporary copies of the repository (tests/workflow_helpers.py).
+"""
+
+from __future__ import annotations
+
+import ast
+import gzip
+import os
+import pickle
+import re
+import signal
+import struct
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+import gfe
+from gfe.checkpoints import (CheckpointError, atomic_torch_save, load_checkpoint, load_tensors, previous_path,
+                             save_checkpoint)
+from gfe.models import MLPDecoder, MLPEncoder
+from gfe.training import OptimizerSettings, TrainingDivergedError, train
+from helpers import FunctionDecoder, TinyDecoder
+from workflow_helpers import REPO, SNAKEMAKE, copy_repo, snakemake
+
+matplotlib.use("Agg")
+sys.path.insert(0, str(REPO / "src"))
+import plotstyle  # noqa: E402  (the workflow's scripts live in src/, outside the package)
+import wfcommon  # noqa: E402
+
+FASHION = Path("/usr/share/datasets/fashion-mnist")
+STEMS = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
+PREPARED = "data/prepared/fashion_mnist.pt"
+
+
+def wall_clock(column: str) -> bool:
+    """Columns holding wall-clock times (the only ones allowed to differ between runs)."""
+    return column.endswith("_s") or "seconds" in column
+
+
+@pytest.fixture(scope="module")
+def repo_copy(tmp_path_factory):
+    return copy_repo(tmp_path_factory.mktemp("faults"))
+
+
+def write_config(repo: Path, name: str, changes: dict) -> str:
+    """config/quick.yaml with nested `changes` applied, written as config/<name>.yaml."""
+    config = yaml.safe_load((repo / "config/quick.yaml").read_text())
+
+    def merge(into, new):
+        for key, value in new.items():
+            if isinstance(value, dict) and isinstance(into.get(key), dict):
+                merge(into[key], value)
+            else:
+                into[key] = value
+
+    merge(config, changes)
+    (repo / f"config/{name}.yaml").write_text(yaml.safe_dump(config))
+    return f"config/{name}.yaml"
+
+
+def leftovers(folder: Path) -> list[Path]:
+    """Temporary files a writer might have left behind."""
+    return [p for p in folder.rglob("*") if p.name.endswith((".tmp", ".part")) or ".tmp." in p.name]
+
+
+# ================================================================ 1. configuration
+
+AMD = "model_settings.gfe_amd"
+BAD_CONFIGS = {
+    "unknown key": ({"colour": "red"}, ["colour", "allowed keys", "train_sizes"]),
+    "wrong type": ({"seeds": "zero"}, ["instance['seeds']", "'zero' is not of type 'array'"]),
+    "wrong nested type": ({"training": {"steps": "many"}}, ["instance['training']['steps']", "'many'", "integer"]),
+    "N = 0": ({"train_sizes": [0, 100]}, ["instance['train_sizes'][0]", "0 is not valid", "an integer >= 1",
+                                          "'full'"]),
+    "N < 0": ({"train_sizes": [-5]}, ["instance['train_sizes'][0]", "-5 is not valid", "an integer >= 1"]),
+    "N too large": ({"train_sizes": [100, 60000]}, ["train_sizes", "N=60000", "49800", "1..49800 or 'full'"]),
+    "unknown dataset": ({"datasets": ["svhn"]}, ["datasets", "svhn", "fashion_mnist", "cifar10"]),
+    "unknown model": ({"models": ["ae", "vae"]}, ["models", "vae", "gfe_amd", "gfe_adjoint"]),
+    "unknown solver": ({"model_settings": {"gfe_rk4": {"solver": "rk5"}}},
+                       ["instance['model_settings']['gfe_rk4']['solver']", "'rk5' is not one of",
+                        "'amd', 'rk4', 'euler', 'dopri5'"]),
+    "tau = 0": ({"model_settings": {"gfe_amd": {"tau": 0}}},
+                ["instance['model_settings']['gfe_amd']['tau']", "0 is less than or equal to the minimum of 0"]),
+    "tau < 0 (E5)": ({"encoding_convergence": {"tau": -1.0}},
+                     ["instance['encoding_convergence']['tau']", "-1.0 is less than or equal to the minimum of 0"]),
+    "dt_max < dt_init": ({"model_settings": {"gfe_amd": {"solver_options": {"dt_init": 2.0, "dt_max": 0.5}}}},
+                         [AMD, "dt_max=0.5", "must be >= dt_init (2.0)"]),
+    "shrink = 1": ({"model_settings": {"gfe_amd": {"solver_options": {"shrink": 1.0}}}},
+                   [AMD, "shrink=1.0", "must be in (0, 1)"]),
+    "shrink = 0 (dataset override)": ({"dataset_settings": {"fashion_mnist": {"amd_options": {"shrink": 0.0}}}},
+                                      [AMD, "dataset_settings.fashion_mnist.amd_options", "shrink=0.0",
+                                       "must be in (0, 1)"]),
+    "unknown solver option": ({"model_settings": {"gfe_amd": {"solver_options": {"dt_maxx": 3.0}}}},
+                              [AMD, "solver='amd' got an option it does not take", "dt_maxx"]),
+    "rk4 steps = 0": ({"model_settings": {"gfe_rk4": {"solver_options": {"steps": 0}}}},
+                      ["model_settings.gfe_rk4", "steps=0", "an integer >= 1"]),
+    "empty seed list": ({"seeds": []}, ["instance['seeds']", "[] should be non-empty"]),
+    "GPU where none exists": ({"device": "cuda"}, ["device='cuda'", "no CUDA GPU is visible", "'cpu'", "'auto'"]),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_CONFIGS))
+def test_bad_config_is_rejected_before_any_job(repo_copy, tmp_path, case):
+    override, expected = BAD_CONFIGS[case]
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(override))
+    env_before = os.environ.get("CUDA_VISIBLE_DEVICES")
+    os.environ["CUDA_VISIBLE_DEVICES"] = ""  # "no GPU" also on a machine that has one
+    try:
+        result = snakemake(repo_copy, "--cores", "1", "--configfile", str(bad))
+    finally:
+        if env_before is None:
+            del os.environ["CUDA_VISIBLE_DEVICES"]
+        else:
+            os.environ["CUDA_VISIBLE_DEVICES"] = env_before
+    message = result.stdout + result.stderr
+    assert result.returncode != 0, message[-2000:]
+    for fragment in expected:
+        assert fragment in message, f"{fragment!r} not in the message:\n{message[-3000:]}"
+    for made_by_a_job in ("results", "data", "logs", "figures"):
+        assert not (repo_copy / made_by_a_job).exists(), made_by_a_job
+
+
+# ================================================================ 2. data
+
+def _local_fashion_copy(folder: Path) -> Path:
+    folder.mkdir()
+    for stem in STEMS:
+        (folder / f"{stem}.gz").symlink_to(FASHION / f"{stem}.gz")
+    return folder
+
+
+def _truncated_gz(local: Path) -> Path:
+    path = local / "train-images-idx3-ubyte.gz"
+    data = (FASHION / path.name).read_bytes()
+    path.unlink()
+    path.write_bytes(data[: len(data) // 3])
+    return path
+
+
+def _corrupt_gz(local: Path) -> Path:
+    path = local / "t10k-images-idx3-ubyte.gz"
+    data = bytearray((FASHION / path.name).read_bytes())
+    path.unlink()
+    data[len(data) // 2: len(data) // 2 + 64] = bytes(64)  # zeroed deflate data: CRC or stream error
+    path.write_bytes(bytes(data))
+    return path
+
+
+def _wrong_count(local: Path) -> Path:
+    (local / "train-labels-idx1-ubyte.gz").unlink()
+    labels = gzip.decompress((FASHION / "train-labels-idx1-ubyte.gz").read_bytes())
+    path = local / "train-labels-idx1-ubyte"  # uncompressed, 59,999 labels, header to match
+    path.write_bytes(struct.pack(">II", 2049, 59999) + labels[8:-1])
+    return path
+
+
+def _wrong_shape(local: Path) -> Path:
+    (local / "t10k-images-idx3-ubyte.gz").unlink()
+    images = gzip.decompress((FASHION / "t10k-images-idx3-ubyte.gz").read_bytes())
+    path = local / "t10k-images-idx3-ubyte"  # the same bytes declared as 10,000 images of 14 x 56
+    path.write_bytes(struct.pack(">IIII", 2051, 10000, 14, 56) + images[16:])
+    return path
+
+
+DAMAGE = {"truncated gz": (_truncated_gz, "truncated or corrupt gzip"),
+          "corrupt gz": (_corrupt_gz, "truncated or corrupt gzip"),
+          "wrong image count": (_wrong_count, "header"),
+          "wrong image shape": (_wrong_shape, "header")}
+
+
+def _prepare(repo: Path, config: str) -> subprocess.CompletedProcess:
+    return snakemake(repo, PREPARED, "--cores", "1", "--configfile", config)
+
+
+@pytest.mark.skipif(not FASHION.is_dir(), reason="needs dataset-fashion-mnist (make data)")
+def test_missing_data_lists_where_it_looked_and_how_to_provide_it(tmp_path):
+    repo = copy_repo(tmp_path / "repo")
+    config = write_config(repo, "missing", {"data": {"root": "raw", "local_dir": "mine", "search_system": False}})
+    result = _prepare(repo, config)
+    assert result.returncode != 0
+    log = (repo / "logs/prepare_data/fashion_mnist.log").read_text()
+    for fragment in ["Fashion-MNIST not found", "Looked in", "mine (local_dir): no such folder",
+                     "download: not allowed", "apt-get install dataset-fashion-mnist", "pass local_dir="]:
+        assert fragment in log, f"{fragment!r} not in\n{log}"
+    assert "Error in rule prepare_data" in result.stderr
+    assert "Fashion-MNIST not found" in result.stderr, "the failed log is shown (workflow/profiles/default)"
+    assert not (repo / PREPARED).exists() and leftovers(repo) == []
+
+
+@pytest.mark.skipif(not FASHION.is_dir(), reason="needs dataset-fashion-mnist (make data)")
+@pytest.mark.parametrize("case", list(DAMAGE))
+def test_damaged_data_file_is_named_and_nothing_partial_is_left(tmp_path, case):
+    damage, problem = DAMAGE[case]
+    repo = copy_repo(tmp_path / "repo")
+    bad_file = damage(_local_fashion_copy(tmp_path / "local"))
+    config = write_config(repo, "damaged", {"data": {"root": "raw", "local_dir": str(tmp_path / "local")}})
+    result = _prepare(repo, config)
+    assert result.returncode != 0
+    log = (repo / "logs/prepare_data/fashion_mnist.log").read_text()
+    assert f"Fashion-MNIST file {bad_file} is damaged" in log and problem in log, log
+    assert "Replace it with an intact copy" in log
+    raw = repo / "raw/FashionMNIST/raw"
+    assert not (repo / PREPARED).exists()
+    assert not (raw / bad_file.name.removesuffix(".gz")).exists()
+    assert leftovers(repo) == []
+
+
+# ================================================================ 3. numerics
+
+def test_amd_rejects_a_non_finite_trial_step_and_keeps_z():
+    def explode(z):
+        return torch.where(z > 1.5, torch.full_like(z, float("nan")), z)
+
+    decoder = FunctionDecoder(explode)
+    x = torch.tensor([[2.0]], dtype=torch.float64)  # the flow heads for z = 2, where D is NaN
+    trace = []
+    out = gfe.encode(decoder, x, solver="amd", loss="mse", tau=20.0, trace=trace, dt_init=1.0)
+    assert torch.isfinite(out.loss).all() and torch.isfinite(out.z).all()
+    assert out.z.item() <= 1.5
+    assert out.rejected.item() > 0
+    assert any((~torch.isfinite(it["loss1"]) & ~it["moved"]).any() for it in trace)
+
+
+def test_amd_names_the_samples_whose_start_is_not_finite():
+    torch.manual_seed(0)
+    decoder = TinyDecoder().double()
+    x = torch.rand(4, 12, dtype=torch.float64)
+    x[2, 5] = float("nan")  # a damaged image
+    with pytest.raises(gfe.FlowDivergedError, match=r"samples \[2\]") as info:
+        gfe.encode(decoder, x, solver="amd")
+    assert info.value.samples == [2] and info.value.step == 0
+
+
+def test_fixed_step_divergence_names_the_sample_and_step():
+    decoder = FunctionDecoder(torch.exp)
+    x = torch.tensor([[0.5], [1e9]], dtype=torch.float64)  # sample 1: a huge first step, then exp overflows
+    with pytest.raises(gfe.FlowDivergedError, match=r"samples \[1\]") as info:
+        gfe.encode(decoder, x, solver="euler", tau=10.0, steps=10, loss="mse")
+    assert info.value.samples == [1] and info.value.step == 2
+
+
+def _images(n=20, seed=0):
+    return torch.rand(n, 1, 28, 28, generator=torch.Generator().manual_seed(seed))
+
+
+@pytest.mark.parametrize("model", ["ae", "gfe"])
+def test_diverging_training_stops_naming_step_and_images_and_keeps_the_checkpoint(tmp_path, model):
+    torch.manual_seed(0)
+    decoder = MLPDecoder(latent_dim=4)
+    encoder = MLPEncoder(latent_dim=4) if model == "ae" else None
+    flow = None if model == "ae" else {"solver": "amd", "tau": 100.0}
+    ckpt = tmp_path / "run.pt"
+    with pytest.raises(TrainingDivergedError, match=r"training step (\d+).*training images \[") as info:
+        train(decoder, _images(), encoder=encoder, flow=flow, steps=50, checkpoint_path=ckpt, checkpoint_every=1,
+              optimizer=OptimizerSettings(lr=1e30))
+    failed_step = int(re.search(r"training step (\d+)", str(info.value)).group(1))
+    assert failed_step >= 2, "one good step first, so there is a checkpoint to keep"
+    state = load_checkpoint(ckpt)
+    assert state["step"] == failed_step - 1
+    assert all(torch.isfinite(v).all() for v in state["decoder"].values())
+    print(f"{model}: diverged at training step {failed_step}: {str(info.value)[:160]}")
+
+
+def test_diverging_training_job_in_the_workflow_keeps_its_checkpoint(tmp_path):
+    repo = copy_repo(tmp_path / "repo")
+    config = write_config(repo, "diverge", {"training": {"steps": 6, "checkpoint_every": 1},
+                                            "dataset_settings": {"fashion_mnist": {"optimizer": {"lr": 1e30}}}})
+    model = "results/models/fashion_mnist/ae/N100/seed0.pt"
+    result = snakemake(repo, model, "--cores", "1", "--configfile", config)
+    assert result.returncode != 0
+    log = (repo / "logs/train/fashion_mnist/ae/N100/seed0.log").read_text()
+    match = re.search(r"TrainingDivergedError: training step (\d+): non-finite loss or gradient "
+                      r"\(training images \[[\d, ]+\]\); the last checkpoint is kept", log)
+    assert match, log[-2000:]
+    assert "Traceback" not in log
+    state = load_checkpoint(repo / "results/checkpoints/fashion_mnist/ae/N100/seed0.pt")
+    assert state["step"] == int(match.group(1)) - 1
+    assert all(torch.isfinite(v).all() for v in state["decoder"].values())
+    assert not (repo / model).exists() and (repo / PREPARED).exists()
+
+
+# ================================================================ 4. faults
+
+RUN = "results/runs/fashion_mnist/gfe_amd/N100/seed0"
+MODEL = "results/models/fashion_mnist/gfe_amd/N100/seed0.pt"
+CHECKPOINT = "results/checkpoints/fashion_mnist/gfe_amd/N100/seed0.pt"
+STEPS, EVERY = 24, 4
+
+
+def _resume_workspace(root: Path, name: str) -> Path:
+    repo = copy_repo(root / name)
+    write_config(repo, "resume", {"training": {"steps": STEPS, "checkpoint_every": EVERY}})
+    return repo
+
+
+def _run_to_completion(repo: Path) -> None:
+    result = snakemake(repo, f"{RUN}/run.json", "--cores", "1", "--rerun-incomplete",
+                       "--configfile", "config/resume.yaml")
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+def _checkpoint_step(path: Path) -> int:
+    try:
+        return int(torch.load(path, weights_only=True)["step"])
+    except Exception:  # not there yet, or being renamed into place
+        return 0
+
+
+def _kill_after_two_checkpoints(repo: Path) -> int:
+    """Start the job, SIGKILL the workflow's whole process group (as a node failure or
+    `scancel` would) once a checkpoint past the first is on disk; return its step."""
+    output = open(repo / "killed_run.log", "w")
+    process = subprocess.Popen([SNAKEMAKE, f"{RUN}/run.json", "--cores", "1", "--configfile", "config/resume.yaml"],
+                               cwd=repo, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + 600
+    try:
+        while _checkpoint_step(repo / CHECKPOINT) < 2 * EVERY:
+            if process.poll() is not None:
+                pytest.fail("the job ended before it could be killed:\n" + (repo / "killed_run.log").read_text()[-3000:])
+            assert time.monotonic() < deadline, "no checkpoint appeared in 10 minutes"
+            time.sleep(0.2)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        output.close()
+    step = _checkpoint_step(repo / CHECKPOINT)
+    assert 0 < step < STEPS and not (repo / RUN / "run.json").exists()
+    # A SIGKILLed Snakemake leaves its lock behind: the documented recovery is --unlock, then re-run.
+    assert snakemake(repo, "--unlock", "--cores", "1", "--configfile", "config/resume.yaml").returncode == 0
+    return step
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    repo = _resume_workspace(tmp_path_factory.mktemp("straight"), "repo")
+    _run_to_completion(repo)
+    return repo
+
+
+def _assert_same_result(a: Path, b: Path) -> None:
+    for name in ("train_log.csv", "validation.csv"):
+        frames = [pd.read_csv(repo / RUN / name) for repo in (a, b)]
+        frames = [f[[c for c in f.columns if not wall_clock(c)]] for f in frames]
+        pd.testing.assert_frame_equal(*frames)
+    first, second = (load_tensors(repo / MODEL)["decoder"] for repo in (a, b))
+    assert first.keys() == second.keys() and all(torch.equal(first[k], second[k]) for k in first)
+
+
+@pytest.mark.slow
+def test_killed_training_job_resumes_to_the_uninterrupted_result(uninterrupted, tmp_path):
+    killed = _resume_workspace(tmp_path, "killed")
+    step = _kill_after_two_checkpoints(killed)
+    _run_to_completion(killed)
+    log = (killed / "logs/train/fashion_mnist/gfe_amd/N100/seed0.log").read_text()
+    print(f"killed at step {step} of {STEPS}; resumed run log tail:\n{log[-300:]}")
+    _assert_same_result(uninterrupted, killed)
+
+
+@pytest.mark.slow
+def test_truncated_checkpoint_after_a_kill_resumes_from_the_previous_one(uninterrupted, tmp_path):
+    killed = _resume_workspace(tmp_path, "truncated")
+    step = _kill_after_two_checkpoints(killed)
+    latest = killed / CHECKPOINT
+    previous_step = _checkpoint_step(previous_path(latest))
+    assert 0 < previous_step < step
+    data = latest.read_bytes()
+    latest.write_bytes(data[: len(data) // 2])
+    _run_to_completion(killed)
+    log = (killed / "logs/train/fashion_mnist/gfe_amd/N100/seed0.log").read_text()
+    assert f"checkpoint {CHECKPOINT} is damaged" in log, log[-2000:]
+    assert f"resuming from {CHECKPOINT}.prev" in log, log[-2000:]
+    print(f"killed at step {step}, latest checkpoint truncated, resumed from step {previous_step}")
+    _assert_same_result(uninterrupted, killed)
+
+
+def test_truncated_checkpoint_falls_back_to_the_previous_one(tmp_path):
+    ckpt = tmp_path / "run.pt"
+    save_checkpoint({"step": 1, "value": torch.ones(3)}, ckpt)
+    save_checkpoint({"step": 2, "value": torch.ones(3) * 2}, ckpt)
+    data = ckpt.read_bytes()
+    ckpt.write_bytes(data[: len(data) // 2])
+    with pytest.warns(UserWarning, match="damaged"):
+        state = load_checkpoint(ckpt)
+    assert state["step"] == 1 and previous_path(ckpt).exists()
+
+
+def test_both_checkpoints_damaged_is_an_error_naming_them(tmp_path):
+    ckpt = tmp_path / "run.pt"
+    ckpt.write_bytes(b"not a checkpoint")
+    previous_path(ckpt).write_bytes(b"nor this")
+    with pytest.raises(CheckpointError, match="run.pt.*run.pt.prev.*Delete these files"):
+        load_checkpoint(ckpt)
+
+
+class _Interrupted(Exception):
+    pass
+
+
+def _writers(tmp_path):
+    """Each output writer of the workflow, with a way to make it fail half-way."""
+    frame = pd.DataFrame({"a": np.arange(2000), "b": np.linspace(0, 1, 2000)})
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [1, 0])
+    return {
+        "csv": (lambda path: wfcommon.write_csv(frame, path), "write_text"),
+        "json": (lambda path: wfcommon.write_json({"a": list(range(100))}, path), "write_text"),
+        "npz": (lambda path: wfcommon.write_npz(path, a=np.zeros(1000)), "savez_compressed"),
+        "torch": (lambda path: atomic_torch_save({"w": torch.zeros(1000)}, path), "torch.save"),
+        "figure": (lambda path: plotstyle.save(fig, path, path.with_suffix(".pdf")), "savefig"),
+    }
+
+
+def _crash_after(write_part):
+    """A stand-in serialiser that writes part of its output, then dies."""
+    def broken(*args, **kwargs):
+        write_part(*args)
+        raise _Interrupted
+    return broken
+
+
+def _fail_half_way(monkeypatch, kind):
+    if kind == "write_text":
+        monkeypatch.setattr(Path, "write_text", _crash_after(lambda self, text: Path.write_bytes(self, b"half")))
+    elif kind == "savez_compressed":
+        monkeypatch.setattr(np, "savez_compressed", _crash_after(lambda handle: handle.write(b"PK\x03\x04half")))
+    elif kind == "torch.save":
+        monkeypatch.setattr(torch, "save", _crash_after(lambda obj, path: Path(path).write_bytes(b"PK half")))
+    elif kind == "savefig":
+        monkeypatch.setattr(matplotlib.figure.Figure, "savefig",
+                            _crash_after(lambda self, path: Path(path).write_bytes(b"\x89PNG half")))
+
+
+@pytest.mark.parametrize("writer", ["csv", "json", "npz", "torch", "figure"])
+def test_a_crash_mid_write_leaves_the_previous_output_whole(tmp_path, monkeypatch, writer):
+    write, kind = _writers(tmp_path)[writer]
+    path = tmp_path / f"out.{ {'torch': 'pt', 'figure': 'png'}.get(writer, writer)}"
+    write(path)
+    before = path.read_bytes()
+    with monkeypatch.context() as patch:
+        _fail_half_way(patch, kind)
+        with pytest.raises(_Interrupted):
+            write(path)
+    assert path.read_bytes() == before, "the destination was written in place"
+    assert leftovers(tmp_path) == []
+
+
+def test_a_reader_never_sees_half_a_csv(tmp_path):
+    path = tmp_path / "table.csv"
+    frames = [pd.DataFrame({"x": np.arange(n), "y": np.arange(n) * 0.5}) for n in (20000, 30000)]
+    wfcommon.write_csv(frames[0], path)
+    stop, seen, bad = threading.Event(), [], []
+
+    def read():
+        while not stop.is_set():
+            text = path.read_text()
+            rows = text.count("\n") - 1
+            seen.append(rows)
+            if rows not in (20000, 30000) or not text.endswith("\n"):
+                bad.append(rows)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    for i in range(40):
+        wfcommon.write_csv(frames[i % 2], path)
+    stop.set()
+    reader.join()
+    assert len(seen) > 10 and not bad, f"{len(bad)} partial reads of {len(seen)}"
+
+
+def test_the_scripts_write_outputs_only_through_the_atomic_writers():
+    """The workflow's scripts write no output path directly: only through wfcommon's and
+    plotstyle's writers and gfe.checkpoints.atomic_torch_save (tested above)."""
+    direct = re.compile(r"\.to_csv\(\s*[a-z]|\bnp\.save|\btorch\.save\(|\.savefig\(|open\([^)]*[\"'][wa]b?[\"']"
+                        r"|(?<!wfcommon)\.write_(text|bytes)\(")
+    offenders = []
+    scripts = sorted((REPO / "src").glob("*.py"))
+    for path in scripts:
+        if path.name in ("wfcommon.py", "plotstyle.py"):  # the atomic writers themselves
+            continue
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            if direct.search(line):
+                offenders.append(f"{path.relative_to(REPO)}:{number}: {line.strip()}")
+    assert len(scripts) > 10 and not offenders, "\n".join(offenders)
+
+
+# ================================================================ 5. determinism
+
+def _result_csvs(repo: Path) -> dict[str, str]:
+    """Every CSV under results/, wall-clock columns dropped, as text."""
+    tables = {}
+    for path in sorted((repo / "results").rglob("*.csv")):
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+        frame = frame[[c for c in frame.columns if not wall_clock(c)]]
+        tables[str(path.relative_to(repo))] = frame.to_csv(index=False)
+    return tables
+
+
+@pytest.fixture(scope="module")
+def quick_reruns(tmp_path_factory):
+    runs = {}
+    for name, cores in (("again_2_cores", "2"), ("one_core", "1")):
+        repo = copy_repo(tmp_path_factory.mktemp(name))
+        result = snakemake(repo, "--cores", cores, "--configfile", "config/quick.yaml", timeout=1200)
+        assert result.returncode == 0, (result.stdout + result.stderr)[-5000:]
+        runs[name] = repo
+    return runs
+
+
+def _compare(a: dict[str, str], b: dict[str, str]) -> None:
+    assert sorted(a) == sorted(b)
+    assert len(a) > 20
+    different = [name for name in a if a[name] != b[name]]
+    assert not different, f"differ apart from wall-clock columns: {different}"
+
+
+@pytest.mark.slow
+def test_quick_config_twice_gives_identical_csvs(quick_run, quick_reruns):
+    _compare(_result_csvs(quick_run), _result_csvs(quick_reruns["again_2_cores"]))
+
+
+@pytest.mark.slow
+def test_one_core_and_two_cores_give_identical_csvs(quick_run, quick_reruns):
+    _compare(_result_csvs(quick_run), _result_csvs(quick_reruns["one_core"]))
+
+
+WALL_CLOCK_COLUMNS = {"elapsed_s", "images_per_s", "seconds", "step_mean_s", "test_images_per_s", "test_seconds",
+                      "train_s"}
+
+
+def test_only_the_wall_clock_columns_are_excluded(quick_run):
+    """The comparisons above drop exactly these timing columns; every other column counts.
+    A new column whose name looks like a timing must be added here deliberately."""
+    columns = set()
+    for path in (quick_run / "results").rglob("*.csv"):
+        columns |= set(pd.read_csv(path, nrows=1).columns)
+    assert {c for c in columns if wall_clock(c)} == WALL_CLOCK_COLUMNS
+    assert {"test_loss_mean", "loss", "nfe", "t", "tsne_x", "config_hash"} <= columns
+
+
+# ================================================================ 6. safety
+
+class _RunsCode:
+    """Unpickling this calls os.system: it touches `marker`."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_checkpoint_that_would_run_code_is_refused(tmp_path):
+    marker = tmp_path / "code-ran"
+    ckpt = tmp_path / "evil.pt"
+    torch.save({"step": 1, "payload": _RunsCode(marker)}, ckpt, pickle_module=pickle)
+    with pytest.raises(CheckpointError, match="refused: it holds pickled objects"):
+        load_checkpoint(ckpt)
+    with pytest.raises(CheckpointError, match="evil.pt is refused"):
+        load_tensors(ckpt)
+    assert not marker.exists()
+
+
+def _tiny_prepared(path: Path) -> None:
+    images = torch.randint(0, 256, (10, 1, 28, 28), dtype=torch.uint8)
+    torch.save({"name": "fashion_mnist", "image_shape": [1, 28, 28], "train_images": images,
+                "train_labels": torch.zeros(10, dtype=torch.int64), "val_images": images[:2],
+                "test_images": images[:4], "test_labels": torch.zeros(4, dtype=torch.int64),
+                "subset_order": {"0": torch.arange(10)}}, path)
+
+
+@pytest.mark.parametrize("script", ["train", "evaluate"])
+def test_scripts_refuse_a_model_or_checkpoint_that_would_run_code(tmp_path, script):
+    marker = tmp_path / "code-ran"
+    evil = tmp_path / "evil.pt"
+    torch.save({"step": 1, "decoder": _RunsCode(marker)}, evil, pickle_module=pickle)
+    _tiny_prepared(tmp_path / "prepared.pt")
+    model = '{"kind": "autoencoder"}'
+    dataset = ('{"latent_dim": 4, "batch_size": 5, "loss": "bce", "n_pool": 12, "n_val": 2, '
+               '"optimizer": {"name": "rmsprop", "lr": 0.0005}}')
+    common = ["--prepared", str(tmp_path / "prepared.pt"), "--model-settings", model, "--dataset-settings", dataset]
+    if script == "train":
+        args = [*common, "--dataset", "fashion_mnist", "--model", "ae", "--train-size", "10", "--seed", "0",
+                "--steps", "2", "--checkpoint", str(evil), "--model-out", str(tmp_path / "m.pt"),
+                "--train-log", str(tmp_path / "log.csv"), "--validation", str(tmp_path / "v.csv"),
+                "--run-json", str(tmp_path / "run.json")]
+    else:
+        (tmp_path / "run.json").write_text('{"dataset": "fashion_mnist", "model": "ae", "train_size": 10, "seed": 0}')
+        args = [*common, "--model-file", str(evil), "--run-json", str(tmp_path / "run.json"),
+                "--metrics", str(tmp_path / "metrics.json"), "--outputs", str(tmp_path / "out.npz")]
+    result = subprocess.run([sys.executable, f"src/{script}.py", *args], cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert f"CheckpointError: {evil} is refused" in result.stderr and "Traceback" not in result.stderr
+    assert not marker.exists()
+
+
+def _python_files():
+    return sorted(p for folder in ("src", "benchmarks", "workflow") for p in (REPO / folder).rglob("*.py"))
+
+
+def _calls(tree):
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            yield node, ast.unparse(node.func)
+
+
+def test_every_torch_load_uses_weights_only():
+    found, unsafe = 0, []
+    for path in _python_files():
+        for node, name in _calls(ast.parse(path.read_text())):
+            if name == "torch.load":
+                found += 1
+                flags = {k.arg: k.value for k in node.keywords}
+                if not (isinstance(flags.get("weights_only"), ast.Constant) and flags["weights_only"].value is True):
+                    unsafe.append(f"{path.relative_to(REPO)}:{node.lineno}")
+    assert found >= 2 and not unsafe, unsafe
+
+
+def test_no_eval_exec_or_unsafe_loading_anywhere_in_the_code():
+    forbidden = {"eval", "exec", "compile", "pickle.load", "pickle.loads", "yaml.load", "yaml.unsafe_load",
+                 "marshal.loads", "os.system", "subprocess.getoutput"}
+    hits = []
+    for path in _python_files():
+        for node, name in _calls(ast.parse(path.read_text())):
+            shell = any(k.arg == "shell" and getattr(k.value, "value", False) for k in node.keywords)
+            if name in forbidden or shell:
+                hits.append(f"{path.relative_to(REPO)}:{node.lineno}: {name}")
+    smk = [REPO / "workflow/Snakefile", *sorted((REPO / "workflow/rules").glob("*.smk"))]
+    for path in smk:
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            if re.search(r"\b(eval|exec|compile)\s*\(|pickle\.load|yaml\.(unsafe_)?load\(", line):
+                hits.append(f"{path.relative_to(REPO)}:{number}: {line.strip()}")
+    assert len(smk) >= 6 and not hits, hits
+
+
+def test_config_strings_in_shell_commands_cannot_inject_commands(tmp_path):
+    """Config values reach the rules' shell commands quoted: a root or local_dir holding
+    shell syntax is a folder name, never a command."""
+    repo = copy_repo(tmp_path / "repo")
+    config = write_config(repo, "inject", {"data": {"root": "raw; touch INJECTED_ROOT",
+                                                    "local_dir": "nowhere$(touch INJECTED_LOCAL)"}})
+    result = snakemake(repo, "-n", "-p", PREPARED, "--configfile", config)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "--root 'raw; touch INJECTED_ROOT'" in result.stdout
+    assert "--local-dir 'nowhere$(touch INJECTED_LOCAL)'" in result.stdout
+    if FASHION.is_dir():  # run it too: the system copy is found, nothing is executed
+        result = snakemake(repo, PREPARED, "--cores", "1", "--configfile", config)
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert (repo / "raw; touch INJECTED_ROOT" / "FashionMNIST").is_dir()
+    assert not list(repo.rglob("INJECTED*")) and not list(Path.cwd().glob("INJECTED*"))
