@@ -124,19 +124,12 @@ BAD_CONFIGS = {
 
 
 @pytest.mark.parametrize("case", list(BAD_CONFIGS))
-def test_bad_config_is_rejected_before_any_job(repo_copy, tmp_path, case):
+def test_bad_config_is_rejected_before_any_job(repo_copy, tmp_path, monkeypatch, case):
     override, expected = BAD_CONFIGS[case]
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump(override))
-    env_before = os.environ.get("CUDA_VISIBLE_DEVICES")
-    os.environ["CUDA_VISIBLE_DEVICES"] = ""  # "no GPU" also on a machine that has one
-    try:
-        result = snakemake(repo_copy, "--cores", "1", "--configfile", str(bad))
-    finally:
-        if env_before is None:
-            del os.environ["CUDA_VISIBLE_DEVICES"]
-        else:
-            os.environ["CUDA_VISIBLE_DEVICES"] = env_before
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # "no GPU" also on a machine that has one
+    result = snakemake(repo_copy, "--cores", "1", "--configfile", str(bad))
     message = result.stdout + result.stderr
     assert result.returncode != 0, message[-2000:]
     for fragment in expected:

@@ -153,7 +153,8 @@ def train(decoder: nn.Module, images: torch.Tensor, *, steps: int, batch_size: i
                                                seed * 1_000_003 + run.step, opt, loss_fn)
         except FlowDivergedError as error:
             raise TrainingDivergedError(f"training step {run.step + 1}: the encoding flow diverged for "
-                                        f"training images {idx[error.samples].tolist()}: {error}") from error
+                                        f"training images {idx[error.samples].tolist()} ({error}); the last "
+                                        "checkpoint is kept. Lower the learning rate or check the data") from error
         if nfe is None or not bool(torch.isfinite(losses).all()) or not _grads_finite(modules):
             bad = idx[~torch.isfinite(losses)].tolist()
             raise TrainingDivergedError(
