@@ -47,6 +47,7 @@ from helpers import FunctionDecoder, TinyDecoder
 from workflow_helpers import REPO, SNAKEMAKE, copy_repo, snakemake
 
 matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
 sys.path.insert(0, str(REPO / "src"))
 import plotstyle  # noqa: E402  (the workflow's scripts live in src/, outside the package)
 import wfcommon  # noqa: E402
@@ -415,19 +416,17 @@ class _Interrupted(Exception):
     pass
 
 
-def _writers(tmp_path):
-    """Each output writer of the workflow, with a way to make it fail half-way."""
+def _writers():
+    """Each output writer of the workflow: (write(path), file name, the serialiser it calls)."""
     frame = pd.DataFrame({"a": np.arange(2000), "b": np.linspace(0, 1, 2000)})
-    import matplotlib.pyplot as plt
-
     fig, ax = plt.subplots()
     ax.plot([0, 1], [1, 0])
     return {
-        "csv": (lambda path: wfcommon.write_csv(frame, path), "write_text"),
-        "json": (lambda path: wfcommon.write_json({"a": list(range(100))}, path), "write_text"),
-        "npz": (lambda path: wfcommon.write_npz(path, a=np.zeros(1000)), "savez_compressed"),
-        "torch": (lambda path: atomic_torch_save({"w": torch.zeros(1000)}, path), "torch.save"),
-        "figure": (lambda path: plotstyle.save(fig, path, path.with_suffix(".pdf")), "savefig"),
+        "csv": (lambda path: wfcommon.write_csv(frame, path), "out.csv", "write_text"),
+        "json": (lambda path: wfcommon.write_json({"a": list(range(100))}, path), "out.json", "write_text"),
+        "npz": (lambda path: wfcommon.write_npz(path, a=np.zeros(1000)), "out.npz", "savez_compressed"),
+        "torch": (lambda path: atomic_torch_save({"w": torch.zeros(1000)}, path), "out.pt", "torch.save"),
+        "figure": (lambda path: plotstyle.save(fig, path, path.with_suffix(".pdf")), "out.png", "savefig"),
     }
 
 
@@ -453,8 +452,8 @@ def _fail_half_way(monkeypatch, kind):
 
 @pytest.mark.parametrize("writer", ["csv", "json", "npz", "torch", "figure"])
 def test_a_crash_mid_write_leaves_the_previous_output_whole(tmp_path, monkeypatch, writer):
-    write, kind = _writers(tmp_path)[writer]
-    path = tmp_path / f"out.{ {'torch': 'pt', 'figure': 'png'}.get(writer, writer)}"
+    write, name, kind = _writers()[writer]
+    path = tmp_path / name
     write(path)
     before = path.read_bytes()
     with monkeypatch.context() as patch:
