@@ -268,7 +268,8 @@ def main(argv=None) -> int:
     e3 = add_provenance(log_table(a.e3), a.e3, a)
     e4 = add_provenance(log_table(a.e4), a.e4, a)
     e5_run = {read_json(f)["dataset"]: f for f in a.e5_runs}
-    e5 = with_config(with_run_provenance(a.e5, lambda f: e5_run[pd.read_csv(f)["dataset"].iloc[0]]), a)
+    # results/runs/{dataset}/encoding_convergence.csv
+    e5 = with_config(with_run_provenance(a.e5, lambda f: e5_run[Path(f).parent.name]), a)
     e6 = with_config(e6_table(a.e6), a)
     e7 = with_config(with_run_provenance(a.e7, lambda f: Path(f).with_name("run.json")), a)
     runs = [read_json(f) for f in sorted(set(a.e1_runs) | set(a.e4_runs))]

@@ -24,10 +24,9 @@ def main(argv=None):
         row[0].set_xscale("log")
         row[0].set_xlabel("integration time t (flow time units)")
         row[1].set_xscale("log")
-        for ax in row:
-            ax.set_yscale("log")
         row[1].set_xlabel("function evaluations per image (NFE)")
         for ax in row:
+            ax.set_yscale("log")
             ax.set_ylabel(plotstyle.loss_label(ds, "mean encoding loss"))
             ax.legend()
         row[0].set_title(f"{ds}: E5, {part['n_images'].iloc[0]} test images, z0 = {part['z0'].iloc[0]}")

@@ -63,11 +63,17 @@ def test_per_sample_loss_never_increases_and_forced_steps_keep_z():
     assert torch.allclose(final, out.loss)
 
 
-def test_encoding_of_a_sample_does_not_depend_on_its_batch():
-    torch.manual_seed(3)
+def _mlp_problem(batch, seed):
+    """The paper's MLP decoder (random weights), images and starts, in float64."""
+    torch.manual_seed(seed)
     decoder = MLPDecoder().double()
-    x = torch.rand(64, 1, 28, 28, dtype=torch.float64)
-    z0 = torch.rand(64, 20, dtype=torch.float64)
+    x = torch.rand(batch, 1, 28, 28, dtype=torch.float64)
+    z0 = torch.rand(batch, 20, dtype=torch.float64)
+    return decoder, x, z0
+
+
+def test_encoding_of_a_sample_does_not_depend_on_its_batch():
+    decoder, x, z0 = _mlp_problem(64, seed=3)
     batch = gfe.encode(decoder, x, solver="amd", tau=1000.0, z0=z0, alpha=30.0)
     for i in (0, 17, 63):
         alone = gfe.encode(decoder, x[i:i + 1], solver="amd", tau=1000.0, z0=z0[i:i + 1], alpha=30.0)
@@ -158,10 +164,7 @@ def test_amd_refuses_the_second_order_flow():
 
 
 def test_working_set_refill_gives_the_same_encodings():
-    torch.manual_seed(4)
-    decoder = MLPDecoder().double()
-    x = torch.rand(24, 1, 28, 28, dtype=torch.float64)
-    z0 = torch.rand(24, 20, dtype=torch.float64)
+    decoder, x, z0 = _mlp_problem(24, seed=4)
     whole = gfe.encode(decoder, x, solver="amd", tau=500.0, z0=z0, alpha=30.0)
     refilled = gfe.encode(decoder, x, solver="amd", tau=500.0, z0=z0, alpha=30.0, working_set=5)
     assert (whole.z - refilled.z).abs().max() < 1e-5

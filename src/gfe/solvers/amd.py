@@ -78,11 +78,11 @@ class AMDOptions:
                 raise ValueError(f"AMD option {name}={getattr(self, name)!r} is invalid: must be {allowed}")
 
 
-def _slope_weights(window: int, dtype, device) -> torch.Tensor:
+def _slope_weights(window: int, device) -> torch.Tensor:
     """w with h @ w == torch.gradient(h)[0].mean() for any window h of length `window`
     (unit spacing, second-order interior differences, one-sided at the ends)."""
     eye = torch.eye(window, dtype=torch.float64)
-    return torch.gradient(eye, dim=1)[0].mean(1).to(dtype=dtype, device=device)
+    return torch.gradient(eye, dim=1)[0].mean(1).to(device)
 
 
 @dataclass
@@ -129,14 +129,12 @@ class AMDSolver:
         o = self.options
         batch = z0.shape[0]
         capacity = batch if o.working_set is None else min(int(o.working_set), batch)
-        weights = None
+        weights = _slope_weights(o.conv_window, z0.device)
         state = self._start(flow, z0, torch.arange(capacity, device=z0.device), 0)
         waiting = capacity  # samples capacity..batch-1 have not started yet
         out = self._empty_output(state, batch)
         iterations = 0
         while state.idx.numel():
-            if weights is None:
-                weights = _slope_weights(o.conv_window, torch.float64, z0.device)
             self._iterate(flow, state, tau, trace, weights)
             iterations += 1
             done = state.converged | (state.t >= tau)
