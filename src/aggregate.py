@@ -1,6 +1,6 @@
-"""Aggregate the per-run metric files into one tidy CSV per experiment, the parameter
-counts, and a Markdown summary that checks each claim of SPEC section 4 against the
-numbers (whatever they say). Deterministic: the same inputs give byte-identical outputs.
+"""Aggregate the per-run metric files into one tidy CSV per experiment and the parameter
+counts (the claims' verdicts are made from these tables by summarize.py).
+Deterministic: the same inputs give byte-identical outputs.
 """
 
 from __future__ import annotations
@@ -16,17 +16,18 @@ import pandas as pd
 
 import wfcommon
 
-KEYS = ["dataset", "model", "train_size", "seed"]
+KEYS = ["dataset", "experiment", "model", "train_size", "seed"]
 PROVENANCE = ["config_name", "config_hash", "git_commit", "torch_version", "torchdiffeq_version",
               "snakemake_version", "device"]
-RUN_PATH = re.compile(r"runs/(?P<dataset>[^/]+)/(?P<model>[^/]+)/N(?P<N>[^/]+)/seed(?P<seed>\d+)/")
+RUN_PATH = re.compile(r"runs/(?P<dataset>[^/]+)/(?P<experiment>e\d)/(?P<model>[^/]+)/N(?P<N>[^/]+)/seed(?P<seed>\d+)/")
 
 
 def path_keys(path: str) -> dict:
     m = RUN_PATH.search(Path(path).as_posix())
     if not m:
-        raise ValueError(f"{path} is not a run file (results/runs/<dataset>/<model>/N<N>/seed<seed>/...)")
-    return {"dataset": m["dataset"], "model": m["model"], "train_size_label": m["N"], "seed": int(m["seed"])}
+        raise ValueError(f"{path} is not a run file (results/runs/<dataset>/<experiment>/<model>/N<N>/seed<seed>/...)")
+    return {"dataset": m["dataset"], "experiment": m["experiment"], "model": m["model"], "train_size_label": m["N"],
+            "seed": int(m["seed"])}
 
 
 def read_json(path):
@@ -49,9 +50,13 @@ def e1_table(run_files, metric_files, a) -> pd.DataFrame:
     rows = []
     for run_file, metric_file in zip(run_files, metric_files):
         run, metrics = read_json(run_file), read_json(metric_file)
-        row = {**{k: run[k] for k in KEYS}, "train_size_label": run["train_size_label"], "steps": run["steps"],
-               "batch_size": run["batch_size"], "images_seen": run["images_seen"],
-               "epochs": run["images_seen"] / run["train_size"]}
+        row = {**{k: run[k] for k in KEYS}, "train_size_label": run["train_size_label"],
+               "amd_rule": run["amd_rule"], "batch_size": run["batch_size"], "stop_reason": run["stop_reason"],
+               "steps": run["steps"], "max_steps": run["max_steps"], "images_seen": run["images_seen"],
+               "epochs": run["images_seen"] / run["train_size"], "best_step": run["best_step"],
+               "best_images_seen": run["best_images_seen"], "best_val_loss": run["best_val_loss"],
+               "val_every": run["val_every"], "patience": run["patience"],
+               "min_improvement": run["min_improvement"]}
         row.update({k: v for k, v in metrics.items() if k.startswith("test_")})
         row.update({"final_train_loss": run["final_train_loss"], "train_loss_last10": run["train_loss_last10"],
                     "train_nfe_mean": run["train_nfe_mean"], "total_params": run["total_params"],
@@ -62,13 +67,15 @@ def e1_table(run_files, metric_files, a) -> pd.DataFrame:
     return with_config(frame, a)
 
 
-def log_table(files, runs_by_key=None) -> pd.DataFrame:
-    frames = [pd.read_csv(f).assign(train_size_label=path_keys(f)["train_size_label"]) for f in files]
+def log_table(files) -> pd.DataFrame:
+    """Per-step or validation logs of runs, one frame, with each run's AMD rule."""
+    frames = [pd.read_csv(f).assign(train_size_label=path_keys(f)["train_size_label"],
+                                    amd_rule=read_json(Path(f).with_name("run.json"))["amd_rule"]) for f in files]
     frames = [f for f in frames if len(f)]
     if not frames:
         return pd.DataFrame()
     frame = pd.concat(frames, ignore_index=True)
-    return frame.sort_values(["dataset", "model", "train_size", "seed", "step"], kind="stable")
+    return frame.sort_values(["dataset", "model", "train_size", "seed", "step"], kind="stable").reset_index(drop=True)
 
 
 def provenance_of(files) -> dict:
@@ -76,7 +83,7 @@ def provenance_of(files) -> dict:
     out = {}
     for f in files:
         run = read_json(Path(f).with_name("run.json"))
-        out[(run["dataset"], run["model"], run["train_size"], run["seed"])] = run_provenance(run)
+        out[(run["dataset"], run["experiment"], run["model"], run["train_size"], run["seed"])] = run_provenance(run)
     return out
 
 
@@ -84,7 +91,7 @@ def add_provenance(frame: pd.DataFrame, files, a) -> pd.DataFrame:
     if frame.empty:
         return with_config(frame, a)
     prov = provenance_of(files)
-    extra = pd.DataFrame([prov[(r.dataset, r.model, r.train_size, r.seed)] for r in frame.itertuples()],
+    extra = pd.DataFrame([prov[(r.dataset, r.experiment, r.model, r.train_size, r.seed)] for r in frame.itertuples()],
                          index=frame.index)
     return with_config(pd.concat([frame, extra], axis=1), a)
 
@@ -110,178 +117,56 @@ def with_run_provenance(files, run_file_of) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def fmt(x, digits=4):
-    return f"{x:.{digits}g}"
-
-
-def verdict(ok) -> str:
-    return "**supported**" if ok else "**not supported**"
-
-
-def claim_data_efficiency(e1: pd.DataFrame) -> list[str]:
-    lines = ["## Claim 1: data efficiency (E1)", "",
-             "GFE(-amd) reaches a lower test loss than the AE from far fewer training images, "
-             "stays competitive when fully trained, and has half the parameters.", ""]
-    for ds, part in e1.groupby("dataset", sort=True):
-        stats = part.groupby(["model", "train_size"])["test_loss_mean"].agg(["mean", "std", "count"]).reset_index()
-        if not {"ae", "gfe_amd"} <= set(stats["model"]):
-            lines.append(f"- {ds}: needs both ae and gfe_amd in E1; not evaluated.")
-            continue
-        wide = stats.pivot(index="train_size", columns="model", values="mean")
-        lines += [f"Test loss (per-sample pixel-mean {'BCE' if ds != 'cifar10' else 'MSE'}, "
-                  f"mean over seeds, {int(part['test_n_images'].iloc[0])} test images, "
-                  f"{int(part['steps'].iloc[0])} optimiser steps at every N):", "",
-                  "| N | ae | gfe_amd | gfe_amd - ae |", "|---|---|---|---|"]
-        for n, row in wide.iterrows():
-            lines.append(f"| {n} | {fmt(row['ae'])} | {fmt(row['gfe_amd'])} | {fmt(row['gfe_amd'] - row['ae'], 3)} |")
-        small, large = wide.index.min(), wide.index.max()
-        better_small = wide.loc[small, "gfe_amd"] < wide.loc[small, "ae"]
-        rel_large = (wide.loc[large, "gfe_amd"] - wide.loc[large, "ae"]) / wide.loc[large, "ae"]
-        params = part.groupby("model")["total_params"].first()
-        ratio = params["gfe_amd"] / params["ae"]
-        lines += ["",
-                  f"- Smallest N ({small}): gfe_amd {fmt(wide.loc[small, 'gfe_amd'])} vs ae "
-                  f"{fmt(wide.loc[small, 'ae'])}: lower loss from few images is {verdict(better_small)}.",
-                  f"- Largest N ({large}): gfe_amd is {fmt(100 * rel_large, 3)}% "
-                  f"{'above' if rel_large > 0 else 'below'} the AE; competitive (within 5%) is "
-                  f"{verdict(rel_large <= 0.05)}.",
-                  f"- Parameters: gfe_amd {params['gfe_amd']} vs ae {params['ae']} (ratio {fmt(ratio, 3)}); "
-                  f"half the parameters is {verdict(abs(ratio - 0.5) < 0.05)}.", ""]
-    return lines
-
-
-def claim_adjoint(e4: pd.DataFrame) -> list[str]:
-    lines = ["## Claim 2: approximate training loses little against the full adjoint (E4)", ""]
-    for ds, part in e4.groupby("dataset", sort=True):
-        by = {m: g for m, g in part.groupby("model")}
-        adj = [m for m in by if by[m]["model"].iloc[0] == "gfe_adjoint"]
-        approx = [m for m in by if m != "gfe_adjoint"]
-        if not adj or not approx:
-            lines.append(f"- {ds}: needs gfe_adjoint and an approximate model; not evaluated.")
-            continue
-        a_m = approx[0]
-        last = {m: g["loss"].tail(max(1, len(g) // 5)).mean() for m, g in by.items()}
-        cost = {m: g["seconds"].mean() for m, g in by.items()}
-        rel = (last[a_m] - last["gfe_adjoint"]) / last["gfe_adjoint"]
-        lines += [f"- {ds}: training loss over the last 20% of {len(by[a_m])} iterations: {a_m} (approximate) "
-                  f"{fmt(last[a_m])}, gfe_adjoint {fmt(last['gfe_adjoint'])} (approximate is "
-                  f"{fmt(100 * rel, 3)}% {'higher' if rel > 0 else 'lower'}). "
-                  f"Losing little (within 5%) is {verdict(rel <= 0.05)}.",
-                  f"- {ds}: cost of one iteration (wall clock, this machine): approximate "
-                  f"{fmt(cost[a_m], 3)} s, adjoint {fmt(cost['gfe_adjoint'], 3)} s "
-                  f"({fmt(cost['gfe_adjoint'] / cost[a_m], 3)}x).", ""]
-    return lines
-
-
-def n_steps(method: str) -> int:
-    return int(re.search(r"(\d+) steps", method)[1])
-
-
-def claim_second_order(e3: pd.DataFrame, e5: pd.DataFrame) -> list[str]:
-    lines = ["## Claim 3: the 2nd-order flow converges faster per iteration (E5, E3)", ""]
-    for ds, part in e5.groupby("dataset", sort=True):
-        methods = sorted(part["method"].unique())
-        one = [m for m in methods if m.startswith("1st order")]
-        two = [m for m in methods if m.startswith("2nd order")]
-        if not one or not two:
-            continue
-        one_m = max(one, key=n_steps)
-        c1 = part[part["method"] == one_m].reset_index(drop=True)
-        c2 = part[part["method"] == two[0]].reset_index(drop=True)
-        final = min(c1["loss_mean"].iloc[-1], c2["loss_mean"].iloc[-1])
-        start = c1["loss_mean"].iloc[0]
-        target = final + 0.05 * (start - final)
-
-        def reach(c):
-            hit = c.index[c["loss_mean"] <= target]
-            return float(c.loc[hit[0], "nfe_mean"]) if len(hit) else float("inf")
-
-        n1, n2 = reach(c1), reach(c2)
-        quarter = len(c1) // 4
-        lines += [f"- {ds} (E5, {int(part['n_images'].iloc[0])} test images): NFE to come within 5% of the final "
-                  f"loss: 1st order {fmt(n1)}, 2nd order {fmt(n2)}; loss after a quarter of the integration "
-                  f"(NFE {fmt(c1['nfe_mean'].iloc[quarter])}): 1st {fmt(c1['loss_mean'].iloc[quarter])}, "
-                  f"2nd {fmt(c2['loss_mean'].iloc[quarter])}; final: 1st {fmt(c1['loss_mean'].iloc[-1])}, "
-                  f"2nd {fmt(c2['loss_mean'].iloc[-1])}. Faster per iteration is {verdict(n2 < n1)}."]
-    for ds, part in e3.groupby("dataset", sort=True):
-        last = {m: g["loss"].tail(max(1, len(g) // 5)).mean() for m, g in part.groupby("model")}
-        if "gfe_2nd" in last and "gfe_rk4" in last:
-            lines.append(f"- {ds} (E3, decoder training): training loss over the last 20% of iterations: gfe_2nd "
-                         f"{fmt(last['gfe_2nd'])}, gfe_rk4 {fmt(last['gfe_rk4'])}"
-                         + (f", gfe_amd {fmt(last['gfe_amd'])}" if "gfe_amd" in last else "") + ".")
-    return lines + [""]
-
-
-def claim_amd(e5: pd.DataFrame, e3: pd.DataFrame) -> list[str]:
-    lines = ["## Claim 4: AMD is robust where fixed-step solvers are sensitive to the step size (E5, E3)", ""]
-    for ds, part in e5.groupby("dataset", sort=True):
-        finals = part.groupby("method").apply(lambda g: g.sort_values("t")["loss_mean"].iloc[-1],
-                                              include_groups=False)
-        nfe = part.groupby("method")["nfe_mean"].max()
-        firsts = sorted((m for m in finals.index if m.startswith("1st order")),
-                        key=n_steps)
-        amd = [m for m in finals.index if m.startswith("AMD")]
-        if not firsts or not amd:
-            continue
-        spread = finals[firsts].max() - finals[firsts].min()
-        amd_final = finals[amd[0]]
-        best = finals[firsts].min()
-        lines += [f"- {ds}: final encoding loss (t = tau) of the first-order flow by rk4 with "
-                  + ", ".join(f"{n_steps(m)} steps {fmt(finals[m])}" for m in firsts)
-                  + f" (spread {fmt(spread, 3)}); AMD {fmt(amd_final)} with {fmt(nfe[amd[0]])} NFE per image "
-                  f"(rk4 uses 4 per step). AMD within 1% of the best rk4 result while fixed-step results vary by "
-                  f"more than 1% is {verdict(amd_final <= 1.01 * best and spread > 0.01 * best)}."]
-    return lines + [""]
-
-
-def summary_text(e1, e3, e4, e5, params, a) -> str:
-    lines = ["# Summary: the claims of SPEC section 4 against this run", "",
-             f"Config `{a.config_name}` (hash `{a.config_hash}`); losses are per-sample pixel-mean BCE "
-             "(MSE for CIFAR-10); the verdicts are computed from the tables in this folder by "
-             "`src/aggregate.py`, whatever the numbers say. Budgets are far below the authors' "
-             "(see README), so a verdict is about this budget only.", ""]
-    lines += claim_data_efficiency(e1)
-    lines += claim_adjoint(e4)
-    lines += claim_second_order(e3, e5)
-    lines += claim_amd(e5, e3)
-    lines += ["## Parameter counts", "", "| dataset | model | decoder | encoder | total |", "|---|---|---|---|---|"]
-    for r in params.itertuples():
-        lines.append(f"| {r.dataset} | {r.model} | {r.decoder_params} | {r.encoder_params} | {r.total_params} |")
-    commits = sorted(set(e1["git_commit"])) if "git_commit" in e1 else []
-    lines += ["", f"Runs made at git commit(s): {', '.join(commits)}; torch "
-              f"{', '.join(sorted(set(e1['torch_version'])))}, device {', '.join(sorted(set(e1['device'])))}.", ""]
-    return "\n".join(lines)
+def authors_points(e2: pd.DataFrame, targets: list[int]) -> pd.DataFrame:
+    """E2 validation loss at the authors' table points: per (dataset, model, AMD rule) and
+    target, the validation check nearest in images seen, mean and std over seeds."""
+    rows = []
+    if e2.empty:
+        return pd.DataFrame(columns=["dataset", "model", "amd_rule", "target_images_seen", "images_seen",
+                                     "n_seeds", "loss_mean", "loss_std"])
+    for (ds, model, rule), part in e2.groupby(["dataset", "model", "amd_rule"], sort=True, dropna=False):
+        seen = np.sort(part["images_seen"].unique())
+        for target in targets:
+            nearest = int(seen[np.abs(seen - target).argmin()])
+            losses = part.loc[part["images_seen"] == nearest, "loss_mean"]
+            rows.append({"dataset": ds, "model": model, "amd_rule": rule, "target_images_seen": target,
+                         "images_seen": nearest, "n_seeds": int(losses.size), "loss_mean": float(losses.mean()),
+                         "loss_std": float(losses.std()) if losses.size > 1 else float("nan")})
+    return pd.DataFrame(rows)
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--config-name", required=True)
     p.add_argument("--config-hash", required=True)
-    for name in ("e1-runs", "e1-metrics", "e2", "e3", "e4", "e4-runs", "e5", "e5-runs", "e6", "e7", "tables"):
+    for name in ("e1-runs", "e1-metrics", "e2", "e3-train", "e3-heldout", "e4-train", "e4-heldout", "e5",
+                 "e5-runs", "e6", "e7", "tables"):
         p.add_argument(f"--{name}", nargs="*", default=[])
-    p.add_argument("--summary", required=True)
+    p.add_argument("--report-images-seen", type=int, nargs="*", default=[])
     a = p.parse_args(argv)
     wfcommon.setup(1, None)
     tables = {Path(t).stem: t for t in a.tables}
     e1 = e1_table(a.e1_runs, a.e1_metrics, a)
-    e2 = add_provenance(log_table(a.e2), a.e2, a)
-    e3 = add_provenance(log_table(a.e3), a.e3, a)
-    e4 = add_provenance(log_table(a.e4), a.e4, a)
+    e2 = log_table(a.e2)
+    logs = {name: add_provenance(log_table(files), files, a)
+            for name, files in (("e3_solver_comparison", a.e3_train), ("e3_heldout", a.e3_heldout),
+                                ("e4_adjoint_ablation", a.e4_train), ("e4_heldout", a.e4_heldout))}
     e5_run = {read_json(f)["dataset"]: f for f in a.e5_runs}
     # results/runs/{dataset}/encoding_convergence.csv
     e5 = with_config(with_run_provenance(a.e5, lambda f: e5_run[Path(f).parent.name]), a)
     e6 = with_config(e6_table(a.e6), a)
     e7 = with_config(with_run_provenance(a.e7, lambda f: Path(f).with_name("run.json")), a)
-    runs = [read_json(f) for f in sorted(set(a.e1_runs) | set(a.e4_runs))]
+    run_files = sorted(set(a.e1_runs) | {str(Path(f).with_name("run.json")) for f in a.e3_train + a.e4_train})
+    runs = [read_json(f) for f in run_files]
     params = (pd.DataFrame([{**{k: r[k] for k in ("dataset", "model", "decoder_params", "encoder_params",
                                                   "total_params")}, **run_provenance(r)} for r in runs])
               .drop_duplicates(["dataset", "model"]).sort_values(["dataset", "model"]).reset_index(drop=True))
-    outputs = {"e1_data_efficiency": e1, "e2_learning_curves": e2, "e3_solver_comparison": e3,
-               "e4_adjoint_ablation": e4, "e5_encoding_convergence": e5, "e6_reconstructions": e6,
-               "e7_latent_maps": e7, "parameter_counts": with_config(params, a)}
+    outputs = {"e1_data_efficiency": e1, "e2_learning_curves": add_provenance(e2, a.e2, a),
+               "e2_authors_points": with_config(authors_points(e2, a.report_images_seen), a), **logs,
+               "e5_encoding_convergence": e5, "e6_reconstructions": e6, "e7_latent_maps": e7,
+               "parameter_counts": with_config(params, a)}
     for name, path in tables.items():
         wfcommon.write_csv(outputs[name], path)
-    wfcommon.write_text(summary_text(e1, e3, e4, e5, params, a), a.summary)
     return 0
 
 

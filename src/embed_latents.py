@@ -1,4 +1,9 @@
-"""E7: 2-D t-SNE embedding of test latents (from evaluation outputs), one CSV per run."""
+"""E7: 2-D t-SNE embedding of latents (test or training images), one CSV per run.
+
+The NPZ holds z (n, d), labels (n,) and either test_idx or train_idx (n,): the
+images' indices in their split. The CSV has one row per embedded latent with
+image_idx (that index) and split ("test" or "train").
+"""
 
 from __future__ import annotations
 
@@ -12,10 +17,29 @@ from threadpoolctl import threadpool_limits
 
 import wfcommon
 
+SPLIT_KEYS = {"test_idx": "test", "train_idx": "train"}
+# The authors' t-SNE settings; the perplexity comes from the command line.
+TSNE_SETTINGS = {"early_exaggeration": 4.0, "learning_rate": 100.0, "init": "pca", "random_state": 0}
+
+
+def image_indices(saved) -> tuple[np.ndarray, str]:
+    """The images' indices in their split and the split's name, from an NPZ with test_idx or train_idx."""
+    for key, split in SPLIT_KEYS.items():
+        if key in saved:
+            return saved[key], split
+    raise KeyError(f"the NPZ has none of {sorted(SPLIT_KEYS)}; keys: {sorted(saved.keys())}")
+
+
+def embed(z: np.ndarray, perplexity: float) -> tuple[np.ndarray, float]:
+    """2-D t-SNE of latents z (n, d) -> (xy (n, 2), the perplexity used, at most (n - 1) / 3)."""
+    perplexity = min(perplexity, (len(z) - 1) / 3)
+    tsne = TSNE(n_components=2, perplexity=perplexity, **TSNE_SETTINGS)
+    return tsne.fit_transform(z), perplexity
+
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--outputs", required=True, help="NPZ written by evaluate.py")
+    p.add_argument("--outputs", required=True, help="NPZ with z, labels and test_idx or train_idx")
     p.add_argument("--dataset", required=True)
     p.add_argument("--model", required=True)
     p.add_argument("--train-size", required=True)
@@ -29,14 +53,14 @@ def main(argv=None) -> int:
     log = wfcommon.setup(a.threads, a.log)
     saved = np.load(a.outputs)
     z, labels = saved["z"][: a.n_images].astype(np.float64), saved["labels"][: a.n_images]
-    perplexity = min(a.perplexity, (len(z) - 1) / 3)
+    idx, split = image_indices(saved)
     with threadpool_limits(a.threads):
-        xy = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=0).fit_transform(z)
+        xy, perplexity = embed(z, a.perplexity)
     table = pd.DataFrame({"dataset": a.dataset, "model": a.model, "train_size": a.train_size, "seed": a.seed,
-                          "image": np.arange(len(z)), "test_idx": saved["test_idx"][: len(z)], "label": labels,
+                          "image": np.arange(len(z)), "split": split, "image_idx": idx[: len(z)], "label": labels,
                           "tsne_x": xy[:, 0], "tsne_y": xy[:, 1], "perplexity": perplexity})
     wfcommon.write_csv(table, a.output)
-    log.info("t-SNE of %d latents of %s/%s", len(z), a.dataset, a.model)
+    log.info("t-SNE of %d %s latents of %s/%s", len(z), split, a.dataset, a.model)
     return 0
 
 

@@ -1,8 +1,11 @@
-"""Evaluate a trained model on the prepared test subset.
+"""Evaluate a trained model on the prepared test subset, or encode training images.
 
-Writes --metrics (JSON: per-sample pixel-mean loss statistics, NFE, provenance) and
---outputs (NPZ: latents and labels of the first --n-latents test images; the first
---n-recon test images and their reconstructions), which the figures read.
+Test (default): writes --metrics (JSON: per-sample pixel-mean loss statistics, NFE,
+provenance) and --outputs (NPZ: latents and labels of the first --n-latents test images;
+the first --n-recon test images and their reconstructions), which the figures read.
+--latents-of-training N: writes only --outputs (NPZ: z, labels, train_idx) of the first N
+images of the run's training subset (E7's t-SNE of training latents).
+GFE models encode with their training flow, AMD with its per-sample rule (wfcommon.evaluation_flow).
 """
 
 from __future__ import annotations
@@ -14,27 +17,11 @@ import sys
 import numpy as np
 import torch
 
-from gfe.checkpoints import load_tensors
 from gfe.devices import resolve_device
 from gfe.evaluation import evaluate
-from gfe.models import build_autoencoder, build_decoder, to_images
+from gfe.models import to_images
 
 import wfcommon
-
-
-def load_model(path, device):
-    saved = load_tensors(path)
-    shape, latent_dim = saved["image_shape"], saved["latent_dim"]
-    if saved["encoder"] is not None:
-        ae = build_autoencoder(shape, latent_dim)
-        decoder, encoder = ae.decoder, ae.encoder
-        encoder.load_state_dict(saved["encoder"])
-        encoder.to(device).eval()
-    else:
-        decoder, encoder = build_decoder(shape, latent_dim), None
-    decoder.load_state_dict(saved["decoder"])
-    decoder.to(device).eval()
-    return decoder, encoder
 
 
 def main(argv=None) -> int:
@@ -49,7 +36,9 @@ def main(argv=None) -> int:
     p.add_argument("--n-latents", type=int, default=1000)
     p.add_argument("--n-recon", type=int, default=8)
     p.add_argument("--device", default="cpu")
-    p.add_argument("--metrics", required=True)
+    p.add_argument("--latents-of-training", type=int, default=0, metavar="N",
+                   help="encode the first N training images of the run instead of the test subset")
+    p.add_argument("--metrics", default=None, help="test mode: the metrics JSON")
     p.add_argument("--outputs", required=True)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--log", default=None)
@@ -59,12 +48,14 @@ def main(argv=None) -> int:
     run = json.loads(open(a.run_json).read())
     device = resolve_device(a.device)
     prepared = wfcommon.load_prepared(a.prepared)
+    decoder, encoder = wfcommon.load_model(a.model_file, device)
+    flow = {"loss": ds["loss"]} if encoder is not None else wfcommon.evaluation_flow(wfcommon.flow_options(model, ds))
+    if a.latents_of_training:
+        return training_latents(a, prepared, run, decoder, encoder, flow, device, log)
     images = prepared["test_images"].to(device)
-    decoder, encoder = load_model(a.model_file, device)
-    flow = {"loss": ds["loss"]} if encoder is not None else wfcommon.flow_options(model, ds)
     result = evaluate(decoder, images, encoder=encoder, flow=flow, batch_size=a.batch_size, seed=a.eval_seed)
     summary = result.summary()
-    keys = {k: run[k] for k in ("dataset", "model", "train_size", "seed")}
+    keys = {k: run[k] for k in ("dataset", "experiment", "model", "train_size", "seed")}
     metrics = {**keys, **{f"test_{k}" if not k.endswith("_s") and k != "seconds" else f"test_{k}": v
                           for k, v in summary.items()}}
     metrics["test_seconds"] = metrics.pop("test_seconds")
@@ -79,6 +70,18 @@ def main(argv=None) -> int:
                        images=prepared["test_images"][:n_recon].numpy(), reconstructions=recon.numpy().astype(np.float32))
     log.info("%s: test loss %.5f (n=%d, nfe %.1f, %.1f s)", keys, summary["loss_mean"], summary["n_images"],
              summary["nfe_mean"], summary["seconds"])
+    return 0
+
+
+def training_latents(a, prepared, run, decoder, encoder, flow, device, log) -> int:
+    """The first N images of the run's training subset, encoded: NPZ of z, labels, train_idx."""
+    order = prepared["subset_order"][str(run["seed"])][: min(a.latents_of_training, run["train_size"])]
+    images = prepared["train_images"][order].to(device)
+    result = evaluate(decoder, images, encoder=encoder, flow=flow, batch_size=a.batch_size, seed=a.eval_seed)
+    wfcommon.write_npz(a.outputs, z=result.z.cpu().numpy(), labels=prepared["train_labels"][order].numpy(),
+                       train_idx=prepared["train_idx"][order].numpy())
+    log.info("encoded %d training images of %s/%s (loss %.5f)", len(order), run["dataset"], run["model"],
+             float(result.loss.double().mean()))
     return 0
 
 

@@ -1,8 +1,11 @@
-"""E1 figure: test loss vs training-set size N (log x), mean +- std over seeds."""
+"""E1 figure: test loss of the best checkpoint vs training-set size N (log x), mean ± std
+over seeds; second panel: images seen at the best checkpoint. Runs that hit their step cap
+instead of a plateau are drawn with open markers."""
 
 import sys
 
 import pandas as pd
+from matplotlib.ticker import ScalarFormatter
 
 import plotstyle
 from plotstyle import plt
@@ -14,19 +17,34 @@ def main(argv=None):
     a = p.parse_args(argv)
     t = pd.read_csv(a.table)
     datasets = sorted(t["dataset"].unique())
-    fig, axes = plt.subplots(1, len(datasets), figsize=(4.5 * len(datasets), 3.4), squeeze=False)
-    for ax, ds in zip(axes[0], datasets):
+    fig, axes = plt.subplots(len(datasets), 2, figsize=(9, 3.6 * len(datasets)), squeeze=False,
+                             layout="constrained")
+    for (loss_ax, seen_ax), ds in zip(axes, datasets):
         part = t[t["dataset"] == ds]
         for model, g in part.groupby("model"):
-            s = g.groupby("train_size")["test_loss_mean"].agg(["mean", "std"]).fillna(0).reset_index()
-            ax.errorbar(s["train_size"], s["mean"], yerr=s["std"], marker="o", capsize=3, label=model,
-                        color=plotstyle.COLORS.get(model))
-        ax.set_xscale("log")
-        ax.set_xlabel("training-set size N (images)")
-        ax.set_ylabel(plotstyle.loss_label(ds, "test loss"))
-        n_seeds = part["seed"].nunique()
-        ax.set_title(f"{ds}: E1, {int(part['steps'].iloc[0])} steps, mean ± std over {n_seeds} seed(s)")
-        ax.legend()
+            color = plotstyle.COLORS.get(model)
+            s = g.groupby("train_size").agg(loss=("test_loss_mean", "mean"), std=("test_loss_mean", "std"),
+                                            seen=("best_images_seen", "mean"), seen_std=("best_images_seen", "std"),
+                                            capped=("stop_reason", lambda r: int((r != "plateau").sum())))
+            s = s.fillna(0).reset_index()
+            for ax, y, err in ((loss_ax, "loss", "std"), (seen_ax, "seen", "seen_std")):
+                ax.errorbar(s["train_size"], s[y], yerr=s[err], marker="o", capsize=3, label=model, color=color)
+                capped = s[s["capped"] > 0]
+                ax.plot(capped["train_size"], capped[y], "o", mfc="white", color=color, ms=9,
+                        label=f"{model}: some runs hit the step cap" if len(capped) else None)
+        for ax in (loss_ax, seen_ax):
+            ax.set_xscale("log")
+            ax.set_xticks(sorted(part["train_size"].unique()))
+            ax.xaxis.set_major_formatter(ScalarFormatter())
+            ax.xaxis.set_minor_formatter(plt.NullFormatter())
+            ax.set_xlabel("training-set size N (images)")
+            ax.legend()
+        seen_ax.set_yscale("log")
+        loss_ax.set_ylabel(plotstyle.loss_label(ds, "test loss"))
+        seen_ax.set_ylabel("images seen (images, log scale)")
+        loss_ax.set_title("test loss of the best checkpoint")
+        seen_ax.set_title("training images seen at the best checkpoint")
+        fig.suptitle(f"{ds}: E1, trained to a validation plateau, mean ± std over {part['seed'].nunique()} seed(s)")
     plotstyle.save(fig, a.png, a.pdf)
 
 

@@ -1,4 +1,6 @@
-"""E2 figure: validation loss vs training images seen, and vs wall-clock seconds (N = full)."""
+"""E2 figure: validation loss vs training images seen, and vs wall-clock seconds (log x,
+so that the AE's fast curve is not squashed against the axis); mean ± std over seeds.
+Dashed vertical lines mark the authors' table points when --points is given."""
 
 import sys
 
@@ -8,28 +10,45 @@ import plotstyle
 from plotstyle import plt
 
 
+def label(model: str, rule) -> str:
+    return f"{model} ({rule} AMD rule)" if isinstance(rule, str) and rule else model
+
+
 def main(argv=None):
     p = plotstyle.parser(__doc__)
     p.add_argument("--table", required=True)
+    p.add_argument("--points", default=None, help="e2_authors_points.csv (marks the authors' points)")
     a = p.parse_args(argv)
     t = pd.read_csv(a.table)
+    points = pd.read_csv(a.points) if a.points else None
     datasets = sorted(t["dataset"].unique())
-    fig, axes = plt.subplots(len(datasets), 2, figsize=(9, 3.4 * len(datasets)), squeeze=False)
+    fig, axes = plt.subplots(len(datasets), 2, figsize=(10, 3.8 * len(datasets)), squeeze=False,
+                             layout="constrained")
     for row, ds in zip(axes, datasets):
         part = t[t["dataset"] == ds]
-        for model, g in part.groupby("model"):
+        for (model, rule), g in part.groupby(["model", part["amd_rule"].fillna("")]):
             s = g.groupby("step").agg(images=("images_seen", "first"), loss=("loss_mean", "mean"),
                                       std=("loss_mean", "std"), sec=("elapsed_s", "mean")).fillna(0)
-            for ax, x in ((row[0], s["images"]), (row[1], s["sec"])):
-                ax.plot(x, s["loss"], marker=".", label=model, color=plotstyle.COLORS.get(model))
-                ax.fill_between(x, s["loss"] - s["std"], s["loss"] + s["std"], alpha=0.2,
-                                color=plotstyle.COLORS.get(model))
-        row[0].set_xlabel("training images seen (images)")
-        row[1].set_xlabel("training wall-clock time (s, this machine)")
+            style = "--" if rule == "per-sample" else "-"
+            color = plotstyle.COLORS.get(model)
+            n = g["seed"].nunique()
+            timed = s[s["sec"] > 0]  # step 0 has no place on the log time axis
+            for ax, x, c in ((row[0], s["images"], s), (row[1], timed["sec"], timed)):
+                ax.plot(x, c["loss"], style, marker=".", ms=3, label=f"{label(model, rule)}, {n} seed(s)",
+                        color=color)
+                ax.fill_between(x, c["loss"] - c["std"], c["loss"] + c["std"], alpha=0.2, color=color)
+        if points is not None:
+            for target in sorted(points.loc[points["dataset"] == ds, "target_images_seen"].unique()):
+                row[0].axvline(target, color="grey", lw=0.6, ls=":")
+        row[0].set_xlabel("training images seen (images; dotted: the authors' table points)")
+        row[1].set_xlabel("training wall-clock time (s, this machine, log scale)")
+        row[1].set_xscale("log")
         for ax in row:
             ax.set_ylabel(plotstyle.loss_label(ds, "validation loss"))
             ax.legend()
-        row[0].set_title(f"{ds}: E2, N = full, {part['n_images'].iloc[0]} validation images")
+        row[0].set_title("against images seen")
+        row[1].set_title("against wall-clock time")
+        fig.suptitle(f"{ds}: E2, N = {part['train_size'].iloc[0]}, {part['n_images'].iloc[0]} validation images")
     plotstyle.save(fig, a.png, a.pdf)
 
 

@@ -1,5 +1,5 @@
-"""E3 figure (or E4 with --cost): training loss vs iteration per model; with --cost a
-second panel shows the mean wall-clock cost of one iteration of each model."""
+"""E3 figure: first- vs second-order flow. Per dataset (one row): training loss vs iteration
+(moving average of the seed mean) and held-out loss vs iteration (mean ± std over seeds)."""
 
 import sys
 
@@ -9,35 +9,53 @@ import plotstyle
 from plotstyle import plt
 
 
+def two_lines(label: str) -> str:
+    """An axis label with its unit part on a second line, so that it fits beside one panel."""
+    return label.replace(" (", "\n(", 1)
+
+
+def seeds_text(frame) -> str:
+    n = frame["seed"].nunique()
+    return f"{n} seed{'s' if n != 1 else ''}"
+
+
 def main(argv=None):
     p = plotstyle.parser(__doc__)
-    p.add_argument("--table", required=True)
-    p.add_argument("--title", default="E3")
-    p.add_argument("--cost", action="store_true")
-    p.add_argument("--smooth", type=int, default=10, help="moving-average window (iterations)")
+    p.add_argument("--train", required=True, help="per-step training table (dataset, model, seed, step, loss, ...)")
+    p.add_argument("--heldout", required=True, help="held-out table (dataset, model, seed, step, n_images, loss_mean)")
+    p.add_argument("--smooth", type=int, default=25, help="moving-average window of the training loss (iterations)")
     a = p.parse_args(argv)
-    t = pd.read_csv(a.table)
-    datasets = sorted(t["dataset"].unique())
-    ncols = 2 if a.cost else 1
-    fig, axes = plt.subplots(len(datasets), ncols, figsize=(4.8 * ncols, 3.4 * len(datasets)), squeeze=False)
+    train, held = pd.read_csv(a.train), pd.read_csv(a.heldout)
+    datasets = sorted(set(train["dataset"]) | set(held["dataset"]))
+    fig, axes = plt.subplots(len(datasets), 2, figsize=(10, 3.6 * len(datasets)), squeeze=False,
+                             layout="constrained")
     for row, ds in zip(axes, datasets):
-        part = t[t["dataset"] == ds]
-        costs = {}
-        for model, g in part.groupby("model", sort=False):
+        part, hpart = train[train["dataset"] == ds], held[held["dataset"] == ds]
+        for model, g in part.groupby("model", sort=True):
             color = plotstyle.COLORS.get(model)
-            row[0].plot(g["step"], g["loss"], alpha=0.25, color=color)
-            row[0].plot(g["step"], g["loss"].rolling(a.smooth, min_periods=1).mean(), color=color,
-                        label=f"{model} ({a.smooth}-iteration mean)")
-            costs[model] = g["seconds"].mean()
-        row[0].set_xlabel("iteration (optimiser step)")
-        row[0].set_ylabel(plotstyle.loss_label(ds, "training loss"))
-        row[0].set_title(f"{ds}: {a.title}, N = {part['train_size'].iloc[0]}")
-        row[0].legend()
-        if a.cost:
-            names = list(costs)
-            row[1].bar(names, [costs[m] for m in names], color=[plotstyle.COLORS.get(m) for m in names])
-            row[1].set_ylabel("wall-clock time per iteration (s, this machine)")
-            row[1].set_title(f"{ds}: cost of one iteration")
+            mean = g.groupby("step")["loss"].mean()
+            row[0].plot(mean.index, mean, color=color, alpha=0.2, lw=0.8)
+            row[0].plot(mean.index, mean.rolling(a.smooth, min_periods=1).mean(), color=color,
+                        label=f"{model} ({seeds_text(g)}; {a.smooth}-iteration moving average)")
+        for model, g in hpart.groupby("model", sort=True):
+            color = plotstyle.COLORS.get(model)
+            s = g.groupby("step")["loss_mean"].agg(["mean", "std"])
+            row[1].plot(s.index, s["mean"], marker="o", ms=3, color=color, label=f"{model} (mean ± std, {seeds_text(g)})")
+            row[1].fill_between(s.index, s["mean"] - s["std"], s["mean"] + s["std"], color=color, alpha=0.2, lw=0)
+        n_train = sorted(part["train_size"].unique()) if len(part) else []
+        n_held = sorted(hpart["n_images"].unique()) if len(hpart) else []
+        row[0].set_title(f"{ds}: training loss (N = {', '.join(map(str, n_train))})")
+        row[1].set_title(f"{ds}: held-out loss ({', '.join(map(str, n_held))} validation images)")
+        if len(part):
+            row[0].plot([], [], color="gray", alpha=0.3, lw=0.8, label="faint: seed mean, unsmoothed")
+        row[0].set_ylabel(two_lines(plotstyle.loss_label(ds, "training batch loss")))
+        row[1].set_ylabel(two_lines(plotstyle.loss_label(ds, "held-out loss")))
+        for ax in row:
+            ax.set_xlabel("training iteration (optimiser steps)")
+            if ax.has_data():
+                ax.legend()
+    models = ", ".join(sorted(set(train["model"]) | set(held["model"])))
+    fig.suptitle(f"E3: first- vs second-order encoding flow in GFE training ({models})")
     plotstyle.save(fig, a.png, a.pdf)
 
 

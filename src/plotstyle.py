@@ -16,7 +16,8 @@ plt.rcParams.update({"figure.dpi": 110, "savefig.dpi": 150, "axes.grid": True, "
                      "svg.hashsalt": "gfe", "path.simplify": False})
 
 LOSS = {"bce": "per-sample pixel-mean BCE", "mse": "per-sample pixel-mean MSE"}
-COLORS = {"ae": "tab:blue", "gfe_amd": "tab:red", "gfe_rk4": "tab:green", "gfe_2nd": "tab:purple",
+COLORS = {"ae": "tab:blue", "gfe_amd": "tab:red", "gfe_amd_per_sample": "tab:brown", "gfe_rk4": "tab:green",
+          "gfe_2nd": "tab:purple",
           "gfe_adjoint": "tab:orange"}
 
 

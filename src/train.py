@@ -1,8 +1,11 @@
 """Train one model (AE or a GFE variant) on the first N images of a seed's nested subset.
 
-Writes the final weights (--model-out), the per-step log (--train-log, CSV), the
-validation log (--validation, CSV; empty unless --val-every > 0) and a JSON record of
-settings and provenance (--run-json). Resumes from --checkpoint if a checkpoint is there.
+Writes the weights (--model-out: the best validation check's when --patience stops on a
+plateau, else the last step's), the per-step log (--train-log, CSV), the validation log
+(--validation, CSV; empty unless --val-every > 0) and a JSON record of settings, stopping
+reason and provenance (--run-json). Resumes from --checkpoint if a checkpoint is there.
+Validation encodes with the per-sample AMD rule even for a model trained with the shared
+rule (wfcommon.evaluation_flow), so that held-out numbers do not depend on a batch.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import wfcommon
 
 VALIDATION_COLUMNS = ["step", "images_seen", "elapsed_s", "n_images", "loss_mean", "loss_std", "loss_median",
                       "nfe_mean", "converged_frac", "seconds", "images_per_s"]
+STEP_COLUMNS = ["step", "images_seen", "loss", "nfe", "seconds", "elapsed_s", "grad_cosine"]
 
 
 def build(model: dict, image_shape, latent_dim: int, seed: int):
@@ -38,15 +42,22 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--prepared", required=True)
     p.add_argument("--dataset", required=True)
+    p.add_argument("--experiment", required=True, help="e1..e4: recorded in the run record")
     p.add_argument("--model", required=True)
     p.add_argument("--model-settings", required=True, help="JSON: the config's model_settings entry")
     p.add_argument("--dataset-settings", required=True, help="JSON: the config's dataset_settings entry")
     p.add_argument("--train-size", required=True, help="an integer or 'full'")
     p.add_argument("--seed", type=int, required=True)
-    p.add_argument("--steps", type=int, required=True)
+    p.add_argument("--steps", type=int, required=True, help="optimiser steps (the cap with --patience)")
+    p.add_argument("--batch-size", type=int, required=True)
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--checkpoint-every", type=int, default=0)
     p.add_argument("--val-every", type=int, default=0)
+    p.add_argument("--val-at", type=int, nargs="*", default=[], help="extra steps to validate at")
+    p.add_argument("--patience", type=int, default=0, help="early stopping: checks without improvement")
+    p.add_argument("--min-improvement", type=float, default=0.0, help="relative improvement that counts")
+    p.add_argument("--gradient-cosine", action="store_true",
+                   help="log the cosine between this model's decoder gradient and the approximate one")
     p.add_argument("--device", default="cpu")
     p.add_argument("--model-out", required=True)
     p.add_argument("--train-log", required=True)
@@ -70,36 +81,46 @@ def main(argv=None) -> int:
     decoder.to(device)
     if encoder is not None:
         encoder.to(device)
-    flow = None if encoder is not None else wfcommon.flow_options(model, ds)
-    if encoder is not None:
-        flow = {"loss": ds["loss"]}
+    flow = {"loss": ds["loss"]} if encoder is not None else wfcommon.flow_options(model, ds)
     opt = OptimizerSettings(**ds["optimizer"])
     val = prepared["val_images"].to(device) if a.val_every else None
-    log.info("training %s on %s, N=%d, seed %d, %d steps (flow %s)", a.model, a.dataset, n, a.seed, a.steps, flow)
+    log.info("training %s on %s, N=%d, seed %d, at most %d steps of %d images (flow %s)", a.model, a.dataset, n,
+             a.seed, a.steps, a.batch_size, flow)
     started = time.perf_counter()
 
     def progress(row):
         if row["step"] % 10 == 0 or row["step"] == a.steps:
             log.info("step %d loss %.5f nfe %.1f %.3fs", row["step"], row["loss"], row["nfe"], row["seconds"])
 
-    run = train(decoder, images, steps=a.steps, batch_size=ds["batch_size"], seed=a.seed, encoder=encoder,
+    run = train(decoder, images, steps=a.steps, batch_size=a.batch_size, seed=a.seed, encoder=encoder,
                 flow=flow, gradient=model.get("gradient", "approximate"), optimizer=opt,
                 checkpoint_path=a.checkpoint, checkpoint_every=a.checkpoint_every, val_images=val,
-                val_every=a.val_every, val_batch_size=500, log=progress)
+                val_every=a.val_every, val_at=tuple(a.val_at), val_batch_size=500,
+                val_flow=wfcommon.evaluation_flow(flow), patience=a.patience, min_improvement=a.min_improvement,
+                log_gradient_cosine=a.gradient_cosine, log=progress)
     wall = time.perf_counter() - started
+    if a.patience and run.best_state is not None:  # E1: the best check's weights are the result
+        decoder.load_state_dict(run.best_state["decoder"])
+        if encoder is not None:
+            encoder.load_state_dict(run.best_state["encoder"])
     atomic_torch_save({"decoder": decoder.state_dict(),
                        "encoder": encoder.state_dict() if encoder is not None else None,
                        "model": a.model, "image_shape": prepared["image_shape"], "latent_dim": ds["latent_dim"]},
                       a.model_out)
-    keys = {"dataset": a.dataset, "model": a.model, "train_size": n, "seed": a.seed}
-    steps = pd.DataFrame(run.steps)
-    wfcommon.write_csv(steps.assign(**keys)[list(keys) + list(steps.columns)], a.train_log)
+    keys = {"dataset": a.dataset, "experiment": a.experiment, "model": a.model, "train_size": n, "seed": a.seed}
+    steps = pd.DataFrame(run.steps, columns=STEP_COLUMNS)
+    wfcommon.write_csv(steps.assign(**keys)[list(keys) + STEP_COLUMNS], a.train_log)
     validation = pd.DataFrame(run.validation, columns=VALIDATION_COLUMNS)
     wfcommon.write_csv(validation.assign(**keys)[list(keys) + VALIDATION_COLUMNS], a.validation)
     n_decoder = count_parameters(decoder)
     n_encoder = count_parameters(encoder) if encoder is not None else 0
-    record = {**keys, "train_size_label": a.train_size, "steps": a.steps, "batch_size": ds["batch_size"],
-              "images_seen": a.steps * ds["batch_size"], "final_train_loss": run.steps[-1]["loss"],
+    best_step = run.best_step if a.patience else run.step
+    record = {**keys, "train_size_label": a.train_size, "max_steps": a.steps, "steps": run.step,
+              "batch_size": a.batch_size, "images_seen": run.step * a.batch_size, "stop_reason": run.stop_reason,
+              "best_step": best_step, "best_images_seen": best_step * a.batch_size,
+              "best_val_loss": run.best_loss if run.best_step is not None else None,
+              "val_every": a.val_every, "patience": a.patience, "min_improvement": a.min_improvement,
+              "amd_rule": wfcommon.amd_rule(flow), "final_train_loss": run.steps[-1]["loss"],
               "train_loss_last10": float(steps["loss"].tail(10).mean()),
               "train_nfe_mean": float(steps["nfe"].mean()), "step_mean_s": float(steps["seconds"].mean()),
               "train_s": float(steps["elapsed_s"].iloc[-1]), "job_wall_s": wall,

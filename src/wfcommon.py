@@ -124,6 +124,19 @@ def flow_options(model: dict, dataset: dict) -> dict:
     return flow
 
 
+def evaluation_flow(flow: dict) -> dict:
+    """Encode options for validation and test: those of training, but AMD always with its
+    per-sample rule (a sample's encoding then does not depend on the batch it is in)."""
+    return {k: v for k, v in flow.items() if k != "shared"}
+
+
+def amd_rule(flow: dict) -> str:
+    """'shared' (the authors' one step per batch), 'per-sample', or '' for other solvers."""
+    if flow.get("solver") != "amd":
+        return ""
+    return "shared" if flow.get("shared") else "per-sample"
+
+
 def load_prepared(path):
     """The prepared dataset file, images back to float32 in [0, 1] (as torchvision's ToTensor)."""
     import torch
@@ -135,3 +148,22 @@ def load_prepared(path):
         images = prepared[key]
         prepared[key] = images.to(torch.float32).div_(255)
     return prepared
+
+
+def load_model(path, device="cpu"):
+    """(decoder, encoder or None) from a model file written by train.py, in eval mode."""
+    from gfe.checkpoints import load_tensors
+    from gfe.models import build_autoencoder, build_decoder
+
+    saved = load_tensors(path)
+    shape, latent_dim = saved["image_shape"], saved["latent_dim"]
+    if saved["encoder"] is not None:
+        ae = build_autoencoder(shape, latent_dim)
+        decoder, encoder = ae.decoder, ae.encoder
+        encoder.load_state_dict(saved["encoder"])
+        encoder.to(device).eval()
+    else:
+        decoder, encoder = build_decoder(shape, latent_dim), None
+    decoder.load_state_dict(saved["decoder"])
+    decoder.to(device).eval()
+    return decoder, encoder

@@ -84,7 +84,7 @@ def test_encoding_of_a_sample_does_not_depend_on_its_batch():
 
 def _authors_shared_rule_by_hand(y, z, iterations, dt_init, dt_max, sigma=1e-5, shrink=0.5,
                                  growth=1.1):
-    """The shared rule of SPEC §1 for D(z) = z^2, l = (z^2 - y)^2, in plain Python floats."""
+    """The authors' shared AMD rule for D(z) = z^2, l = (z^2 - y)^2, in plain Python floats."""
     loss = [(zi * zi - yi) ** 2 for zi, yi in zip(z, y)]
     vel = [-4 * zi * (zi * zi - yi) for zi, yi in zip(z, y)]
     dt, t, steps = dt_init, 0.0, []

@@ -1,4 +1,5 @@
-"""Architectures of SPEC §2: parameter counts, shapes, output ranges, batch independence."""
+"""Decoder, encoder and autoencoder architectures: parameter counts, shapes, output ranges,
+batch independence."""
 
 import pytest
 import torch
@@ -40,6 +41,56 @@ def test_shapes_and_attributes(shape, d, kind):
     assert ae(x).shape == (3, *shape)
     for m in (dec, ae):
         assert (m.latent_dim, m.image_shape, m.output) == (d, shape, kind)
+
+
+def test_conv_parameter_counts_match_the_authors():
+    dec, enc = ConvDecoder(64), ConvEncoder(64)
+    assert count_parameters(dec) == 1_780_227
+    assert count_parameters(dec.fc) == 266_240
+    assert [count_parameters(b) for b in dec.blocks] == [1_180_160, 295_168]
+    assert count_parameters(enc) == 1_223_488
+    assert count_parameters(build_autoencoder(CIFAR, 64)) == 1_780_227 + 1_223_488
+
+
+def test_conv_networks_have_no_normalisation_and_all_biases():
+    for model in (ConvDecoder(64), ConvEncoder(64)):
+        for m in model.modules():
+            assert not isinstance(m, (torch.nn.BatchNorm2d, torch.nn.GroupNorm, torch.nn.LayerNorm))
+            if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)):
+                assert m.bias is not None
+
+
+def test_conv_spatial_sizes():
+    torch.manual_seed(0)
+    dec, enc = ConvDecoder(64), ConvEncoder(64)
+    h = dec.fc(torch.randn(2, 64)).reshape(2, *dec.base)
+    sizes = [h.shape[1:]]
+    for block in dec.blocks:
+        h = block(h)
+        sizes.append(h.shape[1:])
+    sizes.append(dec.head(h).shape[1:])
+    assert sizes == [(256, 4, 4), (128, 8, 8), (64, 16, 16), (3, 32, 32)]
+    h = enc.stem(torch.rand(2, *CIFAR))
+    sizes = [h.shape[1:]]
+    for block in enc.blocks:
+        h = block(h)
+        sizes.append(h.shape[1:])
+    assert sizes == [(64, 16, 16), (128, 8, 8), (256, 4, 4)]
+
+
+def test_conv_autoencoder_forward_backward():
+    torch.manual_seed(0)
+    ae = build_autoencoder(CIFAR, 64)
+    x = torch.rand(4, *CIFAR)
+    z = ae.encode(x)
+    y = ae.decoder(z)
+    assert z.shape == (4, 64)
+    assert y.shape == (4, *CIFAR)
+    assert ((y >= 0) & (y <= 1)).all()
+    torch.nn.functional.mse_loss(y, x).backward()
+    for name, p in ae.named_parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all(), name
+    assert any(p.grad.abs().sum() > 0 for p in ae.encoder.parameters())
 
 
 def test_conv_decoder_outputs_probabilities():

@@ -7,7 +7,8 @@ import torch
 from gfe.checkpoints import CheckpointError
 from gfe.evaluation import evaluate
 from gfe.models import MLPDecoder, MLPEncoder
-from gfe.training import BatchSampler, OptimizerSettings, train
+from gfe.losses import resolve_loss
+from gfe.training import BatchSampler, OptimizerSettings, TrainingRun, gradient_cosine, train
 
 
 def _images(n=60, seed=0):
@@ -107,3 +108,76 @@ def test_evaluate_reports_per_image_results_for_ae_and_gfe():
         assert summary["n_images"] == 30 and summary["images_per_s"] > 0
     assert ae.summary()["nfe_mean"] == 0 and gfe_eval.summary()["nfe_mean"] > 1
     assert gfe_eval.summary()["loss_mean"] < ae.summary()["loss_mean"]  # untrained encoder vs a flow
+
+
+def test_patience_counts_checks_without_enough_improvement():
+    run = TrainingRun()
+    dec, _ = _models(ae=False)
+    for step, loss in enumerate([1.0, 0.9, 0.899, 0.898, 0.897]):
+        run.note_validation(loss, step, dec, None, min_improvement=0.01)
+    # 0.9 counts (10% below 1.0); the next three are below 0.9 by less than 1% each
+    assert run.checks_since_best == 3 and run.best_step == 4 and run.best_loss == 0.897
+    run.note_validation(0.890, 5, dec, None, min_improvement=0.01)  # 1.1% below 0.9: slow progress adds up
+    assert run.checks_since_best == 0
+
+
+def test_early_stopping_keeps_the_best_check_and_says_why_it_stopped(tmp_path):
+    """An AE overfitting 10 images: validation on other images stops improving; the run
+    stops on a plateau before its cap and keeps the weights of its best check."""
+    images, held_out = _images(10), _images(40, seed=1)
+    dec, enc = _models()
+    run = train(dec, images, encoder=enc, steps=5000, batch_size=5, val_images=held_out, val_every=50,
+                patience=3, min_improvement=0.01)
+    assert run.stop_reason == "plateau" and run.step < 5000
+    assert run.step == run.validation[-1]["step"] and run.best_step < run.step
+    best = min(run.validation, key=lambda row: row["loss_mean"])
+    assert (run.best_step, run.best_loss) == (best["step"], best["loss_mean"])
+    dec.load_state_dict(run.best_state["decoder"])
+    enc.load_state_dict(run.best_state["encoder"])
+    again = evaluate(dec, held_out, encoder=enc).summary()["loss_mean"]
+    assert again == pytest.approx(best["loss_mean"], rel=1e-6)
+
+
+def test_early_stopping_at_the_cap_says_cap_and_resumes_to_the_same_state(tmp_path):
+    images = _images(20)
+    options = dict(encoder=None, steps=12, batch_size=5, val_every=2, patience=50, min_improvement=0.0)
+    straight_dec, straight_enc = _models()
+    straight = train(straight_dec, images, **{**options, "encoder": straight_enc}, val_images=images)
+    assert straight.stop_reason == "cap"
+    dec, enc = _models()
+    ckpt = tmp_path / "ae.pt"
+    train(dec, images, **{**options, "encoder": enc}, val_images=images, checkpoint_path=ckpt,
+          checkpoint_every=4, stop_after=6)
+    dec2, enc2 = _models(seed=3)
+    resumed = train(dec2, images, **{**options, "encoder": enc2}, val_images=images, checkpoint_path=ckpt)
+    assert (resumed.stop_reason, resumed.best_step, resumed.best_loss) == (
+        straight.stop_reason, straight.best_step, straight.best_loss)
+    assert all(torch.equal(resumed.best_state["decoder"][k], v) for k, v in straight.best_state["decoder"].items())
+
+
+def test_patience_needs_validation():
+    dec, enc = _models()
+    with pytest.raises(ValueError, match="patience"):
+        train(dec, _images(10), encoder=enc, steps=5, patience=2)
+
+
+def test_adjoint_run_logs_the_cosine_to_the_approximate_gradient():
+    images = _images(10)
+    flow = dict(solver="rk4", steps=4, tau=20.0)
+    dec, _ = _models(ae=False)
+    run = train(dec, images, flow=flow, gradient="adjoint", steps=3, batch_size=5, log_gradient_cosine=True)
+    cosines = [row["grad_cosine"] for row in run.steps]
+    assert all(-1.0 <= c <= 1.0 for c in cosines) and all(c < 1.0 - 1e-9 for c in cosines)
+    approx = train(_models(ae=False)[0], images, flow=flow, steps=3, batch_size=5, log_gradient_cosine=True)
+    assert all("grad_cosine" not in row for row in approx.steps)  # the approximate run has nothing to compare
+
+
+def test_gradient_cosine_of_a_gradient_with_itself_is_one():
+    images = _images(5)
+    dec, _ = _models(ae=False)
+    z = torch.rand(5, 4)
+    _, loss_fn = resolve_loss("bce", dec)
+    params = [p for p in dec.parameters() if p.requires_grad]
+    grads = torch.autograd.grad(loss_fn(dec(z), images).sum(), params)
+    assert gradient_cosine(dec, images, z, grads, loss_fn) == pytest.approx(1.0, abs=1e-12)
+    assert gradient_cosine(dec, images, z, [-g for g in grads], loss_fn) == pytest.approx(-1.0, abs=1e-12)

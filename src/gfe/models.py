@@ -1,11 +1,13 @@
-"""Decoder, encoder and autoencoder architectures (SPEC §2).
+"""Decoder, encoder and autoencoder architectures of the gradient-flow encoding papers.
 
 Two families:
 
 * 28×28 grey-scale data (MNIST, Fashion-MNIST): fully connected ELU networks.
   The decoder returns *logits*; the images are ``sigmoid(logits)``.
-* CIFAR-10 (3×32×32): residual convolutional networks. The decoder ends in a
-  sigmoid and returns *probabilities* (pixel values in (0, 1)).
+* CIFAR-10 (3×32×32): residual convolutional networks built as in the
+  authors' code (see :class:`ConvDecoder`), with an encoder that mirrors the
+  decoder. The decoder ends in a sigmoid and returns *probabilities* (pixel
+  values in (0, 1)).
 
 Every module keeps samples independent (no batch norm or other batch
 statistics): the output for one sample never depends on its batch mates, which
@@ -85,45 +87,88 @@ def _conv3(n_in: int, n_out: int, stride: int = 1) -> nn.Conv2d:
 
 
 class ResUpBlock(nn.Module):
-    """Nearest ×2 up-sampling, two 3×3 convs, and a skip path (1×1 conv if channels change)."""
+    """Residual up-sampling block: (B, n_in, H, W) -> (B, n_out, 2H, 2W).
+
+    The sum of two branches, as in the authors' code:
+
+    * main: conv3×3 n_in→n_in, nearest ×2, LeakyReLU, conv3×3 n_in→n_out;
+    * side: conv3×3 n_in→n_out, nearest ×2, LeakyReLU.
+
+    Args:
+        n_in, n_out: input and output channels.
+        slope: negative slope of the LeakyReLUs.
+    """
 
     def __init__(self, n_in: int, n_out: int, slope: float = 0.2):
         super().__init__()
-        self.up = nn.Upsample(scale_factor=2, mode="nearest")
-        self.conv1 = _conv3(n_in, n_out)
-        self.conv2 = _conv3(n_out, n_out)
-        self.skip = nn.Conv2d(n_in, n_out, 1) if n_in != n_out else nn.Identity()
-        self.act = nn.LeakyReLU(slope)
+        self.main = nn.Sequential(
+            _conv3(n_in, n_in),
+            nn.Upsample(scale_factor=2, mode="nearest"),
+            nn.LeakyReLU(slope),
+            _conv3(n_in, n_out),
+        )
+        self.side = nn.Sequential(
+            _conv3(n_in, n_out),
+            nn.Upsample(scale_factor=2, mode="nearest"),
+            nn.LeakyReLU(slope),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.up(x)
-        h = self.conv2(self.act(self.conv1(x)))
-        return self.act(h + self.skip(x))
+        return self.main(x) + self.side(x)
 
 
 class ResDownBlock(nn.Module):
-    """Stride-2 3×3 conv, a 3×3 conv, and a strided skip path (1×1 conv if channels change)."""
+    """Residual down-sampling block: (B, n_in, H, W) -> (B, n_out, H/2, W/2).
+
+    The mirror of :class:`ResUpBlock`: the sum of two branches, each halving the
+    size with a stride-2 conv (no pooling):
+
+    * main: conv3×3 n_in→n_in, LeakyReLU, conv3×3 n_in→n_out with stride 2;
+    * side: conv3×3 n_in→n_out with stride 2, LeakyReLU.
+
+    Args:
+        n_in, n_out: input and output channels.
+        slope: negative slope of the LeakyReLUs.
+    """
 
     def __init__(self, n_in: int, n_out: int, slope: float = 0.2):
         super().__init__()
-        self.conv1 = _conv3(n_in, n_out, stride=2)
-        self.conv2 = _conv3(n_out, n_out)
-        if n_in != n_out:
-            self.skip = nn.Conv2d(n_in, n_out, 1, stride=2)
-        else:
-            self.skip = nn.AvgPool2d(2)
-        self.act = nn.LeakyReLU(slope)
+        self.main = nn.Sequential(
+            _conv3(n_in, n_in),
+            nn.LeakyReLU(slope),
+            _conv3(n_in, n_out, stride=2),
+        )
+        self.side = nn.Sequential(
+            _conv3(n_in, n_out, stride=2),
+            nn.LeakyReLU(slope),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.conv2(self.act(self.conv1(x)))
-        return self.act(h + self.skip(x))
+        return self.main(x) + self.side(x)
 
 
 class ConvDecoder(nn.Module):
     """Residual up-sampling decoder for 3×32×32 data: (B, d) -> probabilities (B, 3, 32, 32).
 
-    fc to 256×4×4, ResUp 256→128 (8×8), ResUp 128→64 (16×16), ×2 up + conv 64→64
-    (32×32), conv 64→3, sigmoid.
+    The authors' CIFAR-10 decoder (biases everywhere, no normalisation layers);
+    parameters for d = 64:
+
+    ==========================================  ==========  =========
+    layer                                       size        params
+    ==========================================  ==========  =========
+    Linear d→256·4·4, reshaped                  256×4×4       266,240
+    ResUpBlock 256→128                          128×8×8     1,180,160
+    ResUpBlock 128→64                           64×16×16      295,168
+    conv3×3 64→64, nearest ×2, LeakyReLU        64×32×32       36,928
+    conv3×3 64→3, sigmoid                       3×32×32         1,731
+    total                                                   1,780,227
+    ==========================================  ==========  =========
+
+    Args:
+        latent_dim: d.
+        image_shape: (C, H, W); H and W divisible by 2**len(channels).
+        channels: channels of the fc output and after each residual block.
+        slope: negative slope of the LeakyReLUs.
     """
 
     output = "probabilities"
@@ -139,7 +184,7 @@ class ConvDecoder(nn.Module):
         self.latent_dim = int(latent_dim)
         self.image_shape = tuple(int(s) for s in image_shape)
         c_img, h, w = self.image_shape
-        n_up = len(channels)  # residual up-blocks plus the final up-sampled conv
+        n_up = len(channels)  # residual up-blocks plus the up-sampling conv of the head
         if h % 2**n_up or w % 2**n_up:
             raise ValueError(f"image size {h}×{w} is not divisible by {2**n_up}")
         self.base = (channels[0], h // 2**n_up, w // 2**n_up)
@@ -148,24 +193,39 @@ class ConvDecoder(nn.Module):
             *(ResUpBlock(a, b, slope) for a, b in zip(channels[:-1], channels[1:]))
         )
         self.head = nn.Sequential(
-            nn.Upsample(scale_factor=2, mode="nearest"),
             _conv3(channels[-1], channels[-1]),
+            nn.Upsample(scale_factor=2, mode="nearest"),
             nn.LeakyReLU(slope),
             _conv3(channels[-1], c_img),
             nn.Sigmoid(),
         )
-        self.act = nn.LeakyReLU(slope)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        h = self.act(self.fc(z)).reshape(z.shape[0], *self.base)
+        h = self.fc(z).reshape(z.shape[0], *self.base)
         return self.head(self.blocks(h))
 
 
 class ConvEncoder(nn.Module):
     """Mirror of :class:`ConvDecoder`: (B, 3, 32, 32) -> (B, d).
 
-    conv 3→64, stride-2 conv 64→64 (16×16), ResDown 64→128 (8×8),
-    ResDown 128→256 (4×4), Linear to latent_dim.
+    Biases everywhere, no normalisation layers; parameters for d = 64:
+
+    ==========================================  ==========  =========
+    layer                                       size        params
+    ==========================================  ==========  =========
+    conv3×3 3→64, LeakyReLU                     64×32×32        1,792
+    conv3×3 64→64 stride 2, LeakyReLU           64×16×16       36,928
+    ResDownBlock 64→128                         128×8×8       184,640
+    ResDownBlock 128→256                        256×4×4       737,920
+    Linear 256·4·4→d                            d             262,208
+    total                                                   1,223,488
+    ==========================================  ==========  =========
+
+    Args:
+        latent_dim: d.
+        image_shape: (C, H, W); H and W divisible by 2**len(channels).
+        channels: channels after the first conv and after each residual block.
+        slope: negative slope of the LeakyReLUs.
     """
 
     def __init__(

@@ -6,10 +6,16 @@ one optimiser step on L = sum of per-sample losses, and logs loss, NFE and secon
 step. Every `checkpoint_every` steps it saves the model(s), optimiser, sampler state and
 logs; a later call with the same checkpoint path resumes from there and ends with exactly
 the parameters and logged losses of an uninterrupted run.
+
+With `patience` > 0 the run stops early on a plateau of its validation loss (checked every
+`val_every` steps): after `patience` checks in a row without a relative improvement of at
+least `min_improvement` over the best loss so far. The weights of the best check are kept
+(`TrainingRun.best_state`), so the result is the best checkpoint, not the last one.
 """
 
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -73,31 +79,69 @@ class BatchSampler:
         self.order, self.position = state["order"], int(state["position"])
 
 
+STOP_REASONS = ("steps", "plateau", "cap")
+
+
 @dataclass
 class TrainingRun:
-    """Per-step log rows, validation rows, and the step reached."""
+    """Per-step log rows, validation rows, the step reached, and early stopping's state.
+
+    stop_reason: None while running; 'steps' (a fixed budget ran out, no early stopping),
+    'plateau' (no improvement in `patience` checks) or 'cap' (early stopping was on, but
+    the step cap came first). best_state: {'decoder': ..., 'encoder': ...} state dicts of
+    the best validation check (None without validation)."""
 
     steps: list[dict] = field(default_factory=list)
     validation: list[dict] = field(default_factory=list)
     step: int = 0
+    best_loss: float = float("inf")
+    best_step: int | None = None
+    reference_loss: float = float("inf")
+    checks_since_best: int = 0
+    best_state: dict | None = None
+    stop_reason: str | None = None
+
+    def note_validation(self, loss: float, step: int, decoder, encoder, min_improvement: float) -> None:
+        """Keep the weights of the lowest check. Patience restarts when a check is below the
+        reference loss (the last check that restarted it) by more than `min_improvement`
+        (relative), so slow progress adds up over checks until it counts."""
+        if self.best_step is None or loss < self.reference_loss * (1.0 - min_improvement):
+            self.reference_loss, self.checks_since_best = loss, 0
+        else:
+            self.checks_since_best += 1
+        if self.best_step is None or loss < self.best_loss:
+            self.best_loss, self.best_step = loss, step
+            self.best_state = {"decoder": copy.deepcopy(decoder.state_dict()),
+                               "encoder": copy.deepcopy(encoder.state_dict()) if encoder is not None else None}
 
 
 def _batch_loss_and_step(decoder, encoder, x, flow, gradient, seed, optimizer, loss_fn):
-    """One optimiser step; returns (per-sample loss, per-sample NFE)."""
+    """One optimiser step's gradients; returns (per-sample loss, per-sample NFE, the decoder
+    gradient's result or None for the AE)."""
     optimizer.zero_grad(set_to_none=True)
     if encoder is not None:
         losses = loss_fn(decoder(encoder(x)), x)
         if not bool(torch.isfinite(losses).all()):
-            return losses.detach(), None
+            return losses.detach(), None, None
         losses.sum().backward()
         nfe = torch.zeros_like(losses, dtype=torch.int64)
-        losses = losses.detach()
-    else:
-        result = decoder_loss_and_gradient(decoder, x, method=gradient, seed=seed, **flow)
-        for param, grad in zip((p for p in decoder.parameters() if p.requires_grad), result.grads):
-            param.grad = grad
-        losses, nfe = result.loss, result.nfe
-    return losses, nfe
+        return losses.detach(), nfe, None
+    result = decoder_loss_and_gradient(decoder, x, method=gradient, seed=seed, **flow)
+    for param, grad in zip((p for p in decoder.parameters() if p.requires_grad), result.grads):
+        param.grad = grad
+    return result.loss, result.nfe, result
+
+
+def gradient_cosine(decoder: nn.Module, x: torch.Tensor, z: torch.Tensor, grads, loss_fn) -> float:
+    """Cosine between `grads` (one tensor per trainable decoder parameter) and the
+    approximate gradient at the same parameters: d/dtheta sum_m l(x_m, D(z_m)) with the
+    encodings z (B, d) held constant."""
+    params = [p for p in decoder.parameters() if p.requires_grad]
+    with torch.enable_grad():
+        approximate = torch.autograd.grad(loss_fn(decoder(z), x).sum(), params)
+    a = torch.cat([g.reshape(-1) for g in grads]).double()
+    b = torch.cat([g.reshape(-1) for g in approximate]).double()
+    return float(a @ b / (a.norm() * b.norm()).clamp_min(1e-300))
 
 
 def _grads_finite(modules) -> bool:
@@ -108,19 +152,40 @@ def _grads_finite(modules) -> bool:
 def train(decoder: nn.Module, images: torch.Tensor, *, steps: int, batch_size: int = 5, seed: int = 2020,
           encoder: nn.Module | None = None, flow: dict | None = None, gradient: str = "approximate",
           optimizer: OptimizerSettings = OptimizerSettings(), checkpoint_path=None, checkpoint_every: int = 0,
-          val_images: torch.Tensor | None = None, val_every: int = 0, val_batch_size: int = 500,
-          stop_after: int | None = None, log=None) -> TrainingRun:
+          val_images: torch.Tensor | None = None, val_every: int = 0, val_at: tuple = (),
+          val_batch_size: int = 500, val_flow: dict | None = None, patience: int = 0, min_improvement: float = 0.0,
+          log_gradient_cosine: bool = False, stop_after: int | None = None, log=None) -> TrainingRun:
     """Train `decoder` (with `encoder`: an autoencoder; without: GFE with encode options
-    `flow` and decoder gradient `gradient`) for `steps` optimiser steps on `images`.
+    `flow` and decoder gradient `gradient`) on `images` (N, C, H, W).
 
-    Resumes from `checkpoint_path` if a checkpoint is there. `stop_after` ends the call
-    early at that step (after checkpointing), as a kill would. `log(row)` is called per step.
+    Args:
+        steps: optimiser steps; with `patience` the step cap.
+        val_images: (V, C, H, W) held-out images, encoded every `val_every` steps (and at
+            steps 0 and the last, and at the steps in `val_at`) with `val_flow` (default: `flow`).
+        patience: stop after this many validation checks without a relative improvement of
+            `min_improvement` (0: train all `steps`).
+        log_gradient_cosine: for a non-approximate `gradient`, log per step the cosine
+            between it and the approximate gradient at the same parameters
+            (`grad_cosine`; its cost is not counted in `seconds`).
+        checkpoint_path: resume from here if a checkpoint is there; save every
+            `checkpoint_every` steps and at the end.
+        stop_after: end the call at that step (after checkpointing), as a kill would.
+        log: called with each per-step row.
+
+    Returns:
+        TrainingRun: per-step rows (step, images_seen, loss, nfe, seconds, elapsed_s[,
+        grad_cosine]), validation rows, the stop reason and the best check's weights.
     """
     if int(steps) != steps or steps < 1:
         raise ValueError(f"steps={steps!r} is invalid: must be an integer >= 1")
     if gradient not in GRADIENT_METHODS:
         raise ValueError(f"gradient={gradient!r} is unknown; allowed: {list(GRADIENT_METHODS)}")
     flow = dict(flow or {})
+    val_flow = dict(flow if val_flow is None else val_flow)
+    if patience and not (val_images is not None and val_every):
+        raise ValueError(f"patience={patience!r} needs validation images and val_every > 0")
+    if not 0 <= min_improvement < 1:
+        raise ValueError(f"min_improvement={min_improvement!r} is invalid: must be in [0, 1)")
     if encoder is None:
         check_gradient_options(gradient, **flow)
     modules = [m for m in (decoder, encoder) if m is not None]
@@ -131,26 +196,32 @@ def train(decoder: nn.Module, images: torch.Tensor, *, steps: int, batch_size: i
     run = TrainingRun()
     state = load_checkpoint(checkpoint_path) if checkpoint_path else None
     if state is not None:
-        _check_same_settings(state, _settings(optimizer, flow, gradient, batch_size, seed), checkpoint_path)
+        _check_same_settings(state, _settings(optimizer, flow, gradient, batch_size, seed, val_every, patience,
+                                              min_improvement), checkpoint_path)
         _restore(state, decoder, encoder, opt, sampler, run)
     elapsed = run.steps[-1]["elapsed_s"] if run.steps else 0.0
 
     def validate():
         if val_images is None or not val_every:
             return
-        result = evaluate(decoder, val_images, encoder=encoder, flow=flow, batch_size=val_batch_size, seed=seed)
+        result = evaluate(decoder, val_images, encoder=encoder, flow=val_flow, batch_size=val_batch_size,
+                          seed=seed)
+        summary = result.summary()
         run.validation.append({"step": run.step, "images_seen": run.step * batch_size,
-                               "elapsed_s": elapsed, **result.summary()})
+                               "elapsed_s": elapsed, **summary})
+        run.note_validation(summary["loss_mean"], run.step, decoder, encoder, min_improvement)
+        if patience and run.checks_since_best >= patience:
+            run.stop_reason = "plateau"
 
-    if run.step == 0:
+    if run.step == 0 and not run.validation:
         validate()
-    while run.step < steps and (stop_after is None or run.step < stop_after):
+    while run.stop_reason is None and run.step < steps and (stop_after is None or run.step < stop_after):
         idx = sampler.next()
         x = images[idx]
         started = time.perf_counter()
         try:
-            losses, nfe = _batch_loss_and_step(decoder, encoder, x, flow, gradient,
-                                               seed * 1_000_003 + run.step, opt, loss_fn)
+            losses, nfe, result = _batch_loss_and_step(decoder, encoder, x, flow, gradient,
+                                                       seed * 1_000_003 + run.step, opt, loss_fn)
         except FlowDivergedError as error:
             raise TrainingDivergedError(f"training step {run.step + 1}: the encoding flow diverged for "
                                         f"training images {idx[error.samples].tolist()} ({error}); the last "
@@ -160,29 +231,39 @@ def train(decoder: nn.Module, images: torch.Tensor, *, steps: int, batch_size: i
             raise TrainingDivergedError(
                 f"training step {run.step + 1}: non-finite loss or gradient (training images {bad or 'all'}); "
                 "the last checkpoint is kept. Lower the learning rate or check the data")
-        opt.step()
         seconds = time.perf_counter() - started
+        cosine = None
+        if log_gradient_cosine and result is not None and gradient != "approximate":
+            cosine = gradient_cosine(decoder, x, result.z, result.grads, loss_fn)
+        started = time.perf_counter()
+        opt.step()
+        seconds += time.perf_counter() - started
         elapsed += seconds
         run.step += 1
         row = {"step": run.step, "images_seen": run.step * batch_size, "loss": float(losses.double().mean()),
                "nfe": float(nfe.double().mean()), "seconds": seconds, "elapsed_s": elapsed}
+        if cosine is not None:
+            row["grad_cosine"] = cosine
         run.steps.append(row)
         if log is not None:
             log(row)
-        if val_every and (run.step % val_every == 0 or run.step == steps):
+        if val_every and (run.step % val_every == 0 or run.step in val_at or run.step == steps):
             validate()
-        if checkpoint_path and ((checkpoint_every and run.step % checkpoint_every == 0) or run.step == steps
+        if run.stop_reason is None and run.step >= steps:
+            run.stop_reason = "cap" if patience else "steps"
+        if checkpoint_path and ((checkpoint_every and run.step % checkpoint_every == 0) or run.stop_reason
                                 or run.step == stop_after):
-            settings = _settings(optimizer, flow, gradient, batch_size, seed)
+            settings = _settings(optimizer, flow, gradient, batch_size, seed, val_every, patience, min_improvement)
             save_checkpoint(_snapshot(decoder, encoder, opt, sampler, run, settings), checkpoint_path)
     return run
 
 
-def _settings(optimizer, flow, gradient, batch_size, seed) -> dict:
+def _settings(optimizer, flow, gradient, batch_size, seed, val_every, patience, min_improvement) -> dict:
     """What must not change between a run and its resumption (plain values only)."""
     plain_flow = {k: v for k, v in sorted(flow.items()) if isinstance(v, (int, float, str, bool))}
     return {"optimizer": asdict(optimizer), "flow": plain_flow, "gradient": gradient,
-            "batch_size": batch_size, "seed": seed}
+            "batch_size": batch_size, "seed": seed, "val_every": val_every, "patience": patience,
+            "min_improvement": min_improvement}
 
 
 def _check_same_settings(state, settings, path) -> None:
@@ -202,6 +283,10 @@ def _snapshot(decoder, encoder, opt, sampler, run, settings) -> dict:
         "optimizer": opt.state_dict(),
         "sampler": sampler.state_dict(),
         "history": {"steps": run.steps, "validation": run.validation},
+        "early_stopping": {"best_loss": run.best_loss, "best_step": run.best_step,
+                           "reference_loss": run.reference_loss,
+                           "checks_since_best": run.checks_since_best, "best_state": run.best_state,
+                           "stop_reason": run.stop_reason},
         "settings": settings,
     }
 
@@ -215,3 +300,8 @@ def _restore(state, decoder, encoder, opt, sampler, run) -> None:
     run.step = int(state["step"])
     run.steps = list(state["history"]["steps"])
     run.validation = list(state["history"]["validation"])
+    stopping = state["early_stopping"]
+    run.best_loss, run.best_step = float(stopping["best_loss"]), stopping["best_step"]
+    run.reference_loss = float(stopping["reference_loss"])
+    run.checks_since_best, run.best_state = int(stopping["checks_since_best"]), stopping["best_state"]
+    run.stop_reason = stopping["stop_reason"]

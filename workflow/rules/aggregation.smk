@@ -1,5 +1,5 @@
-# Stage 4: aggregation of the per-run metric files into one tidy table per experiment,
-# the parameter counts, and results/summary.md (the claims of SPEC section 4 checked).
+# Stage 4: aggregation of the per-run files into one tidy table per experiment and the
+# parameter counts; then results/summary.md, the papers' claims judged from those tables.
 
 
 rule aggregate:
@@ -7,20 +7,25 @@ rule aggregate:
         e1_runs=files("run.json", e1_runs()),
         e1_metrics=files("test_metrics.json", e1_runs()),
         e2=files("validation.csv", e2_runs()),
-        e3=files("train_log.csv", e34_runs("solver_models")),
-        e4=files("train_log.csv", e34_runs("adjoint_models")),
-        e4_runs=files("run.json", e34_runs("adjoint_models")),
+        e3_train=files("train_log.csv", e3_runs()),
+        e3_heldout=files("validation.csv", e3_runs()),
+        e4_train=files("train_log.csv", e4_runs()),
+        e4_heldout=files("validation.csv", e4_runs()),
         e5=expand(
             "results/runs/{dataset}/encoding_convergence.csv",
             dataset=config["datasets"],
         ),
-        e5_runs=expand(
-            "results/runs/{dataset}/{model}/N{N}/seed{seed}/run.json",
-            dataset=config["datasets"],
-            model=config["encoding_convergence"]["model"],
-            N=config["encoding_convergence"]["train_size"],
-            seed=config["encoding_convergence"]["seed"],
-        ),
+        e5_runs=[
+            run_file(
+                "run.json",
+                ds,
+                "e2",
+                config["encoding_convergence"]["common_model"],
+                config["learning_curves"]["train_size"],
+                config["encoding_convergence"]["seed"],
+            )
+            for ds in config["datasets"]
+        ],
         e6=files("test_outputs.npz", e6_runs()),
         e7=files("tsne.csv", e7_runs()),
     output:
@@ -32,9 +37,6 @@ rule aggregate:
             )
             for name in TABLE_NAMES
         ],
-        summary=report(
-            "results/summary.md", category="Summary", labels={"table": "summary"}
-        ),
     log:
         "logs/aggregate.log",
     conda:
@@ -42,9 +44,30 @@ rule aggregate:
     params:
         config_name=CONFIG_NAME,
         config_hash=CONFIG_HASH,
+        report_images_seen=" ".join(
+            str(n) for n in config["learning_curves"]["report_images_seen"]
+        ),
     shell:
         "python src/aggregate.py --config-name {params.config_name}"
         " --config-hash {params.config_hash} --e1-runs {input.e1_runs}"
-        " --e1-metrics {input.e1_metrics} --e2 {input.e2} --e3 {input.e3} --e4 {input.e4}"
-        " --e4-runs {input.e4_runs} --e5 {input.e5} --e5-runs {input.e5_runs} --e6 {input.e6} --e7 {input.e7}"
-        " --tables {output.tables} --summary {output.summary} 2> {log}"
+        " --e1-metrics {input.e1_metrics} --e2 {input.e2} --e3-train {input.e3_train}"
+        " --e3-heldout {input.e3_heldout} --e4-train {input.e4_train} --e4-heldout {input.e4_heldout}"
+        " --e5 {input.e5} --e5-runs {input.e5_runs} --e6 {input.e6} --e7 {input.e7}"
+        " --report-images-seen {params.report_images_seen} --tables {output.tables} 2> {log}"
+
+
+rule summarize:
+    input:
+        [f"results/{name}.csv" for name in TABLE_NAMES],
+    output:
+        report("results/summary.md", category="Summary", labels={"table": "summary"}),
+    log:
+        "logs/summarize.log",
+    conda:
+        "../../environment.yml"
+    params:
+        config_name=CONFIG_NAME,
+        config_hash=CONFIG_HASH,
+    shell:
+        "python src/summarize.py --config-name {params.config_name} --config-hash {params.config_hash}"
+        " --config-hint config/paper.yaml --tables {input} --summary {output} 2> {log}"

@@ -15,7 +15,8 @@ shell.prefix(
     f"set -euo pipefail; export PATH={shlex.quote(os.path.dirname(sys.executable))}:$PATH; "
 )
 
-MODELS = ["ae", "gfe_amd", "gfe_rk4", "gfe_2nd", "gfe_adjoint"]
+MODELS = ["ae", "gfe_amd", "gfe_amd_per_sample", "gfe_rk4", "gfe_2nd", "gfe_adjoint"]
+EXPERIMENTS = ["e1", "e2", "e3", "e4"]
 DATASETS = ["mnist", "fashion_mnist", "cifar10"]
 OFFICIAL_TRAIN = {"mnist": 60000, "fashion_mnist": 60000, "cifar10": 50000}
 OFFICIAL_TEST = 10000
@@ -47,10 +48,13 @@ def _check_names(cfg):
                 _fail(f"{key}: unknown {key[:-1]}(s) {bad}; allowed values: {names}")
     for section, key in (
         ("learning_curves", "models"),
-        ("solver_comparison", "solver_models"),
-        ("solver_comparison", "adjoint_models"),
+        ("learning_curves", "extra_models"),
+        ("solver_comparison", "models"),
+        ("adjoint_ablation", "models"),
+        ("encoding_convergence", "common_model"),
     ):
         values = (cfg.get(section) or {}).get(key)
+        values = [values] if isinstance(values, str) else values
         if isinstance(values, list):
             bad = [v for v in values if v not in MODELS]
             if bad:
@@ -65,11 +69,10 @@ def n_train(dataset):
 
 
 def _models_in_use(cfg):
-    used = set(cfg["models"]) | set(cfg["learning_curves"]["models"])
-    used |= set(cfg["solver_comparison"]["solver_models"])
-    used |= set(cfg["solver_comparison"]["adjoint_models"])
-    used.add(cfg["encoding_convergence"]["model"])
-    used.add("gfe_amd")  # E5 runs AMD with its settings
+    lc = cfg["learning_curves"]
+    used = set(cfg["models"]) | set(lc["models"]) | set(lc["extra_models"])
+    used |= set(cfg["solver_comparison"]["models"])
+    used |= set(cfg["adjoint_ablation"]["models"])
     return sorted(used)
 
 
@@ -95,8 +98,23 @@ def _check_semantics(cfg):
             f"evaluation.test_size={cfg['evaluation']['test_size']} is larger than the test set; "
             f"allowed: 2..{OFFICIAL_TEST}"
         )
+    missing = [m for m in cfg["models"] if m not in cfg["training"]["max_steps"]]
+    if missing:
+        _fail(
+            f"training.max_steps has no step cap for E1 model(s) {missing}; "
+            f"entries: {sorted(cfg['training']['max_steps'])}"
+        )
+    common = cfg["encoding_convergence"]["common_model"]
+    if common not in cfg["learning_curves"]["models"]:
+        _fail(
+            f"encoding_convergence.common_model={common!r} must be one of learning_curves.models "
+            f"{cfg['learning_curves']['models']} (its E2 decoder is the common decoder)"
+        )
+    for key in ("encoding_convergence", "latent_maps"):
+        if cfg[key]["seed"] not in cfg["seeds"]:
+            _fail(f"{key}.seed={cfg[key]['seed']} must be one of seeds {cfg['seeds']}")
     sizes = [("train_sizes", n) for n in cfg["train_sizes"]]
-    for section in ("solver_comparison", "encoding_convergence", "latent_maps"):
+    for section in ("learning_curves", "solver_comparison", "adjoint_ablation"):
         sizes.append((f"{section}.train_size", cfg[section]["train_size"]))
     for key, n in sizes:
         for ds in cfg["datasets"]:
@@ -117,14 +135,12 @@ def _check_semantics(cfg):
             if missing:
                 _fail(f"model_settings.{model} (kind gfe) lacks {missing}")
     ec = cfg["encoding_convergence"]
-    if cfg["model_settings"][ec["model"]]["kind"] != "gfe":
+    if cfg["model_settings"][ec["common_model"]]["kind"] != "gfe":
         _fail(
-            f"encoding_convergence.model={ec['model']!r} must be a GFE model (kind gfe)"
+            f"encoding_convergence.common_model={ec['common_model']!r} must be a GFE model (kind gfe)"
         )
-    if cfg["latent_maps"]["n_images"] > cfg["evaluation"]["n_latents"]:
-        _fail("latent_maps.n_images must be at most evaluation.n_latents")
-    if cfg["latent_maps"]["n_images"] > cfg["evaluation"]["test_size"]:
-        _fail("latent_maps.n_images must be at most evaluation.test_size")
+    if ec["n_images"] > cfg["evaluation"]["test_size"]:
+        _fail("encoding_convergence.n_images must be at most evaluation.test_size")
 
 
 def _check_flows(cfg):
@@ -186,40 +202,58 @@ THREADS = config["threads"]
 
 wildcard_constraints:
     dataset="|".join(DATASETS),
+    experiment="|".join(EXPERIMENTS),
     model="|".join(MODELS),
     N=r"\d+|full",
     seed=r"\d+",
 
 
-RUN = "results/runs/{dataset}/{model}/N{N}/seed{seed}"
+RUN = "results/runs/{dataset}/{experiment}/{model}/N{N}/seed{seed}"
+MODEL_FILE = "results/models/{dataset}/{experiment}/{model}/N{N}/seed{seed}.pt"
 
 
-def run_file(name, dataset, model, n, seed):
-    return f"results/runs/{dataset}/{model}/N{n}/seed{seed}/{name}"
+def run_file(name, dataset, experiment, model, n, seed):
+    return f"results/runs/{dataset}/{experiment}/{model}/N{n}/seed{seed}/{name}"
 
 
 def e1_runs():
-    return list(
-        itertools.product(
+    return [
+        (ds, "e1", m, n, s)
+        for ds, m, n, s in itertools.product(
             config["datasets"], config["models"], config["train_sizes"], config["seeds"]
         )
-    )
+    ]
 
 
 def e2_runs():
-    models = config["learning_curves"]["models"]
-    return list(
-        itertools.product(config["datasets"], models, ["full"], config["seeds"])
-    )
-
-
-def e34_runs(key):
-    sc = config["solver_comparison"]
-    return [
-        (ds, m, sc["train_size"], sc["seed"])
-        for ds in config["datasets"]
-        for m in sc[key]
+    lc = config["learning_curves"]
+    runs = [
+        (ds, "e2", m, lc["train_size"], s)
+        for ds, m, s in itertools.product(
+            config["datasets"], lc["models"], config["seeds"]
+        )
     ]
+    return runs + [
+        (ds, "e2", m, lc["train_size"], config["seeds"][0])
+        for ds in config["datasets"]
+        for m in lc["extra_models"]
+    ]
+
+
+def comparison_runs(section, experiment):
+    sc = config[section]
+    return [
+        (ds, experiment, m, sc["train_size"], s)
+        for ds, m, s in itertools.product(config["datasets"], sc["models"], sc["seeds"])
+    ]
+
+
+def e3_runs():
+    return comparison_runs("solver_comparison", "e3")
+
+
+def e4_runs():
+    return comparison_runs("adjoint_ablation", "e4")
 
 
 def _n_value(dataset, n):
@@ -232,54 +266,89 @@ def e6_runs():
     for ds in config["datasets"]:
         sizes = sorted(config["train_sizes"], key=lambda n: _n_value(ds, n))
         for n in dict.fromkeys([sizes[0], sizes[-1]]):
-            runs += [(ds, m, n, seed) for m in config["models"]]
+            runs += [(ds, "e1", m, n, seed) for m in config["models"]]
     return runs
 
 
 def e7_runs():
     lm = config["latent_maps"]
+    lc = config["learning_curves"]
     return [
-        (ds, m, lm["train_size"], lm["seed"])
+        (ds, "e2", m, lc["train_size"], lm["seed"])
         for ds in config["datasets"]
-        for m in config["models"]
+        for m in lc["models"]
     ]
 
 
-def all_training_runs():
-    return sorted(
-        set(
-            e1_runs()
-            + e2_runs()
-            + e34_runs("solver_models")
-            + e34_runs("adjoint_models")
-        ),
-        key=str,
-    )
+def e5_own_runs(dataset):
+    """The decoders each flow trained: E3 models and the E2 GFE models, seed of E5."""
+    seed = config["encoding_convergence"]["seed"]
+    sc, lc = config["solver_comparison"], config["learning_curves"]
+    own = [(dataset, "e3", m, sc["train_size"], seed) for m in sc["models"]]
+    own += [
+        (dataset, "e2", m, lc["train_size"], seed)
+        for m in lc["models"]
+        if config["model_settings"][m]["kind"] == "gfe"
+    ]
+    return own
 
 
 def files(name, runs):
     return [run_file(name, *r) for r in runs]
 
 
+def model_file(dataset, experiment, model, n, seed):
+    return f"results/models/{dataset}/{experiment}/{model}/N{n}/seed{seed}.pt"
+
+
 def model_json(model):
     return json.dumps(config["model_settings"][model], sort_keys=True)
+
+
+def models_json(models):
+    return json.dumps({m: config["model_settings"][m] for m in models}, sort_keys=True)
 
 
 def dataset_json(dataset):
     return json.dumps(config["dataset_settings"][dataset], sort_keys=True)
 
 
-def val_every(wildcards):
-    if wildcards.N == "full" and wildcards.model in config["learning_curves"]["models"]:
-        return config["learning_curves"]["val_every"]
-    return 0
+def train_args(wildcards):
+    """The training budget of a run, by experiment (command-line arguments of train.py)."""
+    ds = config["dataset_settings"][wildcards.dataset]
+    if wildcards.experiment == "e1":
+        t = config["training"]
+        return (
+            f"--steps {t['max_steps'][wildcards.model]} --batch-size {ds['batch_size']}"
+            f" --val-every {t['val_every']} --patience {t['patience']}"
+            f" --min-improvement {t['min_improvement']}"
+        )
+    if wildcards.experiment == "e2":
+        lc = config["learning_curves"]
+        batch = ds["batch_size"]
+        val_at = " ".join(str(round(n / batch)) for n in lc["report_images_seen"])
+        return (
+            f"--steps {lc['steps']} --batch-size {batch} --val-every {lc['val_every']}"
+            + (f" --val-at {val_at}" if val_at else "")
+        )
+    section = {"e3": "solver_comparison", "e4": "adjoint_ablation"}[
+        wildcards.experiment
+    ]
+    sc = config[section]
+    args = f"--steps {sc['steps']} --batch-size {sc['batch_size']} --val-every {sc['val_every']}"
+    if wildcards.experiment == "e4":
+        args += " --gradient-cosine"
+    return args
 
 
 TABLE_NAMES = [
     "e1_data_efficiency",
     "e2_learning_curves",
+    "e2_authors_points",
     "e3_solver_comparison",
+    "e3_heldout",
     "e4_adjoint_ablation",
+    "e4_heldout",
     "e5_encoding_convergence",
     "e6_reconstructions",
     "e7_latent_maps",
@@ -298,9 +367,21 @@ FIGURE_NAMES = [
 FIGURES = [f"figures/{name}.{ext}" for name in FIGURE_NAMES for ext in ("png", "pdf")]
 
 
-def e5_model(wildcards):
-    ec = config["encoding_convergence"]
-    return f"results/models/{wildcards.dataset}/{ec['model']}/N{ec['train_size']}/seed{ec['seed']}.pt"
+def e5_inputs(wildcards):
+    ec, lc = config["encoding_convergence"], config["learning_curves"]
+    common = (wildcards.dataset, "e2", ec["common_model"], lc["train_size"], ec["seed"])
+    own = e5_own_runs(wildcards.dataset)
+    return {
+        "prepared": f"data/prepared/{wildcards.dataset}.pt",
+        "own": [model_file(*r) for r in own],
+        "common": model_file(*common),
+    }
+
+
+def e5_own_args(wildcards):
+    return " ".join(
+        f"--own {r[2]}={model_file(*r)}" for r in e5_own_runs(wildcards.dataset)
+    )
 
 
 def figure_png(name, caption):

@@ -25,15 +25,8 @@ rule prepare_data:
             str(s)
             for s in sorted(
                 set(config["seeds"])
-                | {
-                    config[k]["seed"]
-                    for k in (
-                        "solver_comparison",
-                        "encoding_convergence",
-                        "latent_maps",
-                        "reconstructions",
-                    )
-                }
+                | set(config["solver_comparison"]["seeds"])
+                | set(config["adjoint_ablation"]["seeds"])
             )
         ),
     shell:

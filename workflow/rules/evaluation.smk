@@ -1,17 +1,17 @@
-# Stage 3: evaluation of trained models (test loss, latents, reconstructions), the
-# encoding-convergence experiment (E5) and the t-SNE embeddings (E7).
+# Stage 3: evaluation of trained models (E1 test loss, latents, reconstructions), the
+# training latents and t-SNE embeddings of E7, and the encoding-convergence curves (E5).
 
 
 rule evaluate:
     input:
         prepared="data/prepared/{dataset}.pt",
-        model="results/models/{dataset}/{model}/N{N}/seed{seed}.pt",
+        model=MODEL_FILE,
         run=f"{RUN}/run.json",
     output:
         metrics=f"{RUN}/test_metrics.json",
         outputs=f"{RUN}/test_outputs.npz",
     log:
-        "logs/evaluate/{dataset}/{model}/N{N}/seed{seed}.log",
+        "logs/evaluate/{dataset}/{experiment}/{model}/N{N}/seed{seed}.log",
     conda:
         "../../environment.yml"
     threads: THREADS
@@ -32,40 +32,40 @@ rule evaluate:
         " --threads {threads} 2> {log}"
 
 
-rule encoding_convergence:
+rule training_latents:
     input:
         prepared="data/prepared/{dataset}.pt",
-        model=e5_model,
+        model=MODEL_FILE,
+        run=f"{RUN}/run.json",
     output:
-        "results/runs/{dataset}/encoding_convergence.csv",
+        f"{RUN}/training_latents.npz",
     log:
-        "logs/encoding_convergence/{dataset}.log",
+        "logs/training_latents/{dataset}/{experiment}/{model}/N{N}/seed{seed}.log",
     conda:
         "../../environment.yml"
     threads: THREADS
     params:
+        model_settings=lambda w: model_json(w.model),
         dataset_settings=lambda w: dataset_json(w.dataset),
-        amd_settings=model_json("gfe_amd"),
-        n_images=config["encoding_convergence"]["n_images"],
-        tau=config["encoding_convergence"]["tau"],
-        steps=config["encoding_convergence"]["steps"],
-        z0=config["encoding_convergence"]["z0"],
-        coarse=" ".join(str(s) for s in config["encoding_convergence"]["coarse_steps"]),
+        batch_size=config["evaluation"]["batch_size"],
+        eval_seed=config["evaluation"]["eval_seed"],
+        n_images=config["latent_maps"]["n_images"],
+        device=config["device"],
     shell:
-        "python src/encoding_convergence.py --prepared {input.prepared} --model-file {input.model}"
-        " --dataset {wildcards.dataset} --dataset-settings {params.dataset_settings:q}"
-        " --amd-settings {params.amd_settings:q} --n-images {params.n_images} --tau {params.tau}"
-        " --steps {params.steps} --z0 {params.z0} --coarse-steps {params.coarse}"
-        " --output {output} --threads {threads} 2> {log}"
+        "python src/evaluate.py --prepared {input.prepared} --model-file {input.model}"
+        " --run-json {input.run} --model-settings {params.model_settings:q}"
+        " --dataset-settings {params.dataset_settings:q} --batch-size {params.batch_size}"
+        " --eval-seed {params.eval_seed} --latents-of-training {params.n_images}"
+        " --device {params.device} --outputs {output} --threads {threads} 2> {log}"
 
 
 rule embed_latents:
     input:
-        f"{RUN}/test_outputs.npz",
+        f"{RUN}/training_latents.npz",
     output:
         f"{RUN}/tsne.csv",
     log:
-        "logs/embed_latents/{dataset}/{model}/N{N}/seed{seed}.log",
+        "logs/embed_latents/{dataset}/{experiment}/{model}/N{N}/seed{seed}.log",
     conda:
         "../../environment.yml"
     threads: THREADS
@@ -77,3 +77,36 @@ rule embed_latents:
         " --model {wildcards.model} --train-size {wildcards.N} --seed {wildcards.seed}"
         " --n-images {params.n_images} --perplexity {params.perplexity} --output {output}"
         " --threads {threads} 2> {log}"
+
+
+rule encoding_convergence:
+    input:
+        unpack(e5_inputs),
+    output:
+        "results/runs/{dataset}/encoding_convergence.csv",
+    log:
+        "logs/encoding_convergence/{dataset}.log",
+    conda:
+        "../../environment.yml"
+    threads: THREADS
+    params:
+        dataset_settings=lambda w: dataset_json(w.dataset),
+        model_settings=lambda w: models_json(
+            [r[2] for r in e5_own_runs(w.dataset)]
+            + [config["encoding_convergence"]["common_model"]]
+        ),
+        own=e5_own_args,
+        common_model=config["encoding_convergence"]["common_model"],
+        n_images=config["encoding_convergence"]["n_images"],
+        tau=config["encoding_convergence"]["tau"],
+        steps=config["encoding_convergence"]["steps"],
+        z0=config["encoding_convergence"]["z0"],
+        coarse=" ".join(str(s) for s in config["encoding_convergence"]["coarse_steps"]),
+        tau_sweep=" ".join(str(t) for t in config["encoding_convergence"]["tau_sweep"]),
+    shell:
+        "python src/encoding_convergence.py --prepared {input.prepared} --dataset {wildcards.dataset}"
+        " --dataset-settings {params.dataset_settings:q} --model-settings {params.model_settings:q}"
+        " {params.own} --common {input.common} --common-model {params.common_model}"
+        " --n-images {params.n_images} --tau {params.tau} --steps {params.steps} --z0 {params.z0}"
+        " --coarse-steps {params.coarse} --tau-sweep {params.tau_sweep}"
+        " --output {output} --threads {threads} 2> {log}"

@@ -15,7 +15,8 @@ rule plot_e1:
 
 rule plot_e2:
     input:
-        "results/e2_learning_curves.csv",
+        table="results/e2_learning_curves.csv",
+        points="results/e2_authors_points.csv",
     output:
         png=figure_png("e2_learning_curves", "e2"),
         pdf="figures/e2_learning_curves.pdf",
@@ -24,12 +25,13 @@ rule plot_e2:
     conda:
         "../../environment.yml"
     shell:
-        "python src/plot_e2.py --table {input} --png {output.png} --pdf {output.pdf} 2> {log}"
+        "python src/plot_e2.py --table {input.table} --points {input.points} --png {output.png} --pdf {output.pdf} 2> {log}"
 
 
 rule plot_e3:
     input:
-        "results/e3_solver_comparison.csv",
+        train="results/e3_solver_comparison.csv",
+        heldout="results/e3_heldout.csv",
     output:
         png=figure_png("e3_solver_comparison", "e3"),
         pdf="figures/e3_solver_comparison.pdf",
@@ -38,13 +40,14 @@ rule plot_e3:
     conda:
         "../../environment.yml"
     shell:
-        "python src/plot_e3.py --table {input} --title 'E3 solvers'"
+        "python src/plot_e3.py --train {input.train} --heldout {input.heldout}"
         " --png {output.png} --pdf {output.pdf} 2> {log}"
 
 
 rule plot_e4:
     input:
-        "results/e4_adjoint_ablation.csv",
+        train="results/e4_adjoint_ablation.csv",
+        heldout="results/e4_heldout.csv",
     output:
         png=figure_png("e4_adjoint_ablation", "e4"),
         pdf="figures/e4_adjoint_ablation.pdf",
@@ -53,7 +56,7 @@ rule plot_e4:
     conda:
         "../../environment.yml"
     shell:
-        "python src/plot_e3.py --table {input} --title 'E4 approximate vs adjoint' --cost"
+        "python src/plot_e4.py --train {input.train} --heldout {input.heldout}"
         " --png {output.png} --pdf {output.pdf} 2> {log}"
 
 

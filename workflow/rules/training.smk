@@ -1,16 +1,17 @@
-# Stage 2: training, one job per (dataset, model, N, seed).
+# Stage 2: training, one job per (dataset, experiment, model, N, seed). The experiment
+# sets the budget: E1 trains to a plateau (best checkpoint), E2-E4 a fixed number of steps.
 
 
 rule train:
     input:
         prepared="data/prepared/{dataset}.pt",
     output:
-        model="results/models/{dataset}/{model}/N{N}/seed{seed}.pt",
+        model=MODEL_FILE,
         train_log=f"{RUN}/train_log.csv",
         validation=f"{RUN}/validation.csv",
         run=f"{RUN}/run.json",
     log:
-        "logs/train/{dataset}/{model}/N{N}/seed{seed}.log",
+        "logs/train/{dataset}/{experiment}/{model}/N{N}/seed{seed}.log",
     conda:
         "../../environment.yml"
     threads: THREADS
@@ -20,16 +21,15 @@ rule train:
     params:
         model_settings=lambda w: model_json(w.model),
         dataset_settings=lambda w: dataset_json(w.dataset),
-        steps=config["training"]["steps"],
+        budget=train_args,
         checkpoint_every=config["training"]["checkpoint_every"],
-        checkpoint=lambda w: f"results/checkpoints/{w.dataset}/{w.model}/N{w.N}/seed{w.seed}.pt",
-        val_every=val_every,
+        checkpoint=lambda w: f"results/checkpoints/{w.dataset}/{w.experiment}/{w.model}/N{w.N}/seed{w.seed}.pt",
         device=config["device"],
     shell:
         "python src/train.py --prepared {input.prepared} --dataset {wildcards.dataset}"
-        " --model {wildcards.model} --model-settings {params.model_settings:q}"
-        " --dataset-settings {params.dataset_settings:q} --train-size {wildcards.N}"
-        " --seed {wildcards.seed} --steps {params.steps} --checkpoint {params.checkpoint}"
-        " --checkpoint-every {params.checkpoint_every} --val-every {params.val_every}"
+        " --experiment {wildcards.experiment} --model {wildcards.model}"
+        " --model-settings {params.model_settings:q} --dataset-settings {params.dataset_settings:q}"
+        " --train-size {wildcards.N} --seed {wildcards.seed} {params.budget}"
+        " --checkpoint {params.checkpoint} --checkpoint-every {params.checkpoint_every}"
         " --device {params.device} --model-out {output.model} --train-log {output.train_log}"
         " --validation {output.validation} --run-json {output.run} --threads {threads} 2> {log}"

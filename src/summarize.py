@@ -1,0 +1,138 @@
+"""Write results/summary.md from the result tables: each claim of the papers with its
+criterion, its numbers (intervals over seeds) and one of three verdicts (src/claims.py),
+the E2 table at the authors' points, the AMD rule of every run, the deviations from the
+authors' code, the parameter counts and the provenance. Reads tables only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import pandas as pd
+
+import claims
+import wfcommon
+
+TABLES = ("e1_data_efficiency", "e2_learning_curves", "e2_authors_points", "e3_solver_comparison", "e3_heldout",
+          "e4_adjoint_ablation", "e4_heldout", "e5_encoding_convergence", "parameter_counts")
+
+
+def read_tables(paths: list[str]) -> dict[str, pd.DataFrame]:
+    by_name = {name: path for path in paths for name in TABLES if path.endswith(f"/{name}.csv")}
+    missing = [name for name in TABLES if name not in by_name]
+    if missing:
+        raise SystemExit(f"summarize: tables missing from --tables: {missing}")
+    return {name: pd.read_csv(path) for name, path in by_name.items()}
+
+
+def amd_rules(t: dict[str, pd.DataFrame]) -> list[str]:
+    """Which AMD rule each experiment's AMD runs trained with."""
+    lines = ["## AMD rule of each run", "",
+             "Training: `shared` is the authors' rule (one step size for the whole batch, a step accepted only "
+             "if every sample accepts it); `per-sample` is this project's (a step size per sample). Validation "
+             "and test encodings always use the per-sample rule, so they do not depend on the evaluation batch.",
+             "", "| experiment | model | AMD rule in training | runs |", "|---|---|---|---|"]
+    for name, experiment in (("e1_data_efficiency", "E1"), ("e2_learning_curves", "E2")):
+        frame = t[name]
+        if frame.empty:
+            continue
+        amd = frame[frame["amd_rule"].fillna("") != ""].drop_duplicates(["dataset", "model", "seed"])
+        for (model, rule), part in amd.groupby(["model", "amd_rule"], sort=True):
+            lines.append(f"| {experiment} | {model} | {rule} | {len(part)} |")
+    return lines + [""]
+
+
+def e2_points(t: dict[str, pd.DataFrame]) -> list[str]:
+    points = t["e2_authors_points"].assign(amd_rule=lambda f: f["amd_rule"].fillna(""))
+    lines = ["## E2 at the authors' table points", "",
+             "Validation loss, mean ± std over seeds (n = seeds), at the validation check nearest each of the "
+             "authors' points (images seen).", ""]
+    if points.empty:
+        return lines + ["No E2 runs.", ""]
+    for ds, part in points.groupby("dataset", sort=True):
+        keys = sorted(part.groupby(["model", "amd_rule"]).groups)
+        header = ["target images seen", "images seen"] + [f"{m} ({r})" if r else m for m, r in keys]
+        rows = []
+        for target, at in part.groupby("target_images_seen", sort=True):
+            cells = []
+            for model, rule in keys:
+                row = at[(at["model"] == model) & (at["amd_rule"] == rule)].iloc[0]
+                spread = f" ± {claims.fmt(row['loss_std'])}" if row["n_seeds"] > 1 else ""
+                cells.append(f"{claims.fmt(row['loss_mean'])}{spread} (n = {int(row['n_seeds'])})")
+            rows.append([str(target), "/".join(str(v) for v in sorted(at["images_seen"].unique())), *cells])
+        lines += [f"{ds}:", "", *claims.table(header, rows), ""]
+    return lines
+
+
+def deviations(t: dict[str, pd.DataFrame]) -> list[str]:
+    """Where this run differs from the authors' code, with the values the tables record."""
+    e1, e3, e4 = t["e1_data_efficiency"], t["e3_heldout"], t["e4_heldout"]
+    n_val = int(e3["n_images"].max()) if not e3.empty else "?"
+    test = int(e1["test_n_images"].max()) if not e1.empty else "?"
+    e3_steps = int(e3["step"].max()) if not e3.empty else "?"
+    e4_steps = int(e4["step"].max()) if not e4.empty else "?"
+    return ["## Deviations from the authors' code", "",
+            "| what | authors | this run |", "|---|---|---|",
+            f"| validation images | 8 (the tail of their shuffle) | {n_val} (the tail of the same shuffle) |",
+            f"| test images | the 10,000 test images | a fixed random subset of {test} |",
+            "| E1 training | one pass over the data | to a validation plateau (best checkpoint), with a step cap |",
+            f"| E3 (1st vs 2nd order) iterations | ~1,000 at batch 20 | {e3_steps} at batch 20 |",
+            f"| E4 (adjoint ablation) iterations, optimiser | as their training | {e4_steps} at batch 5, RMSprop "
+            "(the 28x28 optimiser) |",
+            "| AMD in validation/test | their training rule | the per-sample rule (batch-independent) |",
+            "| rk4 grid | `linspace(0, tau, steps)` (steps - 1 intervals) | `steps` intervals of tau/steps |",
+            "| seeds | 2020 | 0, 1, 2 (model init, subsets, batch order, z0) |",
+            "| CIFAR-10 flow (not run here) | batch-mean MSE (gradients / (B·3·32·32)), RMSE in the AMD test | "
+            "per-sample pixel-mean MSE in flow and test (a factor 1/B in the flow's time scale) |", ""]
+
+
+def parameter_counts(t: dict[str, pd.DataFrame]) -> list[str]:
+    lines = ["## Parameter counts", "", "| dataset | model | decoder | encoder | total |", "|---|---|---|---|---|"]
+    for r in t["parameter_counts"].itertuples():
+        lines.append(f"| {r.dataset} | {r.model} | {r.decoder_params} | {r.encoder_params} | {r.total_params} |")
+    return lines + [""]
+
+
+def provenance(t: dict[str, pd.DataFrame]) -> list[str]:
+    frames = [f for f in t.values() if "git_commit" in f and not f.empty]
+    commits = sorted({c for f in frames for c in f["git_commit"].dropna().unique()})
+    torch = sorted({v for f in frames if "torch_version" in f for v in f["torch_version"].dropna().unique()})
+    devices = sorted({v for f in frames if "device" in f for v in f["device"].dropna().unique()})
+    return [f"Runs made at git commit(s): {', '.join(commits)}; torch {', '.join(torch)}, device "
+            f"{', '.join(devices)}.", ""]
+
+
+def summary_text(t: dict[str, pd.DataFrame], config_name: str, config_hash: str, config_hint: str) -> str:
+    verdicts = claims.all_claims(t["e1_data_efficiency"], t["e3_heldout"], t["e4_heldout"],
+                                 t["e4_adjoint_ablation"], t["e5_encoding_convergence"], config_hint)
+    lines = ["# Summary: the papers' claims against this run", "",
+             f"Config `{config_name}` (hash `{config_hash}`). Losses are per-sample pixel-mean BCE (MSE for "
+             "CIFAR-10). Each claim has a criterion fixed before the numbers and one of three verdicts: "
+             "supported, not supported, or not tested at this budget. Verdicts are computed from the tables in "
+             "this folder by `src/claims.py`, whatever the numbers say; intervals are 95% Student-t intervals "
+             "of per-seed paired differences.", "",
+             "| claim | verdict |", "|---|---|"]
+    lines += [f"| {c.label}: {c.title} | {c.verdict} |" for c in verdicts]
+    lines += ["", *claims.render(verdicts), *e2_points(t), *amd_rules(t), *deviations(t), *parameter_counts(t),
+              *provenance(t)]
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--config-name", required=True)
+    p.add_argument("--config-hash", required=True)
+    p.add_argument("--config-hint", default="config/paper.yaml",
+                   help="the config that tests what this one's budget cannot (named in verdicts)")
+    p.add_argument("--tables", nargs="+", required=True)
+    p.add_argument("--summary", required=True)
+    a = p.parse_args(argv)
+    wfcommon.setup(1, None)
+    text = summary_text(read_tables(a.tables), a.config_name, a.config_hash, a.config_hint)
+    wfcommon.write_text(text, a.summary)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

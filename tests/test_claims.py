@@ -1,0 +1,357 @@
+"""Unit tests of src/claims.py on small hand-made result tables: for every claim a supported,
+a not-supported and a not-tested case, plus the interval and formatting helpers."""
+
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+import claims  # noqa: E402  (the workflow's scripts live in src/, outside the package)
+from claims import NOT_SUPPORTED, NOT_TESTED, SUPPORTED  # noqa: E402
+
+M = "\u2212"  # the minus sign the evidence uses
+
+
+# ---------------------------------------------------------------- table builders
+
+
+def e1_frame(losses, dataset="mnist", capped=(), params=None):
+    """losses: {(model, N): [test loss of seed 0, 1, ...]}; capped: {(model, N, seed)} stopped at the cap."""
+    params = params or {"ae": 1000, "gfe_amd": 500, "gfe_rk4": 500}
+    return pd.DataFrame([dict(dataset=dataset, model=model, train_size=n, seed=seed,
+                              stop_reason="cap" if (model, n, seed) in capped else "plateau",
+                              steps=100, best_step=80 + seed, best_images_seen=8000,
+                              test_loss_mean=loss, total_params=params[model])
+                         for (model, n), values in losses.items() for seed, loss in enumerate(values)])
+
+
+def e1_few(gfe_small, ae_small=(0.30, 0.31, 0.32), **kw):
+    """ae alone at N = 5 and another model at N = 1 (both ignored); both models at 10 and 1000."""
+    return e1_frame({("ae", 5): [0.5, 0.5], ("gfe_rk4", 1): [0.9, 0.9],
+                     ("ae", 10): list(ae_small), ("gfe_amd", 10): list(gfe_small),
+                     ("ae", 1000): [0.1, 0.1, 0.1], ("gfe_amd", 1000): [0.1, 0.1, 0.1]}, **kw)
+
+
+def e1_large(gfe_large, ae_large=(0.100, 0.102, 0.104), **kw):
+    """Both models at N = 10 (GFE far better there) and N = 1000."""
+    return e1_frame({("ae", 10): [0.3, 0.3, 0.3], ("gfe_amd", 10): [0.2, 0.2, 0.2],
+                     ("ae", 1000): list(ae_large), ("gfe_amd", 1000): list(gfe_large)}, **kw)
+
+
+def e4_frames(rel, steps=(0, 50, 100), dataset="mnist", approx="gfe_rk4", adjoint="gfe_adjoint"):
+    """Held-out loss with approx = adjoint · (1 + rel[seed]); seed 0 of the approximate model alone has one
+    more validation step (150) with a loss 10× too high, which the claim must not use."""
+    held, train = [], []
+    for seed, r in enumerate(rel):
+        for step in steps:
+            base = 1.0 / (1 + step / 50)
+            held += [dict(dataset=dataset, model=adjoint, seed=seed, step=step, loss_mean=base),
+                     dict(dataset=dataset, model=approx, seed=seed, step=step, loss_mean=base * (1 + r))]
+        for step, cos in zip((1, 2, 3), (0.9, 0.95, 0.99)):
+            train += [dict(dataset=dataset, model=adjoint, seed=seed, step=step, seconds=0.3, grad_cosine=cos),
+                      dict(dataset=dataset, model=approx, seed=seed, step=step, seconds=0.1, grad_cosine=np.nan)]
+    held.append(dict(dataset=dataset, model=approx, seed=0, step=150, loss_mean=10.0))
+    return pd.DataFrame(held), pd.DataFrame(train)
+
+
+def e3_heldout(delta, steps=(0, 10, 20, 30), dataset="mnist"):
+    """gfe_2nd = gfe_rk4 + delta[seed] after step 0; gfe_rk4 seed 0 alone has step 40 (unmatched)."""
+    rows = []
+    for seed, d in enumerate(delta):
+        for step in steps:
+            first = 1 - 0.01 * step
+            rows += [dict(dataset=dataset, model="gfe_rk4", seed=seed, step=step, loss_mean=first),
+                     dict(dataset=dataset, model="gfe_2nd", seed=seed, step=step,
+                          loss_mean=first + (d if step > 0 else 0.0))]
+    rows.append(dict(dataset=dataset, model="gfe_rk4", seed=0, step=40, loss_mean=99.0))
+    return pd.DataFrame(rows)
+
+
+def curve(panel, solver, order, steps, tau, losses, nfe=None, decoder="gfe_amd", dataset="mnist"):
+    t = np.linspace(0, tau, len(losses))
+    return pd.DataFrame(dict(dataset=dataset, panel=panel, decoder_model=decoder, solver=solver, order=order,
+                             steps=float(steps) if steps is not None else np.nan, tau=float(tau), t=t,
+                             nfe_mean=nfe if nfe is not None else np.linspace(0, 4 * (steps or 0), len(losses)),
+                             loss_mean=losses))
+
+
+def e5_amd(rk4_finals, amd_final, with_amd=True, dataset="mnist"):
+    """Common decoder: first-order rk4 at τ = 10 with 10, 20, 40 ... steps ending at rk4_finals, AMD at τ = 10
+    ending at amd_final after 37 NFE; distractors: rk4 at τ = 5, second order at τ = 10, own-decoder rk4."""
+    parts = [curve("common decoder", "rk4", 1, 10 * 2 ** i, 10, [1.0, 0.6, f], dataset=dataset)
+             for i, f in enumerate(rk4_finals)]
+    parts += [curve("common decoder", "rk4", 1, 10, 5, [1.0, 0.9], dataset=dataset),
+              curve("common decoder", "rk4", 1, 20, 5, [1.0, 0.1], dataset=dataset),
+              curve("common decoder", "rk4", 2, 10, 10, [1.0, 0.01], dataset=dataset),
+              curve("own decoder", "rk4", 1, 80, 10, [1.0, 0.01], dataset=dataset)]
+    if with_amd:
+        parts.append(curve("common decoder", "amd", 1, None, 10, [1.0, 0.5, amd_final], nfe=[0, 10, 37],
+                           dataset=dataset))
+    return pd.concat(parts, ignore_index=True)
+
+
+def e5_order(dataset="mnist"):
+    """Own decoder: order 1 (gfe_rk4) and order 2 (gfe_2nd) over t = 0, 2, 4, 6, 8; common decoder rk4 curves."""
+    return pd.concat([
+        curve("own decoder", "rk4", 1, 4, 8, [1.0, 0.8, 0.6, 0.5, 0.45], decoder="gfe_rk4", dataset=dataset),
+        curve("own decoder", "rk4", 2, 4, 8, [1.0, 0.7, 0.5, 0.4, 0.35], decoder="gfe_2nd", dataset=dataset),
+        curve("common decoder", "rk4", 1, 4, 8, [1.0, 0.6, 0.3], dataset=dataset),
+        curve("common decoder", "rk4", 2, 4, 8, [1.0, 0.5, 0.25], dataset=dataset),
+        curve("common decoder", "amd", 1, None, 8, [1.0, 0.2], nfe=[0, 30], dataset=dataset)], ignore_index=True)
+
+
+def only(result):
+    assert len(result) == 1
+    return result[0]
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def test_paired_interval_is_the_student_t_interval():
+    mean, low, high = claims.paired_interval([1.0, 2.0, 3.0])  # sd 1, n 3: half width t_{.975,2}/√3
+    assert (mean, low, high) == pytest.approx((2.0, 2 - 2.4841377117503303, 2 + 2.4841377117503303))
+    assert claims.paired_interval(pd.Series([1.0, 2.0, 3.0]), level=0.90)[1:] == pytest.approx(
+        (2 - 1.6858544608470485, 2 + 1.6858544608470485))
+
+
+def test_paired_interval_small_samples():
+    mean, low, high = claims.paired_interval([0.25])
+    assert mean == 0.25 and math.isnan(low) and math.isnan(high)
+    assert all(math.isnan(x) for x in claims.paired_interval([]))
+    assert claims.paired_interval([0.5, 0.5, 0.5]) == pytest.approx((0.5, 0.5, 0.5))
+
+
+def test_number_formatting():
+    assert claims.fmt(-0.0123) == f"{M}0.01230"
+    assert claims.fmt(1234.0) == "1234" and claims.fmt(0.5) == "0.5000"
+    assert claims.fmt(float("nan")) == "n/a" and claims.fmt(None) == "n/a"
+    assert claims.fmt_interval(-0.0123, -0.015, -0.0096) == f"{M}0.01230 [{M}0.01500, {M}0.009600]"
+    assert claims.fmt_interval(1.0, math.nan, math.nan) == "1.000 [n/a]"
+    assert claims.mean_std([1.0, 3.0]) == "2.000 ± 1.414" and claims.mean_std([2.0]) == "2.000 ± n/a"
+
+
+def test_claim_rejects_an_unknown_verdict():
+    with pytest.raises(ValueError):
+        claims.Claim(1, "t", "s", "c", [], "maybe", "r")
+
+
+def test_render_layout():
+    c = claims.Claim(1, "few images (mnist)", "GFE wins.", "interval below 0.", ["| a |", "|---|"],
+                     SUPPORTED, "It is below.", part="a")
+    assert claims.render([c]) == ["## Claim 1a: few images (mnist)", "", "**Claim (papers):** GFE wins.", "",
+                                  "**Criterion:** interval below 0.", "", "| a |", "|---|", "",
+                                  "**Verdict: supported** — It is below.", ""]
+
+
+# ---------------------------------------------------------------- claim 1a
+
+
+def test_few_images_supported_at_smallest_common_size():
+    c = only(claims.claim_few_images(e1_few([0.20, 0.215, 0.21]), "config/paper.yaml"))
+    assert (c.label, c.verdict, c.title) == ("1a", SUPPORTED, "lower loss from far fewer training images (mnist)")
+    assert "N = 10" in c.reason and "below 0" in c.reason  # N = 5 (ae only) and the gfe_rk4 cap are ignored
+    interval = claims.fmt_interval(*claims.paired_interval([-0.10, -0.095, -0.11]))
+    assert interval in c.reason and f"Smallest N = 10, 3 paired seeds: gfe_amd − ae = {interval}." in c.evidence
+    rows = [line for line in c.evidence if line.startswith("| ")][1:]
+    assert [r.split(" | ")[0] for r in rows] == ["| 5", "| 10", "| 1000"]
+    assert rows[0] == "| 5 | 0.5000 ± 0 | n/a | n/a [n/a] | 2/2 | 0/0 | 80 | n/a |"
+    assert rows[1].startswith("| 10 | 0.3100 ± 0.01000 | 0.2083 ± 0.007638 | ")
+    assert rows[1].endswith("| 3/3 | 3/3 | 81 | 81 |")
+
+
+@pytest.mark.parametrize("gfe, why", [([0.35, 0.37, 0.36], "entirely above 0"), ([0.25, 0.36, 0.33], "contains 0")])
+def test_few_images_not_supported(gfe, why):
+    c = only(claims.claim_few_images(e1_few(gfe), "config/paper.yaml"))
+    assert c.verdict == NOT_SUPPORTED and why in c.reason
+
+
+def test_few_images_not_tested_when_a_run_did_not_plateau():
+    c = only(claims.claim_few_images(e1_few([0.20, 0.215, 0.21], capped={("gfe_amd", 10, 1)}), "config/paper.yaml"))
+    assert c.verdict == NOT_TESTED and "1 of 6 runs at N = 10" in c.reason and "`config/paper.yaml`" in c.reason
+    assert any("| 3/3 | 2/3 |" in line for line in c.evidence)
+
+
+def test_few_images_not_tested_with_one_seed_or_a_missing_model():
+    one = e1_frame({("ae", 10): [0.3], ("gfe_amd", 10): [0.2]})
+    c = only(claims.claim_few_images(one, "config/paper.yaml"))
+    assert c.verdict == NOT_TESTED and "Only 1 seed(s) at N = 10" in c.reason
+    c = only(claims.claim_few_images(e1_frame({("ae", 10): [0.3, 0.3]}), "config/paper.yaml"))
+    assert c.verdict == NOT_TESTED and "no gfe_amd runs" in c.reason and c.evidence == []
+
+
+def test_few_images_one_verdict_per_dataset():
+    e1 = pd.concat([e1_few([0.20, 0.215, 0.21]), e1_few([0.35, 0.37, 0.36], dataset="fmnist")])
+    result = claims.claim_few_images(e1, "config/paper.yaml")
+    assert [(c.title, c.verdict) for c in result] == [
+        ("lower loss from far fewer training images (fmnist)", NOT_SUPPORTED),
+        ("lower loss from far fewer training images (mnist)", SUPPORTED)]
+
+
+# ---------------------------------------------------------------- claim 1b
+
+
+def test_competitive_supported_inside_the_margin():
+    c = only(claims.claim_competitive(e1_large([0.101, 0.1025, 0.1045]), "config/paper.yaml"))
+    assert (c.label, c.verdict) == ("1b", SUPPORTED) and "N = 1000" in c.reason and "±0.05" in c.reason
+    rel = claims.paired_interval([0.101 / 0.100 - 1, 0.1025 / 0.102 - 1, 0.1045 / 0.104 - 1])
+    assert f"Largest N = 1000, 3 paired seeds: (gfe_amd − ae)/ae = {claims.fmt_interval(*rel)}." in c.evidence
+
+
+@pytest.mark.parametrize("gfe, where, side", [
+    ([0.12, 0.1234, 0.1238], "lies outside", "worse"),
+    ([0.08, 0.081, 0.083], "lies outside", "better"),
+    ([0.100, 0.11016, 0.10816], "straddles", "worse")])
+def test_competitive_not_supported(gfe, where, side):
+    c = only(claims.claim_competitive(e1_large(gfe), "config/paper.yaml"))
+    assert c.verdict == NOT_SUPPORTED and where in c.reason and f"GFE {side}" in c.reason
+
+
+def test_competitive_margin_is_a_parameter():
+    c = only(claims.claim_competitive(e1_large([0.12, 0.1234, 0.1238]), "config/paper.yaml", margin=0.3))
+    assert c.verdict == SUPPORTED
+
+
+def test_competitive_not_tested_names_the_config():
+    capped = e1_large([0.101, 0.1025, 0.1045], capped={("ae", 1000, 2)})
+    c = only(claims.claim_competitive(capped, "config/paper.yaml"))
+    assert c.verdict == NOT_TESTED and "N = 1000" in c.reason and "`config/paper.yaml` does" in c.reason
+    # a cap at a smaller N does not matter for the largest N
+    small_cap = e1_large([0.101, 0.1025, 0.1045], capped={("ae", 10, 0)})
+    assert only(claims.claim_competitive(small_cap, "config/paper.yaml")).verdict == SUPPORTED
+
+
+# ---------------------------------------------------------------- claim 1c
+
+
+@pytest.mark.parametrize("gfe_params, verdict, ratio", [
+    (500, SUPPORTED, "0.5000"), (450, SUPPORTED, "0.4500"), (800, NOT_SUPPORTED, "0.8000")])
+def test_half_parameters(gfe_params, verdict, ratio):
+    e1 = e1_frame({("ae", 10): [0.3, 0.3], ("gfe_amd", 10): [0.2, 0.2]}, params={"ae": 1000, "gfe_amd": gfe_params})
+    c = only(claims.claim_half_parameters(e1))
+    assert (c.label, c.verdict) == ("1c", verdict) and ratio in c.reason
+    assert c.evidence == [f"Total parameters: ae 1000, gfe_amd {gfe_params}; ratio gfe_amd/ae = {ratio}."]
+
+
+def test_half_parameters_not_tested_without_the_autoencoder():
+    c = only(claims.claim_half_parameters(e1_frame({("gfe_amd", 10): [0.2]})))
+    assert c.verdict == NOT_TESTED and "no ae parameter count" in c.reason
+
+
+# ---------------------------------------------------------------- claim 2
+
+
+def test_adjoint_supported_at_the_last_common_step():
+    held, train = e4_frames([0.01, 0.02, 0.015])
+    c = only(claims.claim_adjoint(held, train))
+    assert (c.label, c.verdict) == ("2", SUPPORTED) and "step 100 (3 paired seeds)" in c.reason
+    assert claims.fmt_interval(*claims.paired_interval([0.01, 0.02, 0.015])) in c.reason
+    rows = [line for line in c.evidence if line.startswith("| ")][1:]
+    assert [r.split(" | ")[0] for r in rows] == ["| 0", "| 50", "| 100"]  # step 150 is not common
+    assert "over 9 steps of the gfe_adjoint runs: mean 0.9467, min 0.9000." in c.evidence[-2]
+    assert c.evidence[-1] == "Seconds per iteration: gfe_rk4 0.1000, gfe_adjoint 0.3000 (gfe_adjoint/gfe_rk4 = 3.000)."
+
+
+@pytest.mark.parametrize("rel, why", [([0.2, 0.25, 0.22], "entirely above 0.05"),
+                                      ([0.0, 0.1, 0.05], "too wide")])
+def test_adjoint_not_supported(rel, why):
+    c = only(claims.claim_adjoint(*e4_frames(rel)))
+    assert c.verdict == NOT_SUPPORTED and why in c.reason
+
+
+def test_adjoint_not_tested():
+    c = only(claims.claim_adjoint(*e4_frames([0.01, 0.02], steps=(0,))))
+    assert c.verdict == NOT_TESTED and "no validation step after step 0" in c.reason
+    c = only(claims.claim_adjoint(*e4_frames([0.01])))
+    assert c.verdict == NOT_TESTED and "Only 1 seed(s) pair at step 100" in c.reason
+    held, train = e4_frames([0.01, 0.02, 0.015])
+    c = only(claims.claim_adjoint(held[held["model"] != "gfe_adjoint"], train))
+    assert c.verdict == NOT_TESTED and "no held-out loss of gfe_adjoint" in c.reason
+
+
+def test_adjoint_model_names_and_margin_are_parameters():
+    held, train = e4_frames([0.2, 0.25, 0.22], approx="gfe_amd", adjoint="adj")
+    c = only(claims.claim_adjoint(held, train, margin=0.5, approximate="gfe_amd", adjoint="adj"))
+    assert c.verdict == SUPPORTED and "(adj/gfe_amd = 3.000)" in c.evidence[-1]
+
+
+# ---------------------------------------------------------------- claim 3
+
+
+def test_second_order_supported():
+    c = only(claims.claim_second_order(e3_heldout([-0.05, -0.04, -0.06]), e5_order()))
+    assert (c.label, c.verdict) == ("3", SUPPORTED) and "below 0" in c.reason
+    text = claims.fmt_interval(*claims.paired_interval([-0.05, -0.04, -0.06]))
+    line = f"Mean held-out loss over the 3 matched steps after 0, gfe_2nd − gfe_rk4, 3 paired seeds: {text}."
+    assert line in c.evidence
+    rows = [line for line in c.evidence if line.startswith("| ")]
+    assert [r.split(" | ")[0] for r in rows[1:5]] == ["| 0", "| 10", "| 20", "| 30"]  # step 40 is unmatched
+    assert "| 1 | gfe_rk4 | rk4 | 4 | 8.000 | 0.8000 (t = 2.000) | 0.4500 |" in rows
+    assert "| 2 | gfe_2nd | rk4 | 4 | 8.000 | 0.7000 (t = 2.000) | 0.3500 |" in rows
+    assert "| 1 | 8.000 | 4 | 0.3000 |" in rows and "| 2 | 8.000 | 4 | 0.2500 |" in rows
+    assert not any("| amd" in r or "0.2000 |" in r for r in rows)  # the common-decoder AMD curve is not listed
+
+
+@pytest.mark.parametrize("delta, why", [([0.05, 0.04, 0.06], "slower"), ([-0.05, 0.05, 0.01], "contains 0")])
+def test_second_order_not_supported(delta, why):
+    c = only(claims.claim_second_order(e3_heldout(delta), e5_order()))
+    assert c.verdict == NOT_SUPPORTED and why in c.reason
+
+
+def test_second_order_not_tested():
+    c = only(claims.claim_second_order(e3_heldout([-0.05, -0.04], steps=(0, 10)), e5_order()))
+    assert c.verdict == NOT_TESTED and "Only 1 matched validation step(s)" in c.reason
+    c = only(claims.claim_second_order(e3_heldout([-0.05]), e5_order()))
+    assert c.verdict == NOT_TESTED and "Only 1 seed(s) pair" in c.reason
+    c = only(claims.claim_second_order(pd.DataFrame(), e5_order()))
+    assert c.verdict == NOT_TESTED and "no held-out loss of gfe_rk4" in c.reason
+    assert "| 1 | gfe_rk4 | rk4 | 4 | 8.000 | 0.8000 (t = 2.000) | 0.4500 |" in c.evidence  # E5 still shown
+
+
+# ---------------------------------------------------------------- claim 4
+
+
+@pytest.mark.parametrize("amd, verdict", [(0.201, SUPPORTED), (0.15, SUPPORTED), (0.25, NOT_SUPPORTED)])
+def test_amd_robust(amd, verdict):
+    c = only(claims.claim_amd_robust(e5_amd([0.30, 0.25, 0.20], amd)))
+    assert (c.label, c.verdict) == ("4", verdict) and "varies by 50.00%" in c.reason
+    assert f"(AMD − best)/best = {claims.fmt(100 * (amd / 0.2 - 1))}%." in c.evidence[-1]
+    assert ("below" if amd < 0.2 else "above") in c.reason
+    rows = [line for line in c.evidence if line.startswith("| ")][1:]
+    assert rows == ["| rk4 | 10 | 0.3000 | 40.00 |", "| rk4 | 20 | 0.2500 | 80.00 |", "| rk4 | 40 | 0.2000 | 160.0 |",
+                    f"| amd | adaptive | {claims.fmt(amd)} | 37.00 |"]
+
+
+def test_amd_robust_not_tested():
+    c = only(claims.claim_amd_robust(e5_amd([0.2, 0.2001, 0.2019], 0.5)))
+    assert c.verdict == NOT_TESTED and "0.9500% ≤ 1%" in c.reason
+    c = only(claims.claim_amd_robust(e5_amd([0.3], 0.2)))
+    assert c.verdict == NOT_TESTED and "Only one rk4 step count at τ = 10.00" in c.reason
+    c = only(claims.claim_amd_robust(e5_amd([0.30, 0.25, 0.20], 0.2, with_amd=False)))
+    assert c.verdict == NOT_TESTED and "no AMD curve" in c.reason
+    c = only(claims.claim_amd_robust(e5_order().query("panel == 'own decoder'")))
+    assert c.verdict == NOT_TESTED and "no first-order rk4 curves on the common decoder" in c.reason
+
+
+# ---------------------------------------------------------------- all claims
+
+
+def test_all_claims_on_empty_tables():
+    empty = pd.DataFrame()
+    result = claims.all_claims(empty, empty, empty, empty, empty, "config/paper.yaml")
+    assert [c.label for c in result] == ["1a", "1b", "1c", "2", "3", "4"]
+    assert all(c.verdict == NOT_TESTED and "empty" in c.reason for c in result)
+    assert "## Claim 4: AMD is robust to the step size" in claims.render(result)
+
+
+def test_all_claims_in_order_per_dataset():
+    e1 = pd.concat([e1_few([0.20, 0.215, 0.21]), e1_few([0.20, 0.215, 0.21], dataset="fmnist")])
+    held, train = e4_frames([0.01, 0.02, 0.015])
+    result = claims.all_claims(e1, e3_heldout([-0.05, -0.04, -0.06]), held, train, e5_order(), "config/paper.yaml")
+    assert [c.label for c in result] == ["1a", "1a", "1b", "1b", "1c", "1c", "2", "3", "4"]
+    assert [c.verdict for c in result[:2]] == [SUPPORTED, SUPPORTED]
+    assert all(c.verdict in claims.VERDICTS for c in result)
