@@ -19,6 +19,7 @@ import wfcommon
 KEYS = ["dataset", "experiment", "model", "train_size", "seed"]
 PROVENANCE = ["config_name", "config_hash", "git_commit", "torch_version", "torchdiffeq_version",
               "snakemake_version", "device"]
+RUN_PROVENANCE = [k for k in PROVENANCE if not k.startswith("config_")]  # recorded by each run
 RUN_PATH = re.compile(r"runs/(?P<dataset>[^/]+)/(?P<experiment>e\d)/(?P<model>[^/]+)/N(?P<N>[^/]+)/seed(?P<seed>\d+)/")
 
 
@@ -119,19 +120,21 @@ def with_run_provenance(files, run_file_of) -> pd.DataFrame:
 
 def authors_points(e2: pd.DataFrame, targets: list[int]) -> pd.DataFrame:
     """E2 validation loss at the authors' table points: per (dataset, model, AMD rule) and
-    target, the validation check nearest in images seen, mean and std over seeds."""
+    target, the validation check nearest in images seen, mean and std over seeds, with the
+    provenance of the runs (`e2` carries it; one value per column, joined if they differ)."""
     rows = []
     if e2.empty:
         return pd.DataFrame(columns=["dataset", "model", "amd_rule", "target_images_seen", "images_seen",
                                      "n_seeds", "loss_mean", "loss_std"])
     for (ds, model, rule), part in e2.groupby(["dataset", "model", "amd_rule"], sort=True, dropna=False):
+        prov = {k: "; ".join(sorted(map(str, part[k].unique()))) for k in RUN_PROVENANCE if k in part}
         seen = np.sort(part["images_seen"].unique())
         for target in targets:
             nearest = int(seen[np.abs(seen - target).argmin()])
             losses = part.loc[part["images_seen"] == nearest, "loss_mean"]
             rows.append({"dataset": ds, "model": model, "amd_rule": rule, "target_images_seen": target,
                          "images_seen": nearest, "n_seeds": int(losses.size), "loss_mean": float(losses.mean()),
-                         "loss_std": float(losses.std()) if losses.size > 1 else float("nan")})
+                         "loss_std": float(losses.std()) if losses.size > 1 else float("nan"), **prov})
     return pd.DataFrame(rows)
 
 
@@ -147,7 +150,7 @@ def main(argv=None) -> int:
     wfcommon.setup(1, None)
     tables = {Path(t).stem: t for t in a.tables}
     e1 = e1_table(a.e1_runs, a.e1_metrics, a)
-    e2 = log_table(a.e2)
+    e2 = add_provenance(log_table(a.e2), a.e2, a)
     logs = {name: add_provenance(log_table(files), files, a)
             for name, files in (("e3_solver_comparison", a.e3_train), ("e3_heldout", a.e3_heldout),
                                 ("e4_adjoint_ablation", a.e4_train), ("e4_heldout", a.e4_heldout))}
@@ -161,7 +164,7 @@ def main(argv=None) -> int:
     params = (pd.DataFrame([{**{k: r[k] for k in ("dataset", "model", "decoder_params", "encoder_params",
                                                   "total_params")}, **run_provenance(r)} for r in runs])
               .drop_duplicates(["dataset", "model"]).sort_values(["dataset", "model"]).reset_index(drop=True))
-    outputs = {"e1_data_efficiency": e1, "e2_learning_curves": add_provenance(e2, a.e2, a),
+    outputs = {"e1_data_efficiency": e1, "e2_learning_curves": e2,
                "e2_authors_points": with_config(authors_points(e2, a.report_images_seen), a), **logs,
                "e5_encoding_convergence": e5, "e6_reconstructions": e6, "e7_latent_maps": e7,
                "parameter_counts": with_config(params, a)}

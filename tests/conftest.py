@@ -20,6 +20,6 @@ def quick_run(tmp_path_factory):
     from workflow_helpers import copy_repo, snakemake
 
     repo = copy_repo(tmp_path_factory.mktemp("quick"))
-    result = snakemake(repo, "--cores", "2", "--configfile", "config/quick.yaml", timeout=900)
+    result = snakemake(repo, "--cores", "2", "--configfile", "config/quick.yaml", timeout=1200)
     assert result.returncode == 0, (result.stdout + result.stderr)[-5000:]
     return repo

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ast
 import gzip
+import json
 import os
 import pickle
 import re
@@ -94,13 +95,23 @@ AMD = "model_settings.gfe_amd"
 BAD_CONFIGS = {
     "unknown key": ({"colour": "red"}, ["colour", "allowed keys", "train_sizes"]),
     "wrong type": ({"seeds": "zero"}, ["instance['seeds']", "'zero' is not of type 'array'"]),
-    "wrong nested type": ({"training": {"steps": "many"}}, ["instance['training']['steps']", "'many'", "integer"]),
+    "wrong nested type": ({"training": {"val_every": "many"}},
+                          ["instance['training']['val_every']", "'many'", "integer"]),
     "N = 0": ({"train_sizes": [0, 100]}, ["instance['train_sizes'][0]", "0 is not valid", "an integer >= 1",
                                           "'full'"]),
     "N < 0": ({"train_sizes": [-5]}, ["instance['train_sizes'][0]", "-5 is not valid", "an integer >= 1"]),
     "N too large": ({"train_sizes": [100, 60000]}, ["train_sizes", "N=60000", "49800", "1..49800 or 'full'"]),
     "unknown dataset": ({"datasets": ["svhn"]}, ["datasets", "svhn", "fashion_mnist", "cifar10"]),
-    "unknown model": ({"models": ["ae", "vae"]}, ["models", "vae", "gfe_amd", "gfe_adjoint"]),
+    "unknown model": ({"models": ["ae", "vae"]}, ["models", "vae", "gfe_amd", "gfe_amd_per_sample", "gfe_adjoint"]),
+    "unknown E2 model": ({"learning_curves": {"extra_models": ["gfe_amd_shared"]}},
+                         ["learning_curves.extra_models", "gfe_amd_shared", "gfe_amd_per_sample", "gfe_adjoint"]),
+    "E1 model without a step cap": ({"models": ["ae", "gfe_amd", "gfe_rk4"]},
+                                    ["training.max_steps", "E1 model(s) ['gfe_rk4']", "'ae'", "'gfe_amd'"]),
+    "E5 common decoder not an E2 model": ({"encoding_convergence": {"common_model": "gfe_rk4"}},
+                                          ["encoding_convergence.common_model='gfe_rk4'",
+                                           "must be one of learning_curves.models", "['ae', 'gfe_amd']"]),
+    "E7 seed not among seeds": ({"latent_maps": {"seed": 7}}, ["latent_maps.seed=7", "must be one of seeds",
+                                                                "[0, 1, 2]"]),
     "unknown solver": ({"model_settings": {"gfe_rk4": {"solver": "rk5"}}},
                        ["instance['model_settings']['gfe_rk4']['solver']", "'rk5' is not one of",
                         "'amd', 'rk4', 'euler', 'dopri5'"]),
@@ -281,17 +292,17 @@ def test_diverging_training_stops_naming_step_and_images_and_keeps_the_checkpoin
 
 def test_diverging_training_job_in_the_workflow_keeps_its_checkpoint(tmp_path):
     repo = copy_repo(tmp_path / "repo")
-    config = write_config(repo, "diverge", {"training": {"steps": 6, "checkpoint_every": 1},
+    config = write_config(repo, "diverge", {"training": {"max_steps": {"ae": 6}, "checkpoint_every": 1},
                                             "dataset_settings": {"fashion_mnist": {"optimizer": {"lr": 1e30}}}})
-    model = "results/models/fashion_mnist/ae/N100/seed0.pt"
+    model = "results/models/fashion_mnist/e1/ae/N20/seed0.pt"
     result = snakemake(repo, model, "--cores", "1", "--configfile", config)
     assert result.returncode != 0
-    log = (repo / "logs/train/fashion_mnist/ae/N100/seed0.log").read_text()
+    log = (repo / "logs/train/fashion_mnist/e1/ae/N20/seed0.log").read_text()
     match = re.search(r"TrainingDivergedError: training step (\d+): non-finite loss or gradient "
                       r"\(training images \[[\d, ]+\]\); the last checkpoint is kept", log)
     assert match, log[-2000:]
     assert "Traceback" not in log
-    state = load_checkpoint(repo / "results/checkpoints/fashion_mnist/ae/N100/seed0.pt")
+    state = load_checkpoint(repo / "results/checkpoints/fashion_mnist/e1/ae/N20/seed0.pt")
     assert state["step"] == int(match.group(1)) - 1
     assert all(torch.isfinite(v).all() for v in state["decoder"].values())
     assert not (repo / model).exists() and (repo / PREPARED).exists()
@@ -299,15 +310,22 @@ def test_diverging_training_job_in_the_workflow_keeps_its_checkpoint(tmp_path):
 
 # ================================================================ 4. faults
 
-RUN = "results/runs/fashion_mnist/gfe_amd/N100/seed0"
-MODEL = "results/models/fashion_mnist/gfe_amd/N100/seed0.pt"
-CHECKPOINT = "results/checkpoints/fashion_mnist/gfe_amd/N100/seed0.pt"
+# An E1 run: trained with early stopping, so the checkpoint also holds the plateau
+# detector's state and the best check's weights (the model file is the best check's).
+RUN = "results/runs/fashion_mnist/e1/gfe_amd/N20/seed0"
+MODEL = "results/models/fashion_mnist/e1/gfe_amd/N20/seed0.pt"
+CHECKPOINT = "results/checkpoints/fashion_mnist/e1/gfe_amd/N20/seed0.pt"
+TRAIN_LOG = "logs/train/fashion_mnist/e1/gfe_amd/N20/seed0.log"
 STEPS, EVERY = 24, 4
+# A validation check every EVERY steps and a patience of 4 checks: a plateau can stop the
+# run at step 16 at the earliest, well after the kill (at a checkpoint >= 2 * EVERY).
+VAL_EVERY, PATIENCE = EVERY, 4
 
 
 def _resume_workspace(root: Path, name: str) -> Path:
     repo = copy_repo(root / name)
-    write_config(repo, "resume", {"training": {"steps": STEPS, "checkpoint_every": EVERY}})
+    write_config(repo, "resume", {"training": {"max_steps": {"gfe_amd": STEPS}, "checkpoint_every": EVERY,
+                                               "val_every": VAL_EVERY, "patience": PATIENCE}})
     return repo
 
 
@@ -361,6 +379,10 @@ def _assert_same_result(a: Path, b: Path) -> None:
         frames = [pd.read_csv(repo / RUN / name) for repo in (a, b)]
         frames = [f[[c for c in f.columns if not wall_clock(c)]] for f in frames]
         pd.testing.assert_frame_equal(*frames)
+    # Early stopping resumed too: where it stopped, why, and which check was the best.
+    first, second = ({k: json.loads((repo / RUN / "run.json").read_text())[k]
+                      for k in ("steps", "stop_reason", "best_step", "best_val_loss")} for repo in (a, b))
+    assert first == second
     first, second = (load_tensors(repo / MODEL)["decoder"] for repo in (a, b))
     assert first.keys() == second.keys() and all(torch.equal(first[k], second[k]) for k in first)
 
@@ -370,7 +392,7 @@ def test_killed_training_job_resumes_to_the_uninterrupted_result(uninterrupted, 
     killed = _resume_workspace(tmp_path, "killed")
     step = _kill_after_two_checkpoints(killed)
     _run_to_completion(killed)
-    log = (killed / "logs/train/fashion_mnist/gfe_amd/N100/seed0.log").read_text()
+    log = (killed / TRAIN_LOG).read_text()
     print(f"killed at step {step} of {STEPS}; resumed run log tail:\n{log[-300:]}")
     _assert_same_result(uninterrupted, killed)
 
@@ -385,7 +407,7 @@ def test_truncated_checkpoint_after_a_kill_resumes_from_the_previous_one(uninter
     data = latest.read_bytes()
     latest.write_bytes(data[: len(data) // 2])
     _run_to_completion(killed)
-    log = (killed / "logs/train/fashion_mnist/gfe_amd/N100/seed0.log").read_text()
+    log = (killed / TRAIN_LOG).read_text()
     assert f"checkpoint {CHECKPOINT} is damaged" in log, log[-2000:]
     assert f"resuming from {CHECKPOINT}.prev" in log, log[-2000:]
     print(f"killed at step {step}, latest checkpoint truncated, resumed from step {previous_step}")
@@ -554,7 +576,8 @@ def test_only_the_wall_clock_columns_are_excluded(quick_run):
     for path in (quick_run / "results").rglob("*.csv"):
         columns |= set(pd.read_csv(path, nrows=1).columns)
     assert {c for c in columns if wall_clock(c)} == WALL_CLOCK_COLUMNS
-    assert {"test_loss_mean", "loss", "nfe", "t", "tsne_x", "config_hash"} <= columns
+    assert {"test_loss_mean", "loss", "nfe", "grad_cosine", "stop_reason", "best_step", "t", "tsne_x",
+            "config_hash"} <= columns
 
 
 # ================================================================ 6. safety
@@ -599,12 +622,13 @@ def test_scripts_refuse_a_model_or_checkpoint_that_would_run_code(tmp_path, scri
                '"optimizer": {"name": "rmsprop", "lr": 0.0005}}')
     common = ["--prepared", str(tmp_path / "prepared.pt"), "--model-settings", model, "--dataset-settings", dataset]
     if script == "train":
-        args = [*common, "--dataset", "fashion_mnist", "--model", "ae", "--train-size", "10", "--seed", "0",
-                "--steps", "2", "--checkpoint", str(evil), "--model-out", str(tmp_path / "m.pt"),
-                "--train-log", str(tmp_path / "log.csv"), "--validation", str(tmp_path / "v.csv"),
-                "--run-json", str(tmp_path / "run.json")]
+        args = [*common, "--dataset", "fashion_mnist", "--experiment", "e1", "--model", "ae", "--train-size", "10",
+                "--seed", "0", "--steps", "2", "--batch-size", "5", "--checkpoint", str(evil),
+                "--model-out", str(tmp_path / "m.pt"), "--train-log", str(tmp_path / "log.csv"),
+                "--validation", str(tmp_path / "v.csv"), "--run-json", str(tmp_path / "run.json")]
     else:
-        (tmp_path / "run.json").write_text('{"dataset": "fashion_mnist", "model": "ae", "train_size": 10, "seed": 0}')
+        (tmp_path / "run.json").write_text('{"dataset": "fashion_mnist", "experiment": "e1", "model": "ae", '
+                                           '"train_size": 10, "seed": 0}')
         args = [*common, "--model-file", str(evil), "--run-json", str(tmp_path / "run.json"),
                 "--metrics", str(tmp_path / "metrics.json"), "--outputs", str(tmp_path / "out.npz")]
     result = subprocess.run([sys.executable, f"src/{script}.py", *args], cwd=REPO, capture_output=True, text=True)
