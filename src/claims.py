@@ -525,9 +525,10 @@ def _amd(meta, e5, ds) -> Claim:
         return _make(meta, ds, evidence, NOT_TESTED, f"E5 has no AMD curve on the common decoder at τ = {fmt(tau)}.")
     ok = amd_loss <= 1.01 * best
     side = f"{fmt(abs(amd_pct))}% {'above' if amd_pct > 0 else 'below'}"
+    within = "within the 1% allowed" if ok else "beyond the 1% allowed"
     return _make(meta, ds, evidence, SUPPORTED if ok else NOT_SUPPORTED,
-                 f"rk4 varies by {fmt(pct)}% with the step count while AMD ends {side} the best rk4 result, "
-                 f"{'at most 1% above it' if ok else 'more than 1% above it'}.")
+                 f"rk4's final loss varies by {fmt(pct)}% with the step count, and AMD ends {side} the best rk4 "
+                 f"result ({within}).")
 
 
 # ---------------------------------------------------------------- all
