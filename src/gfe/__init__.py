@@ -5,10 +5,10 @@ second-order flow) and `gfe.decoder_gradient` (training gradients: approximate, 
 adjoint, or back-propagation through the solver).
 """
 
-from .encoding import Encoding, check_encode_options, encode, initial_latents
+from .encoding import Encoding, check_encode_options, check_images, encode, initial_latents
 from .gradients import (DecoderGradient, check_gradient_options, decoder_gradient,
                         decoder_loss_and_gradient)
 from .solvers import FlowDivergedError
 
 __all__ = ["DecoderGradient", "Encoding", "FlowDivergedError", "check_encode_options", "check_gradient_options",
-           "decoder_gradient", "decoder_loss_and_gradient", "encode", "initial_latents"]
+           "check_images", "decoder_gradient", "decoder_loss_and_gradient", "encode", "initial_latents"]

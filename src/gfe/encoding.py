@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
 from .flows import GradientFlow, NesterovFlow
 from .losses import LOSSES, resolve_loss
 from .solvers import SolverOutput, make_solver
+from .solvers.base import is_integer, is_number
 
 Z0_RULES = ("zeros", "uniform")
 
@@ -26,10 +29,22 @@ class Encoding(SolverOutput):
         return self.t
 
 
-def initial_latents(z0, batch: int, latent_dim: int, *, seed: int | None = None,
+def initial_latents(z0, batch: int, latent_dim: int, *, seed: int | None = None, sample_ids=None,
                     dtype=torch.float32, device="cpu") -> torch.Tensor:
-    """z(0) for a batch: 'zeros', 'uniform' (U[0,1)^d drawn on the CPU from `seed`, so
-    that the draw does not depend on the device), or a given (B, d) tensor."""
+    """z(0) for a batch: 'zeros', 'uniform' (U[0,1)^d drawn on the CPU, so that the draw
+    does not depend on the device), or a given (B, d) tensor.
+
+    Args:
+        z0: 'zeros', 'uniform' or a (batch, latent_dim) tensor.
+        batch, latent_dim: the shape of z(0).
+        seed: the seed of the 'uniform' draw (None: 0).
+        sample_ids: for 'uniform' only: None draws the whole (B, d) block from one torch
+            generator seeded with `seed` (the training rule); B non-negative integers
+            (a 1-D tensor or sequence) draw row i from a generator seeded with
+            (seed, sample_ids[i]) alone, so an image's z(0) is the same whatever batch it
+            is in. Ignored for 'zeros' and a tensor z0.
+        dtype, device: those of the result.
+    """
     if isinstance(z0, torch.Tensor):
         if tuple(z0.shape) != (batch, latent_dim):
             raise ValueError(f"z0 has shape {tuple(z0.shape)}; expected ({batch}, {latent_dim})")
@@ -37,27 +52,56 @@ def initial_latents(z0, batch: int, latent_dim: int, *, seed: int | None = None,
     if z0 == "zeros":
         return torch.zeros(batch, latent_dim, dtype=dtype, device=device)
     if z0 == "uniform":
+        if sample_ids is not None:
+            return _uniform_per_sample(seed, sample_ids, batch, latent_dim).to(dtype=dtype, device=device)
         generator = torch.Generator().manual_seed(0 if seed is None else int(seed))
         return torch.rand(batch, latent_dim, generator=generator, dtype=torch.float64).to(dtype=dtype, device=device)
     raise ValueError(f"z0={z0!r} is unknown; allowed: {list(Z0_RULES)} or a (B, d) tensor")
 
 
+def _uniform_per_sample(seed, sample_ids, batch: int, latent_dim: int) -> torch.Tensor:
+    """(B, d) float64 rows, row i U[0,1)^d from numpy's generator seeded by (seed, sample_ids[i])."""
+    seed = 0 if seed is None else seed
+    if not (is_integer(seed) and seed >= 0):
+        raise ValueError(f"seed={seed!r} is invalid with sample_ids: must be an integer >= 0")
+    ids = torch.as_tensor(sample_ids)
+    if ids.shape != (batch,) or ids.is_floating_point() or ids.is_complex() or ids.dtype == torch.bool \
+            or (batch and int(ids.min()) < 0):
+        shown = " ".join(repr(sample_ids).split())  # one line, even for a 2-D tensor
+        raise ValueError(f"sample_ids={shown[:80]} is invalid: must be {batch} integers >= 0, one per image")
+    rows = [np.random.default_rng(np.random.SeedSequence([int(seed), i])).random(latent_dim) for i in ids.tolist()]
+    return torch.from_numpy(np.stack(rows) if rows else np.zeros((0, latent_dim)))
+
+
 def build_flow(decoder: nn.Module, x: torch.Tensor, *, order: int = 1, loss=None, alpha: float = 1.0,
                nesterov_eps: float = 1e-5):
     """The vector field of the first- or second-order flow for targets x."""
-    if order not in (1, 2):
-        raise ValueError(f"order={order!r} is invalid: allowed 1 (gradient flow) or 2 (Nesterov flow)")
-    if not alpha > 0:
-        raise ValueError(f"alpha={alpha!r} is invalid: must be > 0")
+    check_order(order)
+    check_alpha(alpha)
     _, loss_fn = resolve_loss(loss, decoder)
     flow = GradientFlow(decoder, x, loss_fn, alpha)
     return flow if order == 1 else NesterovFlow(flow, nesterov_eps)
 
 
-def check_tau(tau: float) -> float:
-    if not (isinstance(tau, (int, float)) and tau > 0 and tau != float("inf")):
-        raise ValueError(f"tau={tau!r} is invalid: must be a finite number > 0")
-    return float(tau)
+def check_tau(tau) -> float:
+    """tau as a float. A number, or a one-element real tensor (converted by float()); bools,
+    strings, and numbers that are not finite and > 0 raise a ValueError."""
+    value = tau
+    if isinstance(tau, torch.Tensor) and tau.numel() == 1 and not tau.is_complex() and tau.dtype != torch.bool:
+        value = tau.item()
+    if not (is_number(value) and 0 < value < math.inf):
+        raise ValueError(f"tau={tau!r} is invalid: must be a finite number > 0 (e.g. tau=1e4)")
+    return float(value)
+
+
+def check_order(order) -> None:
+    if not (is_integer(order) and order in (1, 2)):
+        raise ValueError(f"order={order!r} is invalid: allowed 1 (gradient flow) or 2 (Nesterov flow)")
+
+
+def check_alpha(alpha) -> None:
+    if not (is_number(alpha) and alpha > 0):
+        raise ValueError(f"alpha={alpha!r} is invalid: must be a number > 0")
 
 
 def check_encode_options(*, solver: str = "amd", order: int = 1, tau: float = 1e4, z0="zeros",
@@ -66,28 +110,106 @@ def check_encode_options(*, solver: str = "amd", order: int = 1, tau: float = 1e
     checked this way before a job starts); returns the solver. A ValueError names the option,
     its value and what is allowed."""
     check_tau(tau)
-    if order not in (1, 2):
-        raise ValueError(f"order={order!r} is invalid: allowed 1 (gradient flow) or 2 (Nesterov flow)")
+    check_order(order)
     if not isinstance(z0, torch.Tensor) and z0 not in Z0_RULES:
         raise ValueError(f"z0={z0!r} is unknown; allowed: {list(Z0_RULES)} or a (B, d) tensor")
     if loss not in (None, *LOSSES):
         raise ValueError(f"loss={loss!r} is unknown; allowed: {list(LOSSES)} or None (follow the decoder)")
-    if not alpha > 0:
-        raise ValueError(f"alpha={alpha!r} is invalid: must be > 0")
+    check_alpha(alpha)
     solver_impl = make_solver(solver, **solver_options)
     if solver == "amd" and order != 1:
         raise ValueError("solver='amd' integrates the first-order flow only; use order=1 or solver='rk4'")
     return solver_impl
 
 
-def latent_dim_of(decoder: nn.Module) -> int:
-    if not hasattr(decoder, "latent_dim"):
-        raise ValueError("the decoder needs a `latent_dim` attribute (the size of z)")
-    return int(decoder.latent_dim)
+def latent_dim_of(decoder: nn.Module, z0=None) -> int:
+    """The size of z: the decoder's `latent_dim`, else the width of a (B, d) tensor z0."""
+    if hasattr(decoder, "latent_dim"):
+        return int(decoder.latent_dim)
+    if isinstance(z0, torch.Tensor) and z0.ndim == 2:
+        return int(z0.shape[1])
+    raise ValueError("the decoder needs a `latent_dim` attribute (the size of z), or pass z0 as a (B, d) tensor")
+
+
+def _first_parameter(decoder: nn.Module):
+    return next(iter(decoder.parameters()), None)
+
+
+def check_image_tensor(decoder: nn.Module, x) -> None:
+    """x must be a floating tensor with the dtype and device of the decoder's parameters
+    (not checked for a decoder without parameters)."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"x is a {type(x).__name__}; pass a torch.Tensor of floating images (B, ...) in [0, 1]")
+    if not x.is_floating_point():
+        raise TypeError(f"x has dtype {x.dtype}; the flow needs floating images in [0, 1], e.g. x.float() / 255")
+    param = _first_parameter(decoder)
+    if param is None:
+        return
+    if x.dtype != param.dtype:
+        raise TypeError(f"x has dtype {x.dtype} but the decoder's parameters have dtype {param.dtype}; "
+                        f"use x.to({param.dtype}) or decoder.to({x.dtype})")
+    if x.device != param.device:
+        raise ValueError(f"x is on device {x.device} but the decoder's parameters are on {param.device}; "
+                         f"use x.to('{param.device}') or decoder.to('{x.device}')")
+
+
+def decoder_output_shape(decoder: nn.Module, latent_dim: int, *, dtype=torch.float32, device="cpu") -> tuple:
+    """The shape of one decoded image: the decoder's `image_shape` if it has one, else
+    the output of one forward pass of z = 0 (under no_grad; no flow NFE is spent)."""
+    shape = getattr(decoder, "image_shape", None)
+    if shape is not None:
+        return tuple(int(s) for s in shape)
+    with torch.no_grad():
+        return tuple(decoder(torch.zeros(1, latent_dim, dtype=dtype, device=device)).shape[1:])
+
+
+def check_images(decoder: nn.Module, x, loss: str | None = None, *, latent_dim: int | None = None) -> torch.Tensor:
+    """Check images x against the decoder before any flow work; returns x, reshaped to
+    (B, *image shape) when it came flattened as (B, prod(image shape)).
+
+    Args:
+        decoder: the decoder the flow will use.
+        x: (B, *image shape) or (B, prod(image shape)) floating images, with the dtype and
+            device of the decoder's parameters.
+        loss: the `loss` option of `encode` (None: follow the decoder); with 'bce' the
+            targets must lie in [0, 1].
+        latent_dim: the size of z (default: `latent_dim_of(decoder)`), for the shape probe.
+
+    Raises:
+        TypeError: x is not a floating tensor, or its dtype is not the decoder's.
+        ValueError: x is on another device, has the wrong shape, or has BCE targets outside
+            [0, 1]. NaN in x is left to the solvers (they name the samples).
+    """
+    check_image_tensor(decoder, x)
+    if latent_dim is None:
+        latent_dim = latent_dim_of(decoder)
+    x = _match_image_shape(x, decoder_output_shape(decoder, latent_dim, dtype=x.dtype, device=x.device))
+    _check_target_range(x, resolve_loss(loss, decoder)[0])
+    return x
+
+
+def _match_image_shape(x: torch.Tensor, shape: tuple) -> torch.Tensor:
+    if x.ndim >= 1 and tuple(x.shape[1:]) == shape:
+        return x
+    size = math.prod(shape)
+    if x.ndim == 2 and x.shape[1] == size:
+        return x.reshape(x.shape[0], *shape)
+    expected = f"(B, {', '.join(str(s) for s in shape)})" + (f" or flattened (B, {size})" if len(shape) > 1 else "")
+    raise ValueError(f"x has shape {tuple(x.shape)}; the decoder outputs images of shape {shape}, "
+                     f"so x must be {expected}")
+
+
+def _check_target_range(x: torch.Tensor, loss_name: str) -> None:
+    if loss_name != "bce" or x.numel() == 0:
+        return
+    low, high = (float(v) for v in torch.aminmax(x))
+    if low < 0 or high > 1:  # False for NaN: those are left to the solvers
+        raise ValueError(f"x has values in [{low:g}, {high:g}]; loss='bce' needs targets in [0, 1] "
+                         "(divide by 255, or rescale)")
 
 
 def encode(decoder: nn.Module, x: torch.Tensor, *, solver: str = "amd", order: int = 1, tau: float = 1e4,
-           z0="zeros", loss: str | None = None, seed: int | None = None, alpha: float = 1.0,
+           z0="zeros", loss: str | None = None, seed: int | None = None, sample_ids=None, alpha: float = 1.0,
            trace: list | None = None, **solver_options) -> Encoding:
     """Encode the images x (B, ...) by the gradient flow of `decoder`.
 
@@ -95,16 +217,26 @@ def encode(decoder: nn.Module, x: torch.Tensor, *, solver: str = "amd", order: i
     'euler' (take `steps`) or 'dopri5' (takes `rtol`, `atol`). order 2 is the Nesterov
     flow (not with AMD). loss: 'bce' (decoder outputs logits), 'mse' (decoder outputs
     probabilities) or None to follow the decoder. `trace` (AMD only) collects each iteration.
-    Runs without building a graph for the decoder's parameters.
+    Runs without building a graph for the decoder's parameters (a frozen decoder works).
+
+    x is checked first (`check_images`): a floating tensor with the dtype and device of the
+    decoder, shaped (B, *image shape) or flattened (B, prod(image shape)), which is
+    reshaped to (B, *image shape); in [0, 1] for the BCE loss. tau may be a one-element
+    tensor. z0='uniform' draws z(0) from `seed`, per image from (seed, sample_ids[i]) when
+    `sample_ids` (B integers) is given (see `initial_latents`). Without a `latent_dim`
+    attribute on the decoder, a tensor z0 gives the size of z.
     """
     solver_impl = check_encode_options(solver=solver, order=order, tau=tau, z0=z0, loss=loss, alpha=alpha,
                                        **solver_options)
-    flow = build_flow(decoder, x, order=order, loss=loss, alpha=alpha)
     if trace is not None and solver != "amd":
         raise ValueError("trace= is recorded by solver='amd' only")
-    z_start = initial_latents(z0, x.shape[0], latent_dim_of(decoder), seed=seed, dtype=x.dtype, device=x.device)
+    latent_dim = latent_dim_of(decoder, z0)
+    x = check_images(decoder, x, loss, latent_dim=latent_dim)
+    flow = build_flow(decoder, x, order=order, loss=loss, alpha=alpha)
+    z_start = initial_latents(z0, x.shape[0], latent_dim, seed=seed, sample_ids=sample_ids,
+                              dtype=x.dtype, device=x.device)
     started = time.perf_counter()
     with torch.no_grad():
         extra = {"trace": trace} if trace is not None else {}
-        out = solver_impl.solve(flow, z_start, float(tau), **extra)
+        out = solver_impl.solve(flow, z_start, check_tau(tau), **extra)
     return Encoding(**vars(out), seconds=time.perf_counter() - started)

@@ -42,14 +42,32 @@ class Evaluation:
 
 def evaluate(decoder: nn.Module, images: torch.Tensor, *, encoder: nn.Module | None = None, flow: dict | None = None,
              batch_size: int = 500, seed: int = 0) -> Evaluation:
-    """Encode `images` in batches (by `encoder` if given, else by `gfe.encode(**flow)`)."""
+    """Encode `images` in batches (by `encoder` if given, else by `gfe.encode(**flow)`).
+
+    Args:
+        decoder: the decoder whose reconstructions are scored.
+        images: (N, ...) images, as `gfe.encode` takes them.
+        encoder: an amortised encoder (the autoencoder baseline); None encodes by the flow.
+        flow: options of `gfe.encode` (solver, tau, z0, loss, ...; not seed or sample_ids).
+        batch_size: images encoded at once; a cost setting, not a result setting (below).
+        seed: the seed of z0='uniform'.
+
+    With z0='uniform', image n of `images` starts from the z(0) drawn from (seed, n)
+    (`initial_latents` with sample_ids), bit for bit the same whatever batch it is in. For
+    the per-sample solvers (AMD without shared=True, rk4, euler) the results are therefore
+    independent of `batch_size`: bit for bit for a decoder of plain arithmetic, and up to
+    the rounding of the decoder's batched kernels otherwise (on CPU, MKL's matrix product
+    and the vectorised ELU/sigmoid round a row differently depending on how many rows the
+    batch has, by about one ulp). AMD with shared=True sizes its steps on the whole batch
+    by design, and dopri5 chooses its steps on the whole batch, so theirs depend on it.
+    """
     if batch_size < 1:
         raise ValueError(f"batch_size={batch_size!r} is invalid: must be >= 1")
     flow = dict(flow or {})
     _, loss_fn = resolve_loss(flow.get("loss"), decoder)
     parts = []
     started = time.perf_counter()
-    for number, start in enumerate(range(0, len(images), batch_size)):
+    for start in range(0, len(images), batch_size):
         x = images[start:start + batch_size]
         if encoder is not None:
             with torch.no_grad():
@@ -57,7 +75,8 @@ def evaluate(decoder: nn.Module, images: torch.Tensor, *, encoder: nn.Module | N
                 loss = loss_fn(decoder(z), x)
             parts.append((loss, torch.zeros_like(loss, dtype=torch.int64), torch.ones_like(loss, dtype=torch.bool), z))
         else:
-            out = encode(decoder, x, seed=seed + number, **flow)
+            ids = torch.arange(start, start + len(x))
+            out = encode(decoder, x, seed=seed, sample_ids=ids, **flow)
             parts.append((out.loss, out.nfe, out.converged, out.z))
     seconds = time.perf_counter() - started
     loss, nfe, converged, z = (torch.cat(column) for column in zip(*parts))

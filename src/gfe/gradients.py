@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .encoding import build_flow, check_encode_options, check_tau, encode, initial_latents, latent_dim_of
+from .encoding import build_flow, check_encode_options, check_images, check_tau, encode, initial_latents, latent_dim_of
 from .losses import resolve_loss
 from .solvers import make_solver
 from .solvers.odeint import _TorchdiffeqSolver
@@ -46,20 +46,42 @@ def check_gradient_options(method: str = "approximate", **flow) -> None:
                          "(use method='approximate')")
 
 
+def trainable_parameters(decoder: nn.Module) -> list[torch.nn.Parameter]:
+    """The decoder's parameters with requires_grad; a ValueError when there is none."""
+    params = [p for p in decoder.parameters() if p.requires_grad]
+    if not params:
+        raise ValueError("the decoder has no trainable parameters (requires_grad=False everywhere); "
+                         "nothing to train (use gfe.encode to encode with a frozen decoder)")
+    return params
+
+
 def decoder_loss_and_gradient(decoder: nn.Module, x: torch.Tensor, *, method: str = "approximate",
                               solver: str = "rk4", order: int = 1, tau: float = 1e4, z0="zeros",
-                              loss: str | None = None, seed: int | None = None, alpha: float = 1.0,
+                              loss: str | None = None, seed: int | None = None, sample_ids=None, alpha: float = 1.0,
                               **solver_options) -> DecoderGradient:
+    """dL/dtheta (see `decoder_gradient`), with the per-sample loss, NFE and encodings.
+
+    Args:
+        decoder: a decoder with at least one parameter that requires grad.
+        x: images, checked and reshaped as by `gfe.encode` (`check_images`).
+        method: 'approximate', 'backprop' or 'adjoint' (see the module docstring).
+        solver, order, tau, z0, loss, seed, sample_ids, alpha, **solver_options: those of
+            `gfe.encode`.
+    """
     check_gradient_options(method, solver=solver, order=order, tau=tau, z0=z0, loss=loss, alpha=alpha,
                            **solver_options)
-    params = [p for p in decoder.parameters() if p.requires_grad]
+    params = trainable_parameters(decoder)
+    latent_dim = latent_dim_of(decoder, z0)
+    x = check_images(decoder, x, loss, latent_dim=latent_dim)
     _, loss_fn = resolve_loss(loss, decoder)
     if method == "approximate":
         enc = encode(decoder, x, solver=solver, order=order, tau=tau, z0=z0, loss=loss, seed=seed,
-                     alpha=alpha, **solver_options)
+                     sample_ids=sample_ids, alpha=alpha, **solver_options)
         z, nfe = enc.z.detach(), enc.nfe
     else:
-        z, nfe = _differentiable_encoding(decoder, x, method, solver, order, check_tau(tau), z0, loss, seed,
+        z_start = initial_latents(z0, x.shape[0], latent_dim, seed=seed, sample_ids=sample_ids,
+                                  dtype=x.dtype, device=x.device)
+        z, nfe = _differentiable_encoding(decoder, x, method, solver, order, check_tau(tau), z_start, loss,
                                           alpha, params, solver_options)
     with torch.enable_grad():
         losses = loss_fn(decoder(z), x)
@@ -67,10 +89,9 @@ def decoder_loss_and_gradient(decoder: nn.Module, x: torch.Tensor, *, method: st
     return DecoderGradient(grads=list(grads), loss=losses.detach(), nfe=nfe, z=z.detach())
 
 
-def _differentiable_encoding(decoder, x, method, solver, order, tau, z0, loss, seed, alpha, params, solver_options):
+def _differentiable_encoding(decoder, x, method, solver, order, tau, z_start, loss, alpha, params, solver_options):
     solver_impl = make_solver(solver, **solver_options)
     flow = build_flow(decoder, x, order=order, loss=loss, alpha=alpha)
-    z_start = initial_latents(z0, x.shape[0], latent_dim_of(decoder), seed=seed, dtype=x.dtype, device=x.device)
     with torch.enable_grad():
         zs = solver_impl.integrate(flow, z_start, tau, adjoint_params=tuple(params) if method == "adjoint" else None)
     nfe = torch.full((x.shape[0],), flow.nfe, dtype=torch.int64, device=x.device)
@@ -79,5 +100,6 @@ def _differentiable_encoding(decoder, x, method, solver, order, tau, z0, loss, s
 
 def decoder_gradient(decoder: nn.Module, x: torch.Tensor, *, method: str = "approximate", **options) -> list[torch.Tensor]:
     """dL/dtheta, one tensor per decoder parameter, by `method` (see the module docstring).
-    Options are those of `gfe.encode` (solver, order, tau, z0, loss, seed, alpha, steps, ...)."""
+    Options are those of `gfe.encode` (solver, order, tau, z0, loss, seed, sample_ids, alpha,
+    steps, ...); a decoder without a trainable parameter raises a ValueError."""
     return decoder_loss_and_gradient(decoder, x, method=method, **options).grads

@@ -35,7 +35,7 @@ from dataclasses import asdict, dataclass
 import torch
 
 from ..flows import GradientFlow
-from .base import FlowDivergedError, SolverOutput
+from .base import FlowDivergedError, SolverOutput, is_bool, is_integer, is_number
 
 
 @dataclass(frozen=True)
@@ -57,24 +57,29 @@ class AMDOptions:
     working_set: int | None = None
 
     def __post_init__(self):
+        """Reject a bad option with a ValueError naming it, its value and what is allowed.
+        Numbers must be real numbers (not bools or strings), counts integers, `shared` a bool."""
         checks = [
-            ("dt_init", self.dt_init > 0, "> 0"),
-            ("dt_max", self.dt_max >= self.dt_init, f">= dt_init ({self.dt_init})"),
-            ("shrink", 0 < self.shrink < 1, "in (0, 1)"),
-            ("max_halvings", int(self.max_halvings) == self.max_halvings and self.max_halvings >= 0, "an integer >= 0"),
-            ("sigma", self.sigma >= 0, ">= 0"),
-            ("conv_fraction", 0 <= self.conv_fraction <= 1, "in [0, 1]"),
-            ("conv_tol", self.conv_tol >= 0, ">= 0"),
-            ("conv_window", int(self.conv_window) == self.conv_window and self.conv_window >= 2, "an integer >= 2"),
-            ("dt_stall", self.dt_stall > 0, "> 0"),
-            ("growth", self.growth >= 1, ">= 1"),
-            ("max_evals", int(self.max_evals) == self.max_evals and self.max_evals >= 1, "an integer >= 1"),
-            ("working_set", self.working_set is None or (int(self.working_set) == self.working_set
-                                                        and self.working_set >= 1 and not self.shared),
+            ("dt_init", lambda: is_number(self.dt_init) and self.dt_init > 0, "a number > 0"),
+            ("dt_max", lambda: is_number(self.dt_max) and self.dt_max >= self.dt_init,
+             f"a number >= dt_init ({self.dt_init})"),
+            ("shrink", lambda: is_number(self.shrink) and 0 < self.shrink < 1, "a number in (0, 1)"),
+            ("max_halvings", lambda: is_integer(self.max_halvings) and self.max_halvings >= 0, "an integer >= 0"),
+            ("sigma", lambda: is_number(self.sigma) and self.sigma >= 0, "a number >= 0"),
+            ("conv_fraction", lambda: is_number(self.conv_fraction) and 0 <= self.conv_fraction <= 1,
+             "a number in [0, 1]"),
+            ("conv_tol", lambda: is_number(self.conv_tol) and self.conv_tol >= 0, "a number >= 0"),
+            ("conv_window", lambda: is_integer(self.conv_window) and self.conv_window >= 2, "an integer >= 2"),
+            ("dt_stall", lambda: is_number(self.dt_stall) and self.dt_stall > 0, "a number > 0"),
+            ("growth", lambda: is_number(self.growth) and self.growth >= 1, "a number >= 1"),
+            ("shared", lambda: is_bool(self.shared), "True or False"),
+            ("max_evals", lambda: is_integer(self.max_evals) and self.max_evals >= 1, "an integer >= 1"),
+            ("working_set", lambda: self.working_set is None or (is_integer(self.working_set)
+                                                                and self.working_set >= 1 and not self.shared),
              "None or an integer >= 1, and only without shared=True"),
         ]
         for name, ok, allowed in checks:
-            if not ok:
+            if not ok():
                 raise ValueError(f"AMD option {name}={getattr(self, name)!r} is invalid: must be {allowed}")
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 
@@ -31,3 +33,18 @@ class FlowDivergedError(FloatingPointError):
 def first_samples(mask: torch.Tensor, limit: int = 10) -> list[int]:
     """Indices of the True entries of a (B,) mask, at most `limit` of them."""
     return mask.nonzero().flatten()[:limit].tolist()
+
+
+def is_bool(value) -> bool:
+    """A real bool (Python's or numpy's); 1, 'no' or None are not."""
+    return isinstance(value, (bool, np.bool_))
+
+
+def is_number(value) -> bool:
+    """A real number that is not a bool (True is an int to Python, never a step size)."""
+    return isinstance(value, numbers.Real) and not is_bool(value)
+
+
+def is_integer(value) -> bool:
+    """A number with an integer value (2 or 2.0, not 2.5, True or '2')."""
+    return is_number(value) and float(value).is_integer()

@@ -13,7 +13,7 @@ import torch
 from torchdiffeq import odeint, odeint_adjoint
 
 from ..flows import NesterovFlow
-from .base import FlowDivergedError, SolverOutput, first_samples
+from .base import FlowDivergedError, SolverOutput, first_samples, is_integer, is_number
 
 
 def initial_state(flow, z0: torch.Tensor):
@@ -30,8 +30,8 @@ class _TorchdiffeqSolver:
     name = ""
 
     def __init__(self, conv_tol: float = 1e-5):
-        if conv_tol < 0:
-            raise ValueError(f"conv_tol={conv_tol!r} is invalid: must be >= 0")
+        if not (is_number(conv_tol) and conv_tol >= 0):
+            raise ValueError(f"conv_tol={conv_tol!r} is invalid: must be a number >= 0")
         self.conv_tol = conv_tol
 
     def output_times(self, tau: float, dtype, device) -> torch.Tensor:
@@ -88,7 +88,7 @@ class FixedStepSolver(_TorchdiffeqSolver):
 
     def __init__(self, method: str = "rk4", steps: int = 100, conv_tol: float = 1e-5):
         super().__init__(conv_tol)
-        if int(steps) != steps or steps < 1:
+        if not (is_integer(steps) and steps >= 1):
             raise ValueError(f"steps={steps!r} is invalid: must be an integer >= 1")
         self.name, self.steps = method, int(steps)
 
@@ -110,8 +110,10 @@ class Dopri5Solver(_TorchdiffeqSolver):
     def __init__(self, rtol: float = 1e-5, atol: float = 1e-9, max_num_steps: int = 100_000, conv_tol: float = 1e-5):
         super().__init__(conv_tol)
         for key, value in (("rtol", rtol), ("atol", atol)):
-            if not value > 0:
-                raise ValueError(f"{key}={value!r} is invalid: must be > 0")
+            if not (is_number(value) and value > 0):
+                raise ValueError(f"{key}={value!r} is invalid: must be a number > 0")
+        if not (is_integer(max_num_steps) and max_num_steps >= 1):
+            raise ValueError(f"max_num_steps={max_num_steps!r} is invalid: must be an integer >= 1")
         self.rtol, self.atol, self.max_num_steps = rtol, atol, int(max_num_steps)
 
     def describe(self) -> dict:
