@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .amd import AMDOptions, AMDSolver
 from .base import FlowDivergedError, SolverOutput
+from .lbfgs import LBFGSOptions, LBFGSSolver
 from .odeint import Dopri5Solver, FixedStepSolver
 
 SOLVERS = {
@@ -11,6 +12,7 @@ SOLVERS = {
     "euler": lambda **options: FixedStepSolver(method="euler", **options),
     "rk4": lambda **options: FixedStepSolver(method="rk4", **options),
     "dopri5": Dopri5Solver,
+    "lbfgs": LBFGSSolver,
 }
 
 
