@@ -3,7 +3,9 @@
 Writes the weights (--model-out: the best validation check's when --patience stops on a
 plateau, else the last step's), the per-step log (--train-log, CSV), the validation log
 (--validation, CSV; empty unless --val-every > 0) and a JSON record of settings, stopping
-reason and provenance (--run-json). Resumes from --checkpoint if a checkpoint is there.
+reason and provenance (--run-json). Resumes from --checkpoint if a checkpoint of this very
+run is there (another run's is refused, naming what differs); deletes it once the outputs
+are written.
 Validation encodes with the per-sample AMD rule even for a model trained with the shared
 rule (wfcommon.evaluation_flow), so that held-out numbers do not depend on a batch.
 """
@@ -18,7 +20,7 @@ import time
 import pandas as pd
 import torch
 
-from gfe.checkpoints import atomic_torch_save
+from gfe.checkpoints import atomic_torch_save, remove_checkpoint
 from gfe.devices import resolve_device
 from gfe.models import build_autoencoder, build_decoder, count_parameters
 from gfe.training import OptimizerSettings, train
@@ -129,6 +131,9 @@ def main(argv=None) -> int:
               "flow": json.dumps(flow, sort_keys=True), "optimizer": json.dumps(ds["optimizer"], sort_keys=True),
               **wfcommon.provenance(str(device))}
     wfcommon.write_json(record, a.run_json)
+    # The checkpoint served to resume this run if it was interrupted; a finished run is its
+    # outputs. Kept, it would let a later job (e.g. after a code change) return this result.
+    remove_checkpoint(a.checkpoint)
     log.info("done: final loss %.5f, %.1f s", run.steps[-1]["loss"], wall)
     return 0
 

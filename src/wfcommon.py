@@ -137,13 +137,33 @@ def amd_rule(flow: dict) -> str:
     return "shared" if flow.get("shared") else "per-sample"
 
 
+PREPARED_KEYS = ("image_shape", "train_images", "train_labels", "val_images", "test_images", "test_labels",
+                 "subset_order")
+MODEL_KEYS = ("decoder", "encoder", "image_shape", "latent_dim")
+REBUILD = "delete it and re-run snakemake, which rebuilds it"
+
+
+def _load_output(path, keys, what: str):
+    """A file another rule wrote (prepared data, a model), checked for damage and for the
+    entries this version reads; either problem is one DamagedFileError naming the file and
+    the fix."""
+    from gfe.checkpoints import DamagedFileError, load_tensors
+
+    try:
+        saved = load_tensors(path)
+    except DamagedFileError as error:
+        raise DamagedFileError(f"{error}; {REBUILD}") from None
+    missing = [k for k in keys if not isinstance(saved, dict) or k not in saved]
+    if missing:
+        raise DamagedFileError(f"{path} is not a {what} of this version (no {missing}); {REBUILD}")
+    return saved
+
+
 def load_prepared(path):
     """The prepared dataset file, images back to float32 in [0, 1] (as torchvision's ToTensor)."""
     import torch
 
-    from gfe.checkpoints import load_tensors
-
-    prepared = load_tensors(path)
+    prepared = _load_output(path, PREPARED_KEYS, "prepared dataset file")
     for key in ("train_images", "val_images", "test_images"):
         images = prepared[key]
         prepared[key] = images.to(torch.float32).div_(255)
@@ -152,18 +172,22 @@ def load_prepared(path):
 
 def load_model(path, device="cpu"):
     """(decoder, encoder or None) from a model file written by train.py, in eval mode."""
-    from gfe.checkpoints import load_tensors
+    from gfe.checkpoints import DamagedFileError
     from gfe.models import build_autoencoder, build_decoder
 
-    saved = load_tensors(path)
+    saved = _load_output(path, MODEL_KEYS, "model file")
     shape, latent_dim = saved["image_shape"], saved["latent_dim"]
-    if saved["encoder"] is not None:
-        ae = build_autoencoder(shape, latent_dim)
-        decoder, encoder = ae.decoder, ae.encoder
-        encoder.load_state_dict(saved["encoder"])
-        encoder.to(device).eval()
-    else:
-        decoder, encoder = build_decoder(shape, latent_dim), None
-    decoder.load_state_dict(saved["decoder"])
+    try:
+        if saved["encoder"] is not None:
+            ae = build_autoencoder(shape, latent_dim)
+            decoder, encoder = ae.decoder, ae.encoder
+            encoder.load_state_dict(saved["encoder"])
+            encoder.to(device).eval()
+        else:
+            decoder, encoder = build_decoder(shape, latent_dim), None
+        decoder.load_state_dict(saved["decoder"])
+    except RuntimeError as error:  # parameters of another architecture
+        reason = str(error).splitlines()[0]
+        raise DamagedFileError(f"{path} does not fit this version's networks ({reason}); {REBUILD}") from None
     decoder.to(device).eval()
     return decoder, encoder

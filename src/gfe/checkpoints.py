@@ -49,6 +49,13 @@ def save_checkpoint(state: dict, path) -> None:
     atomic_torch_save(state, path)
 
 
+def remove_checkpoint(path) -> None:
+    """Delete the checkpoint at `path` and its `.prev` (a finished run's outputs are written)."""
+    path = Path(path)
+    for candidate in (path, previous_path(path)):
+        candidate.unlink(missing_ok=True)
+
+
 def load_tensors(path) -> object:
     """torch.load with `weights_only=True` onto the CPU: tensors and plain values only.
 

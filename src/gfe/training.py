@@ -4,8 +4,9 @@
 encodes each batch (the AE's encoder, or the gradient flow with the given solver), takes
 one optimiser step on L = sum of per-sample losses, and logs loss, NFE and seconds per
 step. Every `checkpoint_every` steps it saves the model(s), optimiser, sampler state and
-logs; a later call with the same checkpoint path resumes from there and ends with exactly
-the parameters and logged losses of an uninterrupted run.
+logs; a later call of the same run (same images, settings and budget: `run_identity`) with
+the same checkpoint path resumes from there and ends with exactly the parameters and logged
+losses of an uninterrupted run. A checkpoint of any other run is refused, naming what differs.
 
 With `patience` > 0 the run stops early on a plateau of its validation loss (checked every
 `val_every` steps): after `patience` checks in a row without a relative improvement of at
@@ -16,6 +17,7 @@ least `min_improvement` over the best loss so far. The weights of the best check
 from __future__ import annotations
 
 import copy
+import hashlib
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -167,7 +169,8 @@ def train(decoder: nn.Module, images: torch.Tensor, *, steps: int, batch_size: i
         log_gradient_cosine: for a non-approximate `gradient`, log per step the cosine
             between it and the approximate gradient at the same parameters
             (`grad_cosine`; its cost is not counted in `seconds`).
-        checkpoint_path: resume from here if a checkpoint is there; save every
+        checkpoint_path: resume from here if a checkpoint of this very run is there (a
+            checkpoint of another run raises CheckpointError naming what differs); save every
             `checkpoint_every` steps and at the end.
         stop_after: end the call at that step (after checkpointing), as a kill would.
         log: called with each per-step row.
@@ -195,9 +198,12 @@ def train(decoder: nn.Module, images: torch.Tensor, *, steps: int, batch_size: i
     _, loss_fn = resolve_loss(flow.get("loss"), decoder)
     run = TrainingRun()
     state = load_checkpoint(checkpoint_path) if checkpoint_path else None
+    identity = run_identity(images=images, val_images=val_images, decoder=decoder, encoder=encoder,
+                            optimizer=optimizer, flow=flow, gradient=gradient, steps=steps, batch_size=batch_size,
+                            seed=seed, val_every=val_every, val_at=val_at, patience=patience,
+                            min_improvement=min_improvement) if checkpoint_path else None
     if state is not None:
-        _check_same_settings(state, _settings(optimizer, flow, gradient, batch_size, seed, val_every, patience,
-                                              min_improvement), checkpoint_path)
+        _check_same_run(state, identity, checkpoint_path)
         _restore(state, decoder, encoder, opt, sampler, run)
     elapsed = run.steps[-1]["elapsed_s"] if run.steps else 0.0
 
@@ -253,25 +259,61 @@ def train(decoder: nn.Module, images: torch.Tensor, *, steps: int, batch_size: i
             run.stop_reason = "cap" if patience else "steps"
         if checkpoint_path and ((checkpoint_every and run.step % checkpoint_every == 0) or run.stop_reason
                                 or run.step == stop_after):
-            settings = _settings(optimizer, flow, gradient, batch_size, seed, val_every, patience, min_improvement)
-            save_checkpoint(_snapshot(decoder, encoder, opt, sampler, run, settings), checkpoint_path)
+            save_checkpoint(_snapshot(decoder, encoder, opt, sampler, run, identity), checkpoint_path)
     return run
 
 
-def _settings(optimizer, flow, gradient, batch_size, seed, val_every, patience, min_improvement) -> dict:
-    """What must not change between a run and its resumption (plain values only)."""
+def fingerprint(tensor: torch.Tensor | None) -> str | None:
+    """A short hash of a tensor's shape, dtype and values (None for None)."""
+    if tensor is None:
+        return None
+    flat = tensor.detach().cpu().contiguous().reshape(-1)
+    digest = hashlib.sha256(f"{tuple(tensor.shape)} {tensor.dtype}".encode())
+    digest.update(memoryview(flat.view(torch.uint8).numpy()))
+    return digest.hexdigest()[:16]
+
+
+def _architecture(module: nn.Module | None) -> dict | None:
+    if module is None:
+        return None
+    return {name: list(value.shape) for name, value in module.state_dict().items()}
+
+
+def run_identity(*, images, val_images, decoder, encoder, optimizer, flow, gradient, steps, batch_size, seed,
+                 val_every, val_at, patience, min_improvement) -> dict:
+    """What identifies a training run (plain values only): a checkpoint is resumed only by
+    the run with the same identity. Training and validation images enter as hashes of
+    their values, the networks as their parameter shapes."""
     plain_flow = {k: v for k, v in sorted(flow.items()) if isinstance(v, (int, float, str, bool))}
-    return {"optimizer": asdict(optimizer), "flow": plain_flow, "gradient": gradient,
-            "batch_size": batch_size, "seed": seed, "val_every": val_every, "patience": patience,
-            "min_improvement": min_improvement}
+    return {"optimizer": asdict(optimizer), "flow": plain_flow, "gradient": gradient, "steps": int(steps),
+            "batch_size": batch_size, "seed": seed, "val_every": val_every, "val_at": sorted(int(s) for s in val_at),
+            "patience": patience, "min_improvement": min_improvement, "train_images": fingerprint(images),
+            "val_images": fingerprint(val_images) if val_every else None,
+            "decoder": _architecture(decoder), "encoder": _architecture(encoder)}
 
 
-def _check_same_settings(state, settings, path) -> None:
-    saved = state.get("settings")
-    if saved != settings:
-        changed = sorted(k for k in settings if (saved or {}).get(k) != settings[k])
-        raise CheckpointError(f"checkpoint {path} was made with other settings ({', '.join(changed)} differ); "
-                              "resuming would mix two runs. Delete it to restart, or restore the settings")
+CHECKPOINT_KEYS = ("step", "decoder", "encoder", "optimizer", "sampler", "history", "early_stopping", "settings")
+
+
+def _describe_difference(key, saved, now) -> str:
+    if key in ("train_images", "val_images"):
+        return f"{key.replace('_', ' ')} (other images: hash {saved} in the checkpoint, {now} now)"
+    if key in ("decoder", "encoder") and saved is not None and now is not None:
+        return f"{key} architecture (e.g. another latent_dim)"
+    return f"{key} ({saved!r} in the checkpoint, {now!r} now)"
+
+
+def _check_same_run(state, identity, path) -> None:
+    missing = [key for key in CHECKPOINT_KEYS if key not in state]
+    if missing:
+        raise CheckpointError(f"checkpoint {path} lacks {missing}: it was not written by this version of gfe. "
+                              f"Delete {path} (and {path}.prev) to restart the run from scratch")
+    saved = state["settings"] if isinstance(state["settings"], dict) else {}
+    changed = [_describe_difference(k, saved.get(k), identity[k]) for k in identity if saved.get(k) != identity[k]]
+    if changed:
+        raise CheckpointError(f"checkpoint {path} belongs to another run: {'; '.join(changed)} differ. Resuming "
+                              f"would mix two runs: delete {path} (and {path}.prev) to start this run from scratch, "
+                              "or restore the settings it was made with")
 
 
 def _snapshot(decoder, encoder, opt, sampler, run, settings) -> dict:
