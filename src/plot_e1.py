@@ -28,7 +28,8 @@ def main(argv=None):
                                             capped=("stop_reason", lambda r: int((r != "plateau").sum())))
             s = s.fillna(0).reset_index()
             for ax, y, err in ((loss_ax, "loss", "std"), (seen_ax, "seen", "seen_std")):
-                ax.errorbar(s["train_size"], s[y], yerr=s[err], marker="o", capsize=3, label=model, color=color)
+                ax.errorbar(s["train_size"], s[y], yerr=s[err], marker="o", capsize=3, color=color,
+                            ls=":" if model in plotstyle.BEYOND_THE_PAPERS else "-", label=plotstyle.model_label(model))
                 capped = s[s["capped"] > 0]
                 ax.plot(capped["train_size"], capped[y], "o", mfc="white", color=color, ms=9,
                         label=f"{model}: some runs hit the step cap" if len(capped) else None)

@@ -11,7 +11,7 @@ from plotstyle import plt
 
 
 def label(model: str, rule) -> str:
-    return f"{model} ({rule} AMD rule)" if isinstance(rule, str) and rule else model
+    return f"{model} ({rule} AMD rule)" if isinstance(rule, str) and rule else plotstyle.model_label(model)
 
 
 def main(argv=None):
@@ -29,7 +29,7 @@ def main(argv=None):
         for (model, rule), g in part.groupby(["model", part["amd_rule"].fillna("")]):
             s = g.groupby("step").agg(images=("images_seen", "first"), loss=("loss_mean", "mean"),
                                       std=("loss_mean", "std"), sec=("elapsed_s", "mean")).fillna(0)
-            style = "--" if rule == "per-sample" else "-"
+            style = "--" if rule == "per-sample" else ":" if model in plotstyle.BEYOND_THE_PAPERS else "-"
             color = plotstyle.COLORS.get(model)
             n = g["seed"].nunique()
             timed = s[s["sec"] > 0]  # step 0 has no place on the log time axis

@@ -30,7 +30,7 @@ def main(argv=None):
             names = ["test images"]
             for f, model in zip(files["npz"], files["model"]):
                 images.append(torch.from_numpy(by_path[f]["reconstructions"]))
-                names.append(model)
+                names.append(plotstyle.model_label(model))
             grid = make_grid(torch.cat(images), nrow=len(images[0]), padding=2, pad_value=1.0)
             panels.append((f"{ds}, N = {n}: rows = " + ", ".join(names), grid))
     fig, axes = plt.subplots(len(panels), 1, figsize=(8, 1.6 * len(panels) * 1.3), squeeze=False)

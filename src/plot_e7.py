@@ -37,7 +37,7 @@ def class_legend(subfig, dataset: str) -> None:
 def panel(ax, g: pd.DataFrame, model: str) -> None:
     """Scatter of one run's embedded latents g (rows with tsne_x, tsne_y, label), coloured by class."""
     ax.scatter(g["tsne_x"], g["tsne_y"], c=CMAP(g["label"].to_numpy() % 10), s=4, linewidths=0)
-    ax.set_title(f"{model}\nN = {g['train_size'].iloc[0]}, {len(g)} latents", fontsize=8)
+    ax.set_title(f"{plotstyle.model_label(model)}\nN = {g['train_size'].iloc[0]}, {len(g)} latents", fontsize=8)
     ax.set_xlabel("t-SNE 1 (arbitrary units)")
     ax.set_ylabel("t-SNE 2 (arbitrary units)")
 

@@ -18,7 +18,13 @@ plt.rcParams.update({"figure.dpi": 110, "savefig.dpi": 150, "axes.grid": True, "
 LOSS = {"bce": "per-sample pixel-mean BCE", "mse": "per-sample pixel-mean MSE"}
 COLORS = {"ae": "tab:blue", "gfe_amd": "tab:red", "gfe_amd_per_sample": "tab:brown", "gfe_rk4": "tab:green",
           "gfe_2nd": "tab:purple",
-          "gfe_adjoint": "tab:orange"}
+          "gfe_adjoint": "tab:orange", "gfe_lbfgs": "tab:gray"}
+# Models beyond the papers are labelled so in every legend.
+BEYOND_THE_PAPERS = {"gfe_lbfgs"}
+
+
+def model_label(model: str) -> str:
+    return f"{model} (beyond the papers)" if model in BEYOND_THE_PAPERS else model
 
 
 def loss_label(dataset: str, what: str = "loss") -> str:

@@ -43,6 +43,42 @@ def amd_rules(t: dict[str, pd.DataFrame]) -> list[str]:
     return lines + [""]
 
 
+# Models beyond the papers: shown in their own section and labelled, never in a claim.
+BEYOND_THE_PAPERS = {"gfe_lbfgs": "GFE trained with a per-sample L-BFGS encoder (a faster descent to a "
+                                  "stationary point of the same loss, not an integration of the flow)"}
+
+
+def column(model: str, rule: str = "") -> str:
+    name = f"{model} ({rule})" if rule else model
+    return f"{name} (beyond the papers)" if model in BEYOND_THE_PAPERS else name
+
+
+def beyond_the_papers(t: dict[str, pd.DataFrame]) -> list[str]:
+    """E1 test loss and training cost of the models beyond the papers next to AE and GFE-amd
+    (numbers only: no claim of the papers is about them)."""
+    e1 = t["e1_data_efficiency"]
+    extra = sorted(set(e1["model"]) & set(BEYOND_THE_PAPERS)) if not e1.empty else []
+    if not extra:
+        return []
+    lines = ["## Beyond the papers", ""]
+    lines += [f"- `{m}`: {BEYOND_THE_PAPERS[m]}." for m in extra]
+    lines += ["", "E1 test loss of the best checkpoint (mean ± std over seeds) and training seconds per run "
+              "(mean); not part of any verdict above.", ""]
+    models = [m for m in ("ae", "gfe_amd", *extra) if m in set(e1["model"])]
+    for ds, part in e1.groupby("dataset", sort=True):
+        rows = []
+        for n, at in part.groupby("train_size", sort=True):
+            cells = []
+            for m in models:
+                runs = at[at["model"] == m]
+                spread = f" ± {claims.fmt(runs['test_loss_mean'].std())}" if len(runs) > 1 else ""
+                cells.append(f"{claims.fmt(runs['test_loss_mean'].mean())}{spread}, "
+                             f"{claims.fmt(runs['train_s'].mean())} s" if len(runs) else "n/a")
+            rows.append([str(n), *cells])
+        lines += [f"{ds}:", "", *claims.table(["N", *[column(m) for m in models]], rows), ""]
+    return lines
+
+
 def e2_points(t: dict[str, pd.DataFrame]) -> list[str]:
     points = t["e2_authors_points"].assign(amd_rule=lambda f: f["amd_rule"].fillna(""))
     lines = ["## E2 at the authors' table points", "",
@@ -52,7 +88,7 @@ def e2_points(t: dict[str, pd.DataFrame]) -> list[str]:
         return lines + ["No E2 runs.", ""]
     for ds, part in points.groupby("dataset", sort=True):
         keys = sorted(part.groupby(["model", "amd_rule"]).groups)
-        header = ["target images seen", "images seen"] + [f"{m} ({r})" if r else m for m, r in keys]
+        header = ["target images seen", "images seen"] + [column(m, r) for m, r in keys]
         rows = []
         for target, at in part.groupby("target_images_seen", sort=True):
             cells = []
@@ -114,8 +150,8 @@ def summary_text(t: dict[str, pd.DataFrame], config_name: str, config_hash: str,
              "of per-seed paired differences.", "",
              "| claim | verdict |", "|---|---|"]
     lines += [f"| {c.label}: {c.title} | {c.verdict} |" for c in verdicts]
-    lines += ["", *claims.render(verdicts), *e2_points(t), *amd_rules(t), *deviations(t), *parameter_counts(t),
-              *provenance(t)]
+    lines += ["", *claims.render(verdicts), *e2_points(t), *beyond_the_papers(t), *amd_rules(t), *deviations(t),
+              *parameter_counts(t), *provenance(t)]
     return "\n".join(lines)
 
 

@@ -1,6 +1,7 @@
 """The reliability catalogue: bad input and faults, each tested, and nothing lost.
 
-1. Config   - every bad setting is rejected before any job runs, naming key, value, allowed.
+1. Config   - in tests/test_faults_config.py: every bad setting is rejected before any job runs,
+              naming key, value, allowed.
 2. Data     - missing, truncated or malformed files stop the workflow's data job with a
               message naming the file; no partial outputs are left.
 3. Numerics - a flow or a training step that goes non-finite: AMD rejects the step; the
@@ -55,7 +56,7 @@ import wfcommon  # noqa: E402
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 STEMS = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
-PREPARED = "data/prepared/fashion_mnist.pt"
+PREPARED = "data/prepared/quick/fashion_mnist.pt"
 
 
 def wall_clock(column: str) -> bool:
@@ -91,63 +92,8 @@ def leftovers(folder: Path) -> list[Path]:
 
 # ================================================================ 1. configuration
 
-AMD = "model_settings.gfe_amd"
-BAD_CONFIGS = {
-    "unknown key": ({"colour": "red"}, ["colour", "allowed keys", "train_sizes"]),
-    "wrong type": ({"seeds": "zero"}, ["instance['seeds']", "'zero' is not of type 'array'"]),
-    "wrong nested type": ({"training": {"val_every": "many"}},
-                          ["instance['training']['val_every']", "'many'", "integer"]),
-    "N = 0": ({"train_sizes": [0, 100]}, ["instance['train_sizes'][0]", "0 is not valid", "an integer >= 1",
-                                          "'full'"]),
-    "N < 0": ({"train_sizes": [-5]}, ["instance['train_sizes'][0]", "-5 is not valid", "an integer >= 1"]),
-    "N too large": ({"train_sizes": [100, 60000]}, ["train_sizes", "N=60000", "49800", "1..49800 or 'full'"]),
-    "unknown dataset": ({"datasets": ["svhn"]}, ["datasets", "svhn", "fashion_mnist", "cifar10"]),
-    "unknown model": ({"models": ["ae", "vae"]}, ["models", "vae", "gfe_amd", "gfe_amd_per_sample", "gfe_adjoint"]),
-    "unknown E2 model": ({"learning_curves": {"extra_models": ["gfe_amd_shared"]}},
-                         ["learning_curves.extra_models", "gfe_amd_shared", "gfe_amd_per_sample", "gfe_adjoint"]),
-    "E1 model without a step cap": ({"models": ["ae", "gfe_amd", "gfe_rk4"]},
-                                    ["training.max_steps", "E1 model(s) ['gfe_rk4']", "'ae'", "'gfe_amd'"]),
-    "E5 common decoder not an E2 model": ({"encoding_convergence": {"common_model": "gfe_rk4"}},
-                                          ["encoding_convergence.common_model='gfe_rk4'",
-                                           "must be one of learning_curves.models", "['ae', 'gfe_amd']"]),
-    "E7 seed not among seeds": ({"latent_maps": {"seed": 7}}, ["latent_maps.seed=7", "must be one of seeds",
-                                                                "[0, 1, 2]"]),
-    "unknown solver": ({"model_settings": {"gfe_rk4": {"solver": "rk5"}}},
-                       ["instance['model_settings']['gfe_rk4']['solver']", "'rk5' is not one of",
-                        "'amd', 'rk4', 'euler', 'dopri5'"]),
-    "tau = 0": ({"model_settings": {"gfe_amd": {"tau": 0}}},
-                ["instance['model_settings']['gfe_amd']['tau']", "0 is less than or equal to the minimum of 0"]),
-    "tau < 0 (E5)": ({"encoding_convergence": {"tau": -1.0}},
-                     ["instance['encoding_convergence']['tau']", "-1.0 is less than or equal to the minimum of 0"]),
-    "dt_max < dt_init": ({"model_settings": {"gfe_amd": {"solver_options": {"dt_init": 2.0, "dt_max": 0.5}}}},
-                         [AMD, "dt_max=0.5", "must be >= dt_init (2.0)"]),
-    "shrink = 1": ({"model_settings": {"gfe_amd": {"solver_options": {"shrink": 1.0}}}},
-                   [AMD, "shrink=1.0", "must be in (0, 1)"]),
-    "shrink = 0 (dataset override)": ({"dataset_settings": {"fashion_mnist": {"amd_options": {"shrink": 0.0}}}},
-                                      [AMD, "dataset_settings.fashion_mnist.amd_options", "shrink=0.0",
-                                       "must be in (0, 1)"]),
-    "unknown solver option": ({"model_settings": {"gfe_amd": {"solver_options": {"dt_maxx": 3.0}}}},
-                              [AMD, "solver='amd' got an option it does not take", "dt_maxx"]),
-    "rk4 steps = 0": ({"model_settings": {"gfe_rk4": {"solver_options": {"steps": 0}}}},
-                      ["model_settings.gfe_rk4", "steps=0", "an integer >= 1"]),
-    "empty seed list": ({"seeds": []}, ["instance['seeds']", "[] should be non-empty"]),
-    "GPU where none exists": ({"device": "cuda"}, ["device='cuda'", "no CUDA GPU is visible", "'cpu'", "'auto'"]),
-}
-
-
-@pytest.mark.parametrize("case", list(BAD_CONFIGS))
-def test_bad_config_is_rejected_before_any_job(repo_copy, tmp_path, monkeypatch, case):
-    override, expected = BAD_CONFIGS[case]
-    bad = tmp_path / "bad.yaml"
-    bad.write_text(yaml.safe_dump(override))
-    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # "no GPU" also on a machine that has one
-    result = snakemake(repo_copy, "--cores", "1", "--configfile", str(bad))
-    message = result.stdout + result.stderr
-    assert result.returncode != 0, message[-2000:]
-    for fragment in expected:
-        assert fragment in message, f"{fragment!r} not in the message:\n{message[-3000:]}"
-    for made_by_a_job in ("results", "data", "logs", "figures"):
-        assert not (repo_copy / made_by_a_job).exists(), made_by_a_job
+# In tests/test_faults_config.py: check_config (src/wfconfig.py) called directly on every bad
+# case, and two cases through snakemake.
 
 
 # ================================================================ 2. data
@@ -207,7 +153,7 @@ def test_missing_data_lists_where_it_looked_and_how_to_provide_it(tmp_path):
     config = write_config(repo, "missing", {"data": {"root": "raw", "local_dir": "mine", "search_system": False}})
     result = _prepare(repo, config)
     assert result.returncode != 0
-    log = (repo / "logs/prepare_data/fashion_mnist.log").read_text()
+    log = (repo / "logs/quick/prepare_data/fashion_mnist.log").read_text()
     for fragment in ["Fashion-MNIST not found", "Looked in", "mine (local_dir): no such folder",
                      "download: not allowed", "apt-get install dataset-fashion-mnist", "pass local_dir="]:
         assert fragment in log, f"{fragment!r} not in\n{log}"
@@ -225,7 +171,7 @@ def test_damaged_data_file_is_named_and_nothing_partial_is_left(tmp_path, case):
     config = write_config(repo, "damaged", {"data": {"root": "raw", "local_dir": str(tmp_path / "local")}})
     result = _prepare(repo, config)
     assert result.returncode != 0
-    log = (repo / "logs/prepare_data/fashion_mnist.log").read_text()
+    log = (repo / "logs/quick/prepare_data/fashion_mnist.log").read_text()
     assert f"Fashion-MNIST file {bad_file} is damaged" in log and problem in log, log
     assert "Replace it with an intact copy" in log
     raw = repo / "raw/FashionMNIST/raw"
@@ -294,15 +240,15 @@ def test_diverging_training_job_in_the_workflow_keeps_its_checkpoint(tmp_path):
     repo = copy_repo(tmp_path / "repo")
     config = write_config(repo, "diverge", {"training": {"max_steps": {"ae": 6}, "checkpoint_every": 1},
                                             "dataset_settings": {"fashion_mnist": {"optimizer": {"lr": 1e30}}}})
-    model = "results/models/fashion_mnist/e1/ae/N20/seed0.pt"
+    model = "results/quick/models/fashion_mnist/e1/ae/N20/seed0.pt"
     result = snakemake(repo, model, "--cores", "1", "--configfile", config)
     assert result.returncode != 0
-    log = (repo / "logs/train/fashion_mnist/e1/ae/N20/seed0.log").read_text()
+    log = (repo / "logs/quick/train/fashion_mnist/e1/ae/N20/seed0.log").read_text()
     match = re.search(r"TrainingDivergedError: training step (\d+): non-finite loss or gradient "
                       r"\(training images \[[\d, ]+\]\); the last checkpoint is kept", log)
     assert match, log[-2000:]
     assert "Traceback" not in log
-    state = load_checkpoint(repo / "results/checkpoints/fashion_mnist/e1/ae/N20/seed0.pt")
+    state = load_checkpoint(repo / "results/quick/checkpoints/fashion_mnist/e1/ae/N20/seed0.pt")
     assert state["step"] == int(match.group(1)) - 1
     assert all(torch.isfinite(v).all() for v in state["decoder"].values())
     assert not (repo / model).exists() and (repo / PREPARED).exists()
@@ -312,10 +258,10 @@ def test_diverging_training_job_in_the_workflow_keeps_its_checkpoint(tmp_path):
 
 # An E1 run: trained with early stopping, so the checkpoint also holds the plateau
 # detector's state and the best check's weights (the model file is the best check's).
-RUN = "results/runs/fashion_mnist/e1/gfe_amd/N20/seed0"
-MODEL = "results/models/fashion_mnist/e1/gfe_amd/N20/seed0.pt"
-CHECKPOINT = "results/checkpoints/fashion_mnist/e1/gfe_amd/N20/seed0.pt"
-TRAIN_LOG = "logs/train/fashion_mnist/e1/gfe_amd/N20/seed0.log"
+RUN = "results/quick/runs/fashion_mnist/e1/gfe_amd/N20/seed0"
+MODEL = "results/quick/models/fashion_mnist/e1/gfe_amd/N20/seed0.pt"
+CHECKPOINT = "results/quick/checkpoints/fashion_mnist/e1/gfe_amd/N20/seed0.pt"
+TRAIN_LOG = "logs/quick/train/fashion_mnist/e1/gfe_amd/N20/seed0.log"
 STEPS, EVERY = 24, 4
 # A validation check every EVERY steps and a patience of 4 checks: a plateau can stop the
 # run at step 16 at the earliest, well after the kill (at a checkpoint >= 2 * EVERY).

@@ -75,17 +75,24 @@ def nan_allowed(model_settings: dict) -> dict:
 
 def test_quick_config_produces_every_output(quick_run):
     for name in TABLES:
-        assert (quick_run / "results" / f"{name}.csv").stat().st_size > 0, name
-    assert "Claim 1" in (quick_run / "results/summary.md").read_text()
+        assert (quick_run / "results/quick" / f"{name}.csv").stat().st_size > 0, name
+    assert "Claim 1" in (quick_run / "results/quick/summary.md").read_text()
     for name in FIGURES:
         for ext in ("png", "pdf"):
-            assert (quick_run / "figures" / f"{name}.{ext}").stat().st_size > 1000, (name, ext)
+            assert (quick_run / "figures/quick" / f"{name}.{ext}").stat().st_size > 1000, (name, ext)
+
+
+def test_a_config_writes_only_under_its_own_name(quick_run):
+    """results/<name>/, figures/<name>/, logs/<name>/, data/prepared/<name>/: the quick run
+    leaves no file where the default config's (committed) results live."""
+    for top in ("results", "figures", "logs", "data/prepared"):
+        assert sorted(p.name for p in (quick_run / top).iterdir()) == ["quick"], top
 
 
 @pytest.mark.parametrize("table", TABLES)
 def test_tables_have_the_promised_columns_and_no_nan(quick_run, table):
     """No empty cell except where a table's column is meant to have one (nan_allowed)."""
-    frame = pd.read_csv(quick_run / "results" / f"{table}.csv")
+    frame = pd.read_csv(quick_run / "results/quick" / f"{table}.csv")
     assert len(frame) > 0
     missing = [c for c in COLUMNS[table] + ["config_name", "config_hash"] if c not in frame.columns]
     assert not missing, missing
@@ -104,29 +111,30 @@ def test_tables_have_the_promised_columns_and_no_nan(quick_run, table):
 
 
 def test_report_builds(quick_run):
-    result = snakemake(quick_run, "--configfile", "config/quick.yaml", "--report", "results/report.html")
+    result = snakemake(quick_run, "--configfile", "config/quick.yaml", "--report", "results/quick/report.html")
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
-    assert (quick_run / "results/report.html").stat().st_size > 10000
+    assert (quick_run / "results/quick/report.html").stat().st_size > 10000
 
 
 def test_committed_results_reaggregate_identically(tmp_path):
     """Re-run the aggregation, summary and figure rules from the committed per-run metric
     files (models and data are not committed, so no other rule may run) and compare the
-    tables and results/summary.md."""
-    committed = REPO / "results" / "runs"
+    tables and results/default/summary.md."""
+    committed = REPO / "results/default/runs"
     if not committed.is_dir():
         pytest.skip("no committed per-run results")
     repo = copy_repo(tmp_path / "repo", skip_results=False)
+    results = repo / "results/default"
     for name in TABLES:
-        (repo / "results" / f"{name}.csv").unlink(missing_ok=True)
-    (repo / "results" / "summary.md").unlink(missing_ok=True)
+        (results / f"{name}.csv").unlink(missing_ok=True)
+    (results / "summary.md").unlink(missing_ok=True)
     shutil.rmtree(repo / "figures", ignore_errors=True)
     result = snakemake(repo, "--cores", "2", "--allowed-rules", *TABLE_RULES, "all")
     assert result.returncode == 0, (result.stdout + result.stderr)[-5000:]
     for name in TABLES:
-        new, old = (repo / "results" / f"{name}.csv").read_text(), (REPO / "results" / f"{name}.csv").read_text()
+        new, old = (results / f"{name}.csv").read_text(), (committed.parent / f"{name}.csv").read_text()
         assert new == old, name
-    assert (repo / "results/summary.md").read_text() == (REPO / "results/summary.md").read_text()
+    assert (results / "summary.md").read_text() == (committed.parent / "summary.md").read_text()
     for name in FIGURES:
-        assert (repo / "figures" / f"{name}.png").exists()
-    assert not math.isnan(pd.read_csv(repo / "results/e1_data_efficiency.csv")["test_loss_mean"].mean())
+        assert (repo / "figures/default" / f"{name}.png").exists()
+    assert not math.isnan(pd.read_csv(results / "e1_data_efficiency.csv")["test_loss_mean"].mean())

@@ -12,7 +12,7 @@ rule aggregate:
         e4_train=files("train_log.csv", e4_runs()),
         e4_heldout=files("validation.csv", e4_runs()),
         e5=expand(
-            "results/runs/{dataset}/encoding_convergence.csv",
+            f"{RESULTS}/runs/{{dataset}}/encoding_convergence.csv",
             dataset=config["datasets"],
         ),
         e5_runs=[
@@ -31,14 +31,14 @@ rule aggregate:
     output:
         tables=[
             report(
-                f"results/{name}.csv",
+                f"{RESULTS}/{name}.csv",
                 category="Tables",
                 labels={"table": name},
             )
             for name in TABLE_NAMES
         ],
     log:
-        "logs/aggregate.log",
+        f"{LOGS}/aggregate.log",
     conda:
         "../../environment.yml"
     params:
@@ -58,11 +58,11 @@ rule aggregate:
 
 rule summarize:
     input:
-        [f"results/{name}.csv" for name in TABLE_NAMES],
+        [f"{RESULTS}/{name}.csv" for name in TABLE_NAMES],
     output:
-        report("results/summary.md", category="Summary", labels={"table": "summary"}),
+        report(f"{RESULTS}/summary.md", category="Summary", labels={"table": "summary"}),
     log:
-        "logs/summarize.log",
+        f"{LOGS}/summarize.log",
     conda:
         "../../environment.yml"
     params:

@@ -3,9 +3,9 @@
 
 rule prepare_data:
     output:
-        "data/prepared/{dataset}.pt",
+        PREPARED,
     log:
-        "logs/prepare_data/{dataset}.log",
+        f"{LOGS}/prepare_data/{{dataset}}.log",
     conda:
         "../../environment.yml"
     threads: 1

@@ -4,14 +4,14 @@
 
 rule evaluate:
     input:
-        prepared="data/prepared/{dataset}.pt",
+        prepared=PREPARED,
         model=MODEL_FILE,
         run=f"{RUN}/run.json",
     output:
         metrics=f"{RUN}/test_metrics.json",
         outputs=f"{RUN}/test_outputs.npz",
     log:
-        "logs/evaluate/{dataset}/{experiment}/{model}/N{N}/seed{seed}.log",
+        f"{LOGS}/evaluate/{{dataset}}/{{experiment}}/{{model}}/N{{N}}/seed{{seed}}.log",
     conda:
         "../../environment.yml"
     threads: THREADS
@@ -34,13 +34,13 @@ rule evaluate:
 
 rule training_latents:
     input:
-        prepared="data/prepared/{dataset}.pt",
+        prepared=PREPARED,
         model=MODEL_FILE,
         run=f"{RUN}/run.json",
     output:
         f"{RUN}/training_latents.npz",
     log:
-        "logs/training_latents/{dataset}/{experiment}/{model}/N{N}/seed{seed}.log",
+        f"{LOGS}/training_latents/{{dataset}}/{{experiment}}/{{model}}/N{{N}}/seed{{seed}}.log",
     conda:
         "../../environment.yml"
     threads: THREADS
@@ -65,7 +65,7 @@ rule embed_latents:
     output:
         f"{RUN}/tsne.csv",
     log:
-        "logs/embed_latents/{dataset}/{experiment}/{model}/N{N}/seed{seed}.log",
+        f"{LOGS}/embed_latents/{{dataset}}/{{experiment}}/{{model}}/N{{N}}/seed{{seed}}.log",
     conda:
         "../../environment.yml"
     threads: THREADS
@@ -83,9 +83,9 @@ rule encoding_convergence:
     input:
         unpack(e5_inputs),
     output:
-        "results/runs/{dataset}/encoding_convergence.csv",
+        f"{RESULTS}/runs/{{dataset}}/encoding_convergence.csv",
     log:
-        "logs/encoding_convergence/{dataset}.log",
+        f"{LOGS}/encoding_convergence/{{dataset}}.log",
     conda:
         "../../environment.yml"
     threads: THREADS

@@ -1,12 +1,12 @@
 # Stage 5: figures (PNG and PDF), read from the result tables, never from models.
 rule plot_e1:
     input:
-        "results/e1_data_efficiency.csv",
+        f"{RESULTS}/e1_data_efficiency.csv",
     output:
         png=figure_png("e1_data_efficiency", "e1"),
-        pdf="figures/e1_data_efficiency.pdf",
+        pdf=f"{FIGURES_DIR}/e1_data_efficiency.pdf",
     log:
-        "logs/figures/e1.log",
+        f"{LOGS}/figures/e1.log",
     conda:
         "../../environment.yml"
     shell:
@@ -15,13 +15,13 @@ rule plot_e1:
 
 rule plot_e2:
     input:
-        table="results/e2_learning_curves.csv",
-        points="results/e2_authors_points.csv",
+        table=f"{RESULTS}/e2_learning_curves.csv",
+        points=f"{RESULTS}/e2_authors_points.csv",
     output:
         png=figure_png("e2_learning_curves", "e2"),
-        pdf="figures/e2_learning_curves.pdf",
+        pdf=f"{FIGURES_DIR}/e2_learning_curves.pdf",
     log:
-        "logs/figures/e2.log",
+        f"{LOGS}/figures/e2.log",
     conda:
         "../../environment.yml"
     shell:
@@ -30,13 +30,13 @@ rule plot_e2:
 
 rule plot_e3:
     input:
-        train="results/e3_solver_comparison.csv",
-        heldout="results/e3_heldout.csv",
+        train=f"{RESULTS}/e3_solver_comparison.csv",
+        heldout=f"{RESULTS}/e3_heldout.csv",
     output:
         png=figure_png("e3_solver_comparison", "e3"),
-        pdf="figures/e3_solver_comparison.pdf",
+        pdf=f"{FIGURES_DIR}/e3_solver_comparison.pdf",
     log:
-        "logs/figures/e3.log",
+        f"{LOGS}/figures/e3.log",
     conda:
         "../../environment.yml"
     shell:
@@ -46,13 +46,13 @@ rule plot_e3:
 
 rule plot_e4:
     input:
-        train="results/e4_adjoint_ablation.csv",
-        heldout="results/e4_heldout.csv",
+        train=f"{RESULTS}/e4_adjoint_ablation.csv",
+        heldout=f"{RESULTS}/e4_heldout.csv",
     output:
         png=figure_png("e4_adjoint_ablation", "e4"),
-        pdf="figures/e4_adjoint_ablation.pdf",
+        pdf=f"{FIGURES_DIR}/e4_adjoint_ablation.pdf",
     log:
-        "logs/figures/e4.log",
+        f"{LOGS}/figures/e4.log",
     conda:
         "../../environment.yml"
     shell:
@@ -62,12 +62,12 @@ rule plot_e4:
 
 rule plot_e5:
     input:
-        "results/e5_encoding_convergence.csv",
+        f"{RESULTS}/e5_encoding_convergence.csv",
     output:
         png=figure_png("e5_encoding_convergence", "e5"),
-        pdf="figures/e5_encoding_convergence.pdf",
+        pdf=f"{FIGURES_DIR}/e5_encoding_convergence.pdf",
     log:
-        "logs/figures/e5.log",
+        f"{LOGS}/figures/e5.log",
     conda:
         "../../environment.yml"
     shell:
@@ -76,13 +76,13 @@ rule plot_e5:
 
 rule plot_e6:
     input:
-        table="results/e6_reconstructions.csv",
+        table=f"{RESULTS}/e6_reconstructions.csv",
         npz=files("test_outputs.npz", e6_runs()),
     output:
         png=figure_png("e6_reconstructions", "e6"),
-        pdf="figures/e6_reconstructions.pdf",
+        pdf=f"{FIGURES_DIR}/e6_reconstructions.pdf",
     log:
-        "logs/figures/e6.log",
+        f"{LOGS}/figures/e6.log",
     conda:
         "../../environment.yml"
     shell:
@@ -92,12 +92,12 @@ rule plot_e6:
 
 rule plot_e7:
     input:
-        "results/e7_latent_maps.csv",
+        f"{RESULTS}/e7_latent_maps.csv",
     output:
         png=figure_png("e7_latent_maps", "e7"),
-        pdf="figures/e7_latent_maps.pdf",
+        pdf=f"{FIGURES_DIR}/e7_latent_maps.pdf",
     log:
-        "logs/figures/e7.log",
+        f"{LOGS}/figures/e7.log",
     conda:
         "../../environment.yml"
     shell:

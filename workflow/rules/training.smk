@@ -4,14 +4,14 @@
 
 rule train:
     input:
-        prepared="data/prepared/{dataset}.pt",
+        prepared=PREPARED,
     output:
         model=MODEL_FILE,
         train_log=f"{RUN}/train_log.csv",
         validation=f"{RUN}/validation.csv",
         run=f"{RUN}/run.json",
     log:
-        "logs/train/{dataset}/{experiment}/{model}/N{N}/seed{seed}.log",
+        f"{LOGS}/train/{{dataset}}/{{experiment}}/{{model}}/N{{N}}/seed{{seed}}.log",
     conda:
         "../../environment.yml"
     threads: THREADS
@@ -23,7 +23,7 @@ rule train:
         dataset_settings=lambda w: dataset_json(w.dataset),
         budget=train_args,
         checkpoint_every=config["training"]["checkpoint_every"],
-        checkpoint=lambda w: f"results/checkpoints/{w.dataset}/{w.experiment}/{w.model}/N{w.N}/seed{w.seed}.pt",
+        checkpoint=lambda w: f"{RESULTS}/checkpoints/{w.dataset}/{w.experiment}/{w.model}/N{w.N}/seed{w.seed}.pt",
         device=config["device"],
     shell:
         "python src/train.py --prepared {input.prepared} --dataset {wildcards.dataset}"
