@@ -263,4 +263,4 @@ def test_a_tensor_z0_gives_the_latent_size_of_a_decoder_without_latent_dim():
     decoder, x = Bare(), torch.rand(2, 12)
     out = gfe.encode(decoder, x, solver="rk4", tau=1.0, steps=2, z0=torch.zeros(2, 3))
     assert out.z.shape == (2, 3)
-    _raises(ValueError, r"`latent_dim` attribute .*or pass z0 as a \(B, d\) tensor", gfe.encode, decoder, x, tau=1.0)
+    _raises(ValueError, r"the size of z is unknown: pass latent_dim=d \(or z0 as a \(B, d\) tensor\)", gfe.encode, decoder, x, tau=1.0)

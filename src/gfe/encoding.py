@@ -105,7 +105,8 @@ def check_alpha(alpha) -> None:
 
 
 def check_encode_options(*, solver: str = "amd", order: int = 1, tau: float = 1e4, z0="zeros",
-                         loss: str | None = None, alpha: float = 1.0, **solver_options):
+                         loss: str | None = None, alpha: float = 1.0, latent_dim: int | None = None,
+                         **solver_options):
     """Check the options of `encode` before any decoder or image is at hand (a config can be
     checked this way before a job starts); returns the solver. A ValueError names the option,
     its value and what is allowed."""
@@ -116,19 +117,27 @@ def check_encode_options(*, solver: str = "amd", order: int = 1, tau: float = 1e
     if loss not in (None, *LOSSES):
         raise ValueError(f"loss={loss!r} is unknown; allowed: {list(LOSSES)} or None (follow the decoder)")
     check_alpha(alpha)
+    if latent_dim is not None and not (is_integer(latent_dim) and latent_dim >= 1):
+        raise ValueError(f"latent_dim={latent_dim!r} is invalid: must be an integer >= 1 (the size of z)")
     solver_impl = make_solver(solver, **solver_options)
     if solver == "amd" and order != 1:
         raise ValueError("solver='amd' integrates the first-order flow only; use order=1 or solver='rk4'")
     return solver_impl
 
 
-def latent_dim_of(decoder: nn.Module, z0=None) -> int:
-    """The size of z: the decoder's `latent_dim`, else the width of a (B, d) tensor z0."""
-    if hasattr(decoder, "latent_dim"):
-        return int(decoder.latent_dim)
-    if isinstance(z0, torch.Tensor) and z0.ndim == 2:
-        return int(z0.shape[1])
-    raise ValueError("the decoder needs a `latent_dim` attribute (the size of z), or pass z0 as a (B, d) tensor")
+def latent_dim_of(decoder: nn.Module, z0=None, latent_dim: int | None = None) -> int:
+    """The size of z: `latent_dim` if given, else the width of a (B, d) tensor z0, else the
+    decoder's `latent_dim` attribute (the models of `gfe.models` have one)."""
+    sizes = {"latent_dim=": latent_dim,
+             "z0's width": int(z0.shape[1]) if isinstance(z0, torch.Tensor) and z0.ndim == 2 else None,
+             "decoder.latent_dim": int(decoder.latent_dim) if hasattr(decoder, "latent_dim") else None}
+    given = {name: int(size) for name, size in sizes.items() if size is not None}
+    if len(set(given.values())) > 1:
+        raise ValueError(f"the size of z is ambiguous: {given}; make them agree")
+    if not given:
+        raise ValueError("the size of z is unknown: pass latent_dim=d (or z0 as a (B, d) tensor), or give the "
+                         "decoder a `latent_dim` attribute")
+    return next(iter(given.values()))
 
 
 def _first_parameter(decoder: nn.Module):
@@ -210,7 +219,7 @@ def _check_target_range(x: torch.Tensor, loss_name: str) -> None:
 
 def encode(decoder: nn.Module, x: torch.Tensor, *, solver: str = "amd", order: int = 1, tau: float = 1e4,
            z0="zeros", loss: str | None = None, seed: int | None = None, sample_ids=None, alpha: float = 1.0,
-           trace: list | None = None, **solver_options) -> Encoding:
+           latent_dim: int | None = None, trace: list | None = None, **solver_options) -> Encoding:
     """Encode the images x (B, ...) by the gradient flow of `decoder`.
 
     solver: 'amd' (per-sample AMD; `shared=True` for the authors' batch rule), 'rk4',
@@ -227,10 +236,10 @@ def encode(decoder: nn.Module, x: torch.Tensor, *, solver: str = "amd", order: i
     attribute on the decoder, a tensor z0 gives the size of z.
     """
     solver_impl = check_encode_options(solver=solver, order=order, tau=tau, z0=z0, loss=loss, alpha=alpha,
-                                       **solver_options)
+                                       latent_dim=latent_dim, **solver_options)
     if trace is not None and solver != "amd":
         raise ValueError("trace= is recorded by solver='amd' only")
-    latent_dim = latent_dim_of(decoder, z0)
+    latent_dim = latent_dim_of(decoder, z0, latent_dim)
     x = check_images(decoder, x, loss, latent_dim=latent_dim)
     flow = build_flow(decoder, x, order=order, loss=loss, alpha=alpha)
     z_start = initial_latents(z0, x.shape[0], latent_dim, seed=seed, sample_ids=sample_ids,

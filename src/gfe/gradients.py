@@ -58,25 +58,25 @@ def trainable_parameters(decoder: nn.Module) -> list[torch.nn.Parameter]:
 def decoder_loss_and_gradient(decoder: nn.Module, x: torch.Tensor, *, method: str = "approximate",
                               solver: str = "rk4", order: int = 1, tau: float = 1e4, z0="zeros",
                               loss: str | None = None, seed: int | None = None, sample_ids=None, alpha: float = 1.0,
-                              **solver_options) -> DecoderGradient:
+                              latent_dim: int | None = None, **solver_options) -> DecoderGradient:
     """dL/dtheta (see `decoder_gradient`), with the per-sample loss, NFE and encodings.
 
     Args:
         decoder: a decoder with at least one parameter that requires grad.
         x: images, checked and reshaped as by `gfe.encode` (`check_images`).
         method: 'approximate', 'backprop' or 'adjoint' (see the module docstring).
-        solver, order, tau, z0, loss, seed, sample_ids, alpha, **solver_options: those of
-            `gfe.encode`.
+        solver, order, tau, z0, loss, seed, sample_ids, alpha, latent_dim, **solver_options:
+            those of `gfe.encode`.
     """
     check_gradient_options(method, solver=solver, order=order, tau=tau, z0=z0, loss=loss, alpha=alpha,
-                           **solver_options)
+                           latent_dim=latent_dim, **solver_options)
     params = trainable_parameters(decoder)
-    latent_dim = latent_dim_of(decoder, z0)
+    latent_dim = latent_dim_of(decoder, z0, latent_dim)
     x = check_images(decoder, x, loss, latent_dim=latent_dim)
     _, loss_fn = resolve_loss(loss, decoder)
     if method == "approximate":
         enc = encode(decoder, x, solver=solver, order=order, tau=tau, z0=z0, loss=loss, seed=seed,
-                     sample_ids=sample_ids, alpha=alpha, **solver_options)
+                     sample_ids=sample_ids, alpha=alpha, latent_dim=latent_dim, **solver_options)
         z, nfe = enc.z.detach(), enc.nfe
     else:
         z_start = initial_latents(z0, x.shape[0], latent_dim, seed=seed, sample_ids=sample_ids,
