@@ -147,7 +147,7 @@ def main(argv=None) -> int:
         p.add_argument(f"--{name}", nargs="*", default=[])
     p.add_argument("--report-images-seen", type=int, nargs="*", default=[])
     a = p.parse_args(argv)
-    wfcommon.setup(1, None)
+    wfcommon.setup(1)
     tables = {Path(t).stem: t for t in a.tables}
     e1 = e1_table(a.e1_runs, a.e1_metrics, a)
     e2 = add_provenance(log_table(a.e2), a.e2, a)

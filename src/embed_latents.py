@@ -48,9 +48,8 @@ def main(argv=None) -> int:
     p.add_argument("--perplexity", type=float, default=30.0)
     p.add_argument("--output", required=True)
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--log", default=None)
     a = p.parse_args(argv)
-    log = wfcommon.setup(a.threads, a.log)
+    log = wfcommon.setup(a.threads)
     saved = np.load(a.outputs)
     z, labels = saved["z"][: a.n_images].astype(np.float64), saved["labels"][: a.n_images]
     idx, split = image_indices(saved)

@@ -187,9 +187,8 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0, help="seed of a uniform z(0)")
     p.add_argument("--output", required=True)
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--log", default=None)
     a = p.parse_args(argv)
-    log = wfcommon.setup(a.threads, a.log)
+    log = wfcommon.setup(a.threads)
     ds, model_settings = json.loads(a.dataset_settings), json.loads(a.model_settings)
     try:
         own = parse_own(a.own)

@@ -41,9 +41,8 @@ def main(argv=None) -> int:
     p.add_argument("--metrics", default=None, help="test mode: the metrics JSON")
     p.add_argument("--outputs", required=True)
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--log", default=None)
     a = p.parse_args(argv)
-    log = wfcommon.setup(a.threads, a.log)
+    log = wfcommon.setup(a.threads)
     model, ds = json.loads(a.model_settings), json.loads(a.dataset_settings)
     run = json.loads(open(a.run_json).read())
     device = resolve_device(a.device)
@@ -56,9 +55,7 @@ def main(argv=None) -> int:
     result = evaluate(decoder, images, encoder=encoder, flow=flow, batch_size=a.batch_size, seed=a.eval_seed)
     summary = result.summary()
     keys = {k: run[k] for k in ("dataset", "experiment", "model", "train_size", "seed")}
-    metrics = {**keys, **{f"test_{k}" if not k.endswith("_s") and k != "seconds" else f"test_{k}": v
-                          for k, v in summary.items()}}
-    metrics["test_seconds"] = metrics.pop("test_seconds")
+    metrics = {**keys, **{f"test_{k}": v for k, v in summary.items()}}
     metrics.update(wfcommon.provenance(str(device)))
     wfcommon.write_json(metrics, a.metrics)
     n_recon = min(a.n_recon, len(images))

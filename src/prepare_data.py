@@ -38,9 +38,8 @@ def main(argv=None) -> int:
     p.add_argument("--seeds", type=int, nargs="+", required=True)
     p.add_argument("--output", required=True)
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--log", default=None)
     a = p.parse_args(argv)
-    log = wfcommon.setup(a.threads, a.log)
+    log = wfcommon.setup(a.threads)
     data = load_dataset(a.dataset, a.root, local_dir=a.local_dir or None, search_system=not a.no_system_copies,
                         download=a.download)
     n_official = len(data.train_images)

@@ -164,7 +164,7 @@ def main(argv=None) -> int:
     p.add_argument("--tables", nargs="+", required=True)
     p.add_argument("--summary", required=True)
     a = p.parse_args(argv)
-    wfcommon.setup(1, None)
+    wfcommon.setup(1)
     text = summary_text(read_tables(a.tables), a.config_name, a.config_hash, a.config_hint)
     wfcommon.write_text(text, a.summary)
     return 0

@@ -20,16 +20,13 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 
 
-def setup(threads: int, log_path: str | None) -> logging.Logger:
-    """Torch threads from the rule's `threads`; log to the rule's log file and stderr."""
+def setup(threads: int) -> logging.Logger:
+    """Torch threads from the rule's `threads`; log to stderr (the rule sends it to its log file)."""
     import torch
 
     torch.set_num_threads(max(1, int(threads)))
-    handlers = [logging.StreamHandler(sys.stderr)]
-    if log_path:
-        Path(log_path).parent.mkdir(parents=True, exist_ok=True)
-        handlers.append(logging.FileHandler(log_path, mode="w"))
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", handlers=handlers, force=True)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", handlers=[logging.StreamHandler(sys.stderr)],
+                        force=True)
     return logging.getLogger("gfe-workflow")
 
 

@@ -1,10 +1,8 @@
-"""Where and in which precision to compute."""
+"""Where to compute: the torch device of a job."""
 
 from __future__ import annotations
 
 import torch
-
-DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -17,8 +15,3 @@ def resolve_device(name: str = "auto") -> torch.device:
         raise ValueError(f"device={name!r} is unknown; allowed: 'auto', 'cpu', 'cuda', 'cuda:N'")
     return torch.device(name)
 
-
-def resolve_dtype(name: str = "float32") -> torch.dtype:
-    if name not in DTYPES:
-        raise ValueError(f"dtype={name!r} is unknown; allowed: {sorted(DTYPES)}")
-    return DTYPES[name]

@@ -24,10 +24,6 @@ class Encoding(SolverOutput):
 
     seconds: float = 0.0
 
-    @property
-    def t_end(self) -> torch.Tensor:
-        return self.t
-
 
 def initial_latents(z0, batch: int, latent_dim: int, *, seed: int | None = None, sample_ids=None,
                     dtype=torch.float32, device="cpu") -> torch.Tensor:
@@ -220,20 +216,32 @@ def _check_target_range(x: torch.Tensor, loss_name: str) -> None:
 def encode(decoder: nn.Module, x: torch.Tensor, *, solver: str = "amd", order: int = 1, tau: float = 1e4,
            z0="zeros", loss: str | None = None, seed: int | None = None, sample_ids=None, alpha: float = 1.0,
            latent_dim: int | None = None, trace: list | None = None, **solver_options) -> Encoding:
-    """Encode the images x (B, ...) by the gradient flow of `decoder`.
+    """Encode the images x by the gradient flow of `decoder` (no graph is built for the
+    decoder's parameters, so a frozen decoder works).
 
-    solver: 'amd' (per-sample AMD; `shared=True` for the authors' batch rule), 'rk4',
-    'euler' (take `steps`) or 'dopri5' (takes `rtol`, `atol`). order 2 is the Nesterov
-    flow (not with AMD). loss: 'bce' (decoder outputs logits), 'mse' (decoder outputs
-    probabilities) or None to follow the decoder. `trace` (AMD only) collects each iteration.
-    Runs without building a graph for the decoder's parameters (a frozen decoder works).
+    Args:
+        decoder: any nn.Module mapping latents (B, d) to images (B, *image shape).
+        x: (B, *image shape) floating images, or flattened (B, prod(image shape)), on the
+            decoder's device and in its dtype; in [0, 1] for loss='bce' (`check_images`).
+        solver: 'amd' (per-sample AMD; `shared=True` for the authors' batch rule), 'rk4',
+            'euler' (take `steps`), 'dopri5' (takes `rtol`, `atol`), or 'lbfgs' (beyond the
+            papers: per-sample L-BFGS descent on the same loss; `tau` is not used).
+        order: 1 (gradient flow) or 2 (Nesterov flow; rk4/euler/dopri5 only).
+        tau: integration time (a number or a one-element tensor).
+        z0: 'zeros', 'uniform' (U[0,1)^d from `seed`; per image from (seed, sample_ids[i])
+            when `sample_ids` is given, see `initial_latents`) or a (B, d) tensor.
+        loss: 'bce' (decoder outputs logits), 'mse' (decoder outputs probabilities) or None
+            to follow the decoder's `output` attribute.
+        seed, sample_ids: the draw of a uniform z0.
+        alpha: scale of the velocity, dz/dt = -alpha * grad_z loss.
+        latent_dim: the size d of z; default: z0's width or the decoder's `latent_dim`.
+        trace: (AMD only) a list that receives one dict per iteration.
+        **solver_options: the solver's options (e.g. AMD `dt_max`, rk4 `steps`).
 
-    x is checked first (`check_images`): a floating tensor with the dtype and device of the
-    decoder, shaped (B, *image shape) or flattened (B, prod(image shape)), which is
-    reshaped to (B, *image shape); in [0, 1] for the BCE loss. tau may be a one-element
-    tensor. z0='uniform' draws z(0) from `seed`, per image from (seed, sample_ids[i]) when
-    `sample_ids` (B integers) is given (see `initial_latents`). Without a `latent_dim`
-    attribute on the decoder, a tensor z0 gives the size of z.
+    Returns:
+        Encoding: z (B, d), loss (B,) per-sample pixel-mean loss at z, nfe (B,) decoder
+        forward+backward evaluations per sample, converged (B,) bool, t (B,) time reached,
+        rejected (B,) rejected trial steps, and seconds (wall time of the batch).
     """
     solver_impl = check_encode_options(solver=solver, order=order, tau=tau, z0=z0, loss=loss, alpha=alpha,
                                        latent_dim=latent_dim, **solver_options)

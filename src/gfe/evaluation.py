@@ -60,6 +60,10 @@ def evaluate(decoder: nn.Module, images: torch.Tensor, *, encoder: nn.Module | N
     and the vectorised ELU/sigmoid round a row differently depending on how many rows the
     batch has, by about one ulp). AMD with shared=True sizes its steps on the whole batch
     by design, and dopri5 chooses its steps on the whole batch, so theirs depend on it.
+
+    Returns:
+        Evaluation: per image (length N) loss, nfe, converged and z (N, d), and seconds
+        (wall time of all batches); `.summary()` gives mean/std/median loss, mean NFE, ...
     """
     if batch_size < 1:
         raise ValueError(f"batch_size={batch_size!r} is invalid: must be >= 1")

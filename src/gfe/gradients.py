@@ -99,7 +99,20 @@ def _differentiable_encoding(decoder, x, method, solver, order, tau, z_start, lo
 
 
 def decoder_gradient(decoder: nn.Module, x: torch.Tensor, *, method: str = "approximate", **options) -> list[torch.Tensor]:
-    """dL/dtheta, one tensor per decoder parameter, by `method` (see the module docstring).
-    Options are those of `gfe.encode` (solver, order, tau, z0, loss, seed, sample_ids, alpha,
-    steps, ...); a decoder without a trainable parameter raises a ValueError."""
+    """The gradient of L(theta) = sum_m l(x_m, D(z*_m; theta)) w.r.t. the decoder's parameters.
+
+    Args:
+        decoder: any nn.Module decoder with at least one parameter that requires grad.
+        x: (B, *image shape) images, as `gfe.encode` takes them.
+        method: 'approximate' (z* held constant; the papers' training rule), 'backprop'
+            (through every solver step) or 'adjoint' (torchdiffeq's adjoint); the last two
+            need solver 'euler', 'rk4' or 'dopri5'.
+        **options: those of `gfe.encode` (solver, order, tau, z0, loss, seed, sample_ids,
+            alpha, latent_dim, steps, ...).
+
+    Returns:
+        list[torch.Tensor]: dL/dtheta, one tensor per trainable parameter, in
+        `decoder.parameters()` order (`decoder_loss_and_gradient` also returns the
+        per-sample loss, NFE and z*).
+    """
     return decoder_loss_and_gradient(decoder, x, method=method, **options).grads

@@ -30,7 +30,7 @@ of ending in a long tail of nearly empty ones; it changes the cost, not the enco
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 
@@ -122,9 +122,6 @@ class AMDSolver:
 
     def __init__(self, **options):
         self.options = AMDOptions(**options)
-
-    def describe(self) -> dict:
-        return {"solver": self.name, **asdict(self.options)}
 
     def solve(self, flow, z0: torch.Tensor, tau: float, trace: list | None = None) -> SolverOutput:
         """Integrate from z0 to tau (or convergence). `trace`, if a list, receives one

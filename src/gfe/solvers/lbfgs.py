@@ -32,7 +32,7 @@ derived from the iteration it left at.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 
@@ -115,9 +115,6 @@ class LBFGSSolver:
 
     def __init__(self, **options):
         self.options = LBFGSOptions(**options)
-
-    def describe(self) -> dict:
-        return {"solver": self.name, **asdict(self.options)}
 
     def solve(self, flow, z0: torch.Tensor, tau: float | None = None, trace: list | None = None) -> SolverOutput:
         """Descend each sample's loss from z0 to a stationary point.

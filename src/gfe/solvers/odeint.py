@@ -92,9 +92,6 @@ class FixedStepSolver(_TorchdiffeqSolver):
             raise ValueError(f"steps={steps!r} is invalid: must be an integer >= 1")
         self.name, self.steps = method, int(steps)
 
-    def describe(self) -> dict:
-        return {"solver": self.name, "steps": self.steps, "conv_tol": self.conv_tol}
-
     def output_times(self, tau, dtype, device):
         return torch.linspace(0.0, tau, self.steps + 1, dtype=dtype, device=device)
 
@@ -115,9 +112,6 @@ class Dopri5Solver(_TorchdiffeqSolver):
         if not (is_integer(max_num_steps) and max_num_steps >= 1):
             raise ValueError(f"max_num_steps={max_num_steps!r} is invalid: must be an integer >= 1")
         self.rtol, self.atol, self.max_num_steps = rtol, atol, int(max_num_steps)
-
-    def describe(self) -> dict:
-        return {"solver": self.name, "rtol": self.rtol, "atol": self.atol, "conv_tol": self.conv_tol}
 
     def output_times(self, tau, dtype, device):
         return torch.tensor([0.0, 0.99 * tau, tau], dtype=dtype, device=device)
