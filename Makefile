@@ -1,7 +1,8 @@
 # make venv       .venv with pinned torch/torchvision, then this package with its test extra
 # make data       Fashion-MNIST from Debian's dataset-fashion-mnist package
-# make test       the test suite
-# make reproduce  the Snakemake workflow (CORES=all by default)
+# make test       the test suite (make test-fast: the day-to-day tier, pytest -m "not slow")
+# make reproduce  recompute the whole replication from the raw data (--forceall; CORES=all)
+# make figures    rebuild the tables, summary and figures from the committed per-run files
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -14,7 +15,7 @@ TORCH ?= torch==2.14.1 torchvision==0.29.1
 FASHION_MNIST ?= /usr/share/datasets/fashion-mnist
 STAMP := $(VENV)/.gfe-installed
 
-.PHONY: venv data test reproduce
+.PHONY: venv data test test-fast reproduce figures
 
 venv: $(STAMP)
 
@@ -47,5 +48,13 @@ data:
 test: venv data
 	$(PY) -m pytest -q
 
+test-fast: venv data
+	$(PY) -m pytest -q -m "not slow and not slurm"
+
+# --forceall: the committed per-run files would otherwise look up to date.
 reproduce: venv data
-	$(SNAKEMAKE) --cores $(CORES)
+	$(SNAKEMAKE) --cores $(CORES) --forceall
+
+figures: venv
+	$(SNAKEMAKE) --cores $(CORES) --forcerun aggregate --allowed-rules aggregate summarize \
+		plot_e1 plot_e2 plot_e3 plot_e4 plot_e5 plot_e6 plot_e7 all

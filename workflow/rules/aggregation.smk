@@ -4,30 +4,23 @@
 
 rule aggregate:
     input:
-        e1_runs=files("run.json", e1_runs()),
-        e1_metrics=files("test_metrics.json", e1_runs()),
-        e2=files("validation.csv", e2_runs()),
-        e3_train=files("train_log.csv", e3_runs()),
-        e3_heldout=files("validation.csv", e3_runs()),
-        e4_train=files("train_log.csv", e4_runs()),
-        e4_heldout=files("validation.csv", e4_runs()),
+        e1_runs=plan.files("run.json", plan.e1_runs()),
+        e1_metrics=plan.files("test_metrics.json", plan.e1_runs()),
+        e2=plan.files("validation.csv", plan.e2_runs()),
+        e3_train=plan.files("train_log.csv", plan.e3_runs()),
+        e3_heldout=plan.files("validation.csv", plan.e3_runs()),
+        e4_train=plan.files("train_log.csv", plan.e4_runs()),
+        e4_heldout=plan.files("validation.csv", plan.e4_runs()),
         e5=expand(
             f"{RESULTS}/runs/{{dataset}}/encoding_convergence.csv",
             dataset=config["datasets"],
         ),
         e5_runs=[
-            run_file(
-                "run.json",
-                ds,
-                "e2",
-                config["encoding_convergence"]["common_model"],
-                config["learning_curves"]["train_size"],
-                config["encoding_convergence"]["seed"],
-            )
+            plan.run_file("run.json", *plan.e5_common_run(ds))
             for ds in config["datasets"]
         ],
-        e6=files("test_outputs.npz", e6_runs()),
-        e7=files("tsne.csv", e7_runs()),
+        e6=plan.files("test_outputs.npz", plan.e6_runs()),
+        e7=plan.files("tsne.csv", plan.e7_runs()),
     output:
         tables=[
             report(
@@ -35,14 +28,14 @@ rule aggregate:
                 category="Tables",
                 labels={"table": name},
             )
-            for name in TABLE_NAMES
+            for name in wfplan.TABLE_NAMES
         ],
     log:
         f"{LOGS}/aggregate.log",
     conda:
         "../../environment.yml"
     params:
-        config_name=CONFIG_NAME,
+        config_name=plan.name,
         config_hash=CONFIG_HASH,
         report_images_seen=" ".join(
             str(n) for n in config["learning_curves"]["report_images_seen"]
@@ -58,7 +51,7 @@ rule aggregate:
 
 rule summarize:
     input:
-        [f"{RESULTS}/{name}.csv" for name in TABLE_NAMES],
+        plan.tables,
     output:
         report(f"{RESULTS}/summary.md", category="Summary", labels={"table": "summary"}),
     log:
@@ -66,7 +59,7 @@ rule summarize:
     conda:
         "../../environment.yml"
     params:
-        config_name=CONFIG_NAME,
+        config_name=plan.name,
         config_hash=CONFIG_HASH,
     shell:
         "python src/summarize.py --config-name {params.config_name} --config-hash {params.config_hash}"

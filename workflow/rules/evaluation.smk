@@ -16,8 +16,8 @@ rule evaluate:
         "../../environment.yml"
     threads: THREADS
     params:
-        model_settings=lambda w: model_json(w.model),
-        dataset_settings=lambda w: dataset_json(w.dataset),
+        model_settings=lambda w: plan.model_json(w.model),
+        dataset_settings=lambda w: plan.dataset_json(w.dataset),
         batch_size=config["evaluation"]["batch_size"],
         eval_seed=config["evaluation"]["eval_seed"],
         n_latents=config["evaluation"]["n_latents"],
@@ -45,8 +45,8 @@ rule training_latents:
         "../../environment.yml"
     threads: THREADS
     params:
-        model_settings=lambda w: model_json(w.model),
-        dataset_settings=lambda w: dataset_json(w.dataset),
+        model_settings=lambda w: plan.model_json(w.model),
+        dataset_settings=lambda w: plan.dataset_json(w.dataset),
         batch_size=config["evaluation"]["batch_size"],
         eval_seed=config["evaluation"]["eval_seed"],
         n_images=config["latent_maps"]["n_images"],
@@ -81,7 +81,7 @@ rule embed_latents:
 
 rule encoding_convergence:
     input:
-        unpack(e5_inputs),
+        unpack(lambda w: plan.e5_inputs(w.dataset)),
     output:
         f"{RESULTS}/runs/{{dataset}}/encoding_convergence.csv",
     log:
@@ -90,12 +90,9 @@ rule encoding_convergence:
         "../../environment.yml"
     threads: THREADS
     params:
-        dataset_settings=lambda w: dataset_json(w.dataset),
-        model_settings=lambda w: models_json(
-            [r[2] for r in e5_own_runs(w.dataset)]
-            + [config["encoding_convergence"]["common_model"]]
-        ),
-        own=e5_own_args,
+        dataset_settings=lambda w: plan.dataset_json(w.dataset),
+        model_settings=lambda w: plan.e5_models_json(w.dataset),
+        own=lambda w: plan.e5_own_args(w.dataset),
         common_model=config["encoding_convergence"]["common_model"],
         n_images=config["encoding_convergence"]["n_images"],
         tau=config["encoding_convergence"]["tau"],

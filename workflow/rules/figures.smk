@@ -77,7 +77,7 @@ rule plot_e5:
 rule plot_e6:
     input:
         table=f"{RESULTS}/e6_reconstructions.csv",
-        npz=files("test_outputs.npz", e6_runs()),
+        npz=plan.files("test_outputs.npz", plan.e6_runs()),
     output:
         png=figure_png("e6_reconstructions", "e6"),
         pdf=f"{FIGURES_DIR}/e6_reconstructions.pdf",

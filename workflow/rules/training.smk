@@ -19,11 +19,11 @@ rule train:
         # One GPU per training job when the config asks for CUDA (SLURM: sbatch --gpus=1).
         gpu=1 if str(config["device"]).startswith("cuda") else 0,
     params:
-        model_settings=lambda w: model_json(w.model),
-        dataset_settings=lambda w: dataset_json(w.dataset),
-        budget=train_args,
+        model_settings=lambda w: plan.model_json(w.model),
+        dataset_settings=lambda w: plan.dataset_json(w.dataset),
+        budget=lambda w: plan.train_args(w.dataset, w.experiment, w.model),
         checkpoint_every=config["training"]["checkpoint_every"],
-        checkpoint=lambda w: f"{RESULTS}/checkpoints/{w.dataset}/{w.experiment}/{w.model}/N{w.N}/seed{w.seed}.pt",
+        checkpoint=lambda w: plan.checkpoint_pattern.format(**w),
         device=config["device"],
     shell:
         "python src/train.py --prepared {input.prepared} --dataset {wildcards.dataset}"

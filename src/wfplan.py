@@ -1,0 +1,152 @@
+"""What the workflow runs, as pure functions of a checked config (a helper of the workflow,
+not part of the library): the runs of every experiment, their budgets, and where each file
+goes. workflow/rules/common.smk builds one `Plan(config)`; tests build one from a YAML file.
+
+A run is a tuple (dataset, experiment, model, N, seed). Every file of a config lives under
+its `name`: results/<name>/, figures/<name>/, logs/<name>/, data/prepared/<name>/.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+
+TABLE_NAMES = ["e1_data_efficiency", "e2_learning_curves", "e2_authors_points", "e3_solver_comparison",
+               "e3_heldout", "e4_adjoint_ablation", "e4_heldout", "e5_encoding_convergence", "e6_reconstructions",
+               "e7_latent_maps", "parameter_counts"]
+FIGURE_NAMES = ["e1_data_efficiency", "e2_learning_curves", "e3_solver_comparison", "e4_adjoint_ablation",
+                "e5_encoding_convergence", "e6_reconstructions", "e7_latent_maps"]
+# Per-run files written by training, evaluation and the t-SNE embedding.
+TRAIN_FILES = ("train_log.csv", "validation.csv", "run.json")
+
+
+class Plan:
+    """The runs and file names of one config (already checked by wfconfig.check_config)."""
+
+    def __init__(self, cfg: dict):
+        self.cfg = cfg
+        self.name = cfg["name"]
+        self.results = f"results/{self.name}"
+        self.figures = f"figures/{self.name}"
+        self.logs = f"logs/{self.name}"
+        self.prepared = f"data/prepared/{self.name}/{{dataset}}.pt"
+        self.run = self.results + "/runs/{dataset}/{experiment}/{model}/N{N}/seed{seed}"
+        self.model_pattern = self.results + "/models/{dataset}/{experiment}/{model}/N{N}/seed{seed}.pt"
+        self.checkpoint_pattern = self.results + "/checkpoints/{dataset}/{experiment}/{model}/N{N}/seed{seed}.pt"
+        self.tables = [f"{self.results}/{t}.csv" for t in TABLE_NAMES]
+        self.figure_files = [f"{self.figures}/{f}.{ext}" for f in FIGURE_NAMES for ext in ("png", "pdf")]
+
+    # ---------------------------------------------------------------- file names
+
+    def run_file(self, name: str, dataset, experiment, model, n, seed) -> str:
+        return f"{self.results}/runs/{dataset}/{experiment}/{model}/N{n}/seed{seed}/{name}"
+
+    def model_file(self, dataset, experiment, model, n, seed) -> str:
+        return f"{self.results}/models/{dataset}/{experiment}/{model}/N{n}/seed{seed}.pt"
+
+    def files(self, name: str, runs) -> list[str]:
+        return [self.run_file(name, *r) for r in runs]
+
+    def run_outputs(self) -> list[str]:
+        """Every per-run file of every experiment: targets of rule `all`, so that a deleted one
+        is rebuilt by a plain re-run (aggregation reads only some of them)."""
+        trained = self.e1_runs() + self.e2_runs() + self.e3_runs() + self.e4_runs()
+        out = [self.run_file(n, *r) for r in trained for n in TRAIN_FILES]
+        out += self.files("test_metrics.json", self.e1_runs()) + self.files("test_outputs.npz", self.e1_runs())
+        out += self.files("training_latents.npz", self.e7_runs()) + self.files("tsne.csv", self.e7_runs())
+        return sorted(set(out))
+
+    # ---------------------------------------------------------------- runs
+
+    def n_train(self, dataset: str) -> int:
+        s = self.cfg["dataset_settings"][dataset]
+        return s["n_pool"] - s["n_val"]
+
+    def e1_runs(self) -> list[tuple]:
+        c = self.cfg
+        return [(ds, "e1", m, n, s) for ds, m, n, s in
+                itertools.product(c["datasets"], c["models"], c["train_sizes"], c["seeds"])]
+
+    def e2_runs(self) -> list[tuple]:
+        c, lc = self.cfg, self.cfg["learning_curves"]
+        runs = [(ds, "e2", m, lc["train_size"], s) for ds, m, s in
+                itertools.product(c["datasets"], lc["models"], c["seeds"])]
+        return runs + [(ds, "e2", m, lc["train_size"], c["seeds"][0])
+                       for ds in c["datasets"] for m in lc["extra_models"]]
+
+    def _comparison_runs(self, section: str, experiment: str) -> list[tuple]:
+        sc = self.cfg[section]
+        return [(ds, experiment, m, sc["train_size"], s) for ds, m, s in
+                itertools.product(self.cfg["datasets"], sc["models"], sc["seeds"])]
+
+    def e3_runs(self) -> list[tuple]:
+        return self._comparison_runs("solver_comparison", "e3")
+
+    def e4_runs(self) -> list[tuple]:
+        return self._comparison_runs("adjoint_ablation", "e4")
+
+    def e6_runs(self) -> list[tuple]:
+        """The E1 runs of the reconstruction seed at the smallest and the largest N."""
+        c, seed, runs = self.cfg, self.cfg["reconstructions"]["seed"], []
+        for ds in c["datasets"]:
+            sizes = sorted(c["train_sizes"], key=lambda n: self.n_train(ds) if n == "full" else n)
+            for n in dict.fromkeys([sizes[0], sizes[-1]]):
+                runs += [(ds, "e1", m, n, seed) for m in c["models"]]
+        return runs
+
+    def e7_runs(self) -> list[tuple]:
+        lm, lc = self.cfg["latent_maps"], self.cfg["learning_curves"]
+        return [(ds, "e2", m, lc["train_size"], lm["seed"]) for ds in self.cfg["datasets"] for m in lc["models"]]
+
+    def e5_own_runs(self, dataset: str) -> list[tuple]:
+        """The decoders each flow trained: E3 models and the E2 GFE models, seed of E5."""
+        c = self.cfg
+        seed = c["encoding_convergence"]["seed"]
+        sc, lc = c["solver_comparison"], c["learning_curves"]
+        own = [(dataset, "e3", m, sc["train_size"], seed) for m in sc["models"]]
+        return own + [(dataset, "e2", m, lc["train_size"], seed) for m in lc["models"]
+                      if c["model_settings"][m]["kind"] == "gfe"]
+
+    def e5_common_run(self, dataset: str) -> tuple:
+        ec, lc = self.cfg["encoding_convergence"], self.cfg["learning_curves"]
+        return (dataset, "e2", ec["common_model"], lc["train_size"], ec["seed"])
+
+    # ---------------------------------------------------------------- job arguments
+
+    def train_args(self, dataset: str, experiment: str, model: str) -> str:
+        """The training budget of a run, by experiment (command-line arguments of train.py)."""
+        c = self.cfg
+        batch = c["dataset_settings"][dataset]["batch_size"]
+        if experiment == "e1":
+            t = c["training"]
+            return (f"--steps {t['max_steps'][model]} --batch-size {batch} --val-every {t['val_every']}"
+                    f" --patience {t['patience']} --min-improvement {t['min_improvement']}")
+        if experiment == "e2":
+            lc = c["learning_curves"]
+            val_at = " ".join(str(round(n / batch)) for n in lc["report_images_seen"])
+            return (f"--steps {lc['steps']} --batch-size {batch} --val-every {lc['val_every']}"
+                    + (f" --val-at {val_at}" if val_at else ""))
+        sc = c[{"e3": "solver_comparison", "e4": "adjoint_ablation"}[experiment]]
+        args = f"--steps {sc['steps']} --batch-size {sc['batch_size']} --val-every {sc['val_every']}"
+        return args + (" --gradient-cosine" if experiment == "e4" else "")
+
+    def model_json(self, model: str) -> str:
+        return json.dumps(self.cfg["model_settings"][model], sort_keys=True)
+
+    def models_json(self, models) -> str:
+        return json.dumps({m: self.cfg["model_settings"][m] for m in models}, sort_keys=True)
+
+    def dataset_json(self, dataset: str) -> str:
+        return json.dumps(self.cfg["dataset_settings"][dataset], sort_keys=True)
+
+    def e5_inputs(self, dataset: str) -> dict:
+        return {"prepared": self.prepared.format(dataset=dataset),
+                "own": [self.model_file(*r) for r in self.e5_own_runs(dataset)],
+                "common": self.model_file(*self.e5_common_run(dataset))}
+
+    def e5_own_args(self, dataset: str) -> str:
+        return " ".join(f"--own {r[2]}={self.model_file(*r)}" for r in self.e5_own_runs(dataset))
+
+    def e5_models_json(self, dataset: str) -> str:
+        models = [r[2] for r in self.e5_own_runs(dataset)] + [self.cfg["encoding_convergence"]["common_model"]]
+        return self.models_json(models)

@@ -1,0 +1,66 @@
+"""The workflow's plan (src/wfplan.py): runs, budgets and file names as plain functions of a
+config, tested without Snakemake."""
+
+import sys
+
+import pytest
+import yaml
+
+from workflow_helpers import REPO
+
+sys.path.insert(0, str(REPO / "src"))
+from wfconfig import check_config  # noqa: E402  (the workflow's helpers live in src/)
+from wfplan import Plan  # noqa: E402
+
+
+def _plan(name: str) -> Plan:
+    cfg = yaml.safe_load((REPO / "config/config.yaml").read_text())
+    if name != "config":
+        cfg.update(yaml.safe_load((REPO / f"config/{name}.yaml").read_text()))
+    return Plan(check_config(cfg, check_flows=False))
+
+
+def test_the_default_plan_runs_every_model_n_and_seed():
+    plan = _plan("config")
+    cfg = plan.cfg
+    assert len(plan.e1_runs()) == len(cfg["models"]) * len(cfg["train_sizes"]) * len(cfg["seeds"])
+    lc = cfg["learning_curves"]
+    assert len(plan.e2_runs()) == len(lc["models"]) * len(cfg["seeds"]) + len(lc["extra_models"])
+    assert {r[2] for r in plan.e2_runs() if r[4] != cfg["seeds"][0]} == set(lc["models"])
+    assert {r[1] for r in plan.e3_runs()} == {"e3"} and {r[1] for r in plan.e4_runs()} == {"e4"}
+
+
+@pytest.mark.parametrize("name", ["config", "quick", "paper"])
+def test_every_file_of_a_config_lives_under_its_name(name):
+    plan = _plan(name)
+    prefix = f"results/{plan.name}/"
+    outputs = plan.run_outputs()
+    assert outputs and all(f.startswith(prefix + "runs/") for f in outputs)
+    assert all(t.startswith(prefix) for t in plan.tables)
+    assert all(f.startswith(f"figures/{plan.name}/") for f in plan.figure_files)
+    assert plan.prepared.startswith(f"data/prepared/{plan.name}/")
+    # every trained run's three files and every E1 run's evaluation are targets
+    run = plan.e1_runs()[0]
+    for file in ("train_log.csv", "validation.csv", "run.json", "test_metrics.json", "test_outputs.npz"):
+        assert plan.run_file(file, *run) in outputs
+
+
+def test_budgets_by_experiment():
+    plan = _plan("config")
+    cfg = plan.cfg
+    e1 = plan.train_args("fashion_mnist", "e1", "gfe_amd")
+    assert f"--steps {cfg['training']['max_steps']['gfe_amd']}" in e1 and "--patience" in e1
+    e2 = plan.train_args("fashion_mnist", "e2", "ae")
+    batch = cfg["dataset_settings"]["fashion_mnist"]["batch_size"]
+    points = " ".join(str(round(n / batch)) for n in cfg["learning_curves"]["report_images_seen"])
+    assert e2.endswith(f"--val-at {points}") and "--patience" not in e2
+    assert plan.train_args("fashion_mnist", "e4", "gfe_adjoint").endswith("--gradient-cosine")
+
+
+def test_e6_takes_the_smallest_and_largest_n_and_e5_the_decoders_each_flow_trained():
+    plan = _plan("config")
+    sizes = {r[3] for r in plan.e6_runs()}
+    assert sizes == {min(plan.cfg["train_sizes"]), max(plan.cfg["train_sizes"])}
+    own = plan.e5_own_runs("fashion_mnist")
+    assert {r[2] for r in own} >= set(plan.cfg["solver_comparison"]["models"])
+    assert all(plan.cfg["model_settings"][r[2]]["kind"] == "gfe" for r in own)
