@@ -57,6 +57,7 @@ def check_config(cfg: dict, *, check_flows: bool = True) -> dict:
     _check_finite(cfg)
     _check_model_and_dataset_names(cfg)
     _check_schema(cfg, schema)
+    _check_name(cfg)
     _check_datasets(cfg)
     _check_models(cfg)
     _check_seeds(cfg)
@@ -341,6 +342,16 @@ def _check_models(cfg: dict) -> None:
     if settings[common]["kind"] != "gfe":
         _fail("encoding_convergence.common_model", common, "is not a GFE model (kind gfe)",
               f"a GFE model of learning_curves.models: {gfe}")
+
+
+# Folders under results/ that are not a config's: the benchmark's.
+RESERVED_NAMES = ["benchmarks"]
+
+
+def _check_name(cfg: dict) -> None:
+    if cfg["name"] in RESERVED_NAMES:
+        _fail("name", cfg["name"], "is reserved (results/benchmarks/ holds the benchmark's files)",
+              "any other folder name")
 
 
 def _check_seeds(cfg: dict) -> None:

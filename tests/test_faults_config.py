@@ -73,6 +73,7 @@ BAD_CONFIGS = {
     "unsafe name": ("name: ../x", ["name: '../x' does not match", "letters, digits, '_', '-' and '.'",
                                    "not starting with '.'"]),
     "hidden name": ("name: .x", ["name: '.x' does not match", "not starting with '.'"]),
+    "reserved name": ("name: benchmarks", ["name: 'benchmarks' is reserved", "results/benchmarks/"]),
     # -- empty lists
     "empty seed list": ("seeds: []", ["seeds: [] is empty", "allowed: a non-empty list"]),
     "empty E2 model list": ("learning_curves: {models: []}",
