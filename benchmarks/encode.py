@@ -63,6 +63,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import json
 import os
 import platform
@@ -79,6 +80,7 @@ import gfe
 from gfe.data import authors_split, load_dataset
 from gfe.encoding import build_flow
 from gfe.evaluation import evaluate
+from gfe.io import atomic_torch_save, load_tensors, write_text
 from gfe.models import build_autoencoder, build_decoder
 from gfe.training import OptimizerSettings, train
 
@@ -294,7 +296,7 @@ def main(argv=None):
     decoder = fresh_decoder(shape)
     gfe_run = None
     if args.decoder and Path(args.decoder).exists():
-        decoder.load_state_dict(torch.load(args.decoder, weights_only=True))
+        decoder.load_state_dict(load_tensors(args.decoder))
         print(f"loaded decoder {args.decoder}")
     else:
         started = time.perf_counter()
@@ -303,16 +305,16 @@ def main(argv=None):
         print(f"trained the GFE-amd decoder: {args.decoder_steps} steps in {time.perf_counter() - started:.0f} s, "
               f"last-10 training loss {sum(r['loss'] for r in gfe_run.steps[-10:]) / 10:.4f}")
         if args.decoder:
-            torch.save(decoder.state_dict(), args.decoder)
+            atomic_torch_save(decoder.state_dict(), args.decoder)
     ae = fresh_autoencoder(shape)
     if args.ae and Path(args.ae).exists():
-        ae.load_state_dict(torch.load(args.ae, weights_only=True))
+        ae.load_state_dict(load_tensors(args.ae))
         ae_run = None
     else:
         ae_run = train(ae.decoder, train_images, steps=max(args.decoder_steps, args.train_steps), batch_size=5,
                        seed=SEED, encoder=ae.encoder, optimizer=OPTIMIZER)
         if args.ae:
-            torch.save(ae.state_dict(), args.ae)
+            atomic_torch_save(ae.state_dict(), args.ae)
     for module in (decoder, ae):
         module.requires_grad_(False)
 
@@ -421,19 +423,19 @@ def main(argv=None):
                 r["cpu_speedup"] = r["cpu_images_per_s"] / ref["cpu_images_per_s"]
 
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with out.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=COLUMNS)
-        writer.writeheader()
-        for r in rows:
-            writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
+    table = io.StringIO(newline="")
+    writer = csv.DictWriter(table, fieldnames=COLUMNS)
+    writer.writeheader()
+    for r in rows:
+        writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
+    write_text(table.getvalue(), out)
     meta = {"command": " ".join([Path(sys.argv[0]).as_posix(), *(argv if argv is not None else sys.argv[1:])]),
             "git_commit": git_commit(), "torch": torch.__version__, "python": platform.python_version(),
             "threads": args.threads, "cpus": os.cpu_count(), "loadavg_before": load_before,
             "loadavg_after": os.getloadavg(), "total_seconds": time.perf_counter() - began,
             "decoder": args.decoder if gfe_run is None else f"trained here, {args.decoder_steps} steps",
             "peak_rss_mb_process": psutil.Process().memory_info().rss / 2**20, **cpu_info()}
-    out.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
+    write_text(json.dumps(meta, indent=2) + "\n", out.with_suffix(".json"))
     print_table(rows)
     print_targets(rows, base, train_base, big)
     print_lbfgs_targets(rows, base, shared_train.get(steps), big)

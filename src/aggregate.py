@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from gfe import io
+
 import wfcommon
 
 KEYS = ["dataset", "experiment", "model", "train_size", "seed"]
@@ -169,7 +171,7 @@ def main(argv=None) -> int:
                "e5_encoding_convergence": e5, "e6_reconstructions": e6, "e7_latent_maps": e7,
                "parameter_counts": with_config(params, a)}
     for name, path in tables.items():
-        wfcommon.write_csv(outputs[name], path)
+        io.write_csv(outputs[name], path)
     return 0
 
 

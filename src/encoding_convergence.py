@@ -29,9 +29,8 @@ import pandas as pd
 import torch
 
 import gfe
-from gfe.checkpoints import load_tensors
+from gfe import io
 from gfe.encoding import build_flow, initial_latents
-from gfe.models import build_decoder
 from gfe.solvers import FlowDivergedError
 from gfe.solvers.odeint import FixedStepSolver
 
@@ -42,15 +41,6 @@ COLUMNS = ["dataset", "panel", "decoder_model", "solver", "order", "steps", "tau
 OWN, COMMON = "own decoder", "common decoder"
 AMD_GRID_POINTS = 120
 FLOW_KEYS = ("solver", "order", "tau", "z0", "loss")
-
-
-def load_decoder(path):
-    """The decoder of a model file written by train.py (an autoencoder's decoder too), on the CPU."""
-    saved = load_tensors(path)
-    decoder = build_decoder(saved["image_shape"], saved["latent_dim"])
-    decoder.load_state_dict(saved["decoder"])
-    decoder.eval()
-    return decoder, saved.get("model")
 
 
 class _PrefixRK4(FixedStepSolver):
@@ -200,7 +190,7 @@ def main(argv=None) -> int:
         if model_settings[name].get("solver") not in ("rk4", "amd"):
             p.error(f"--own {name}: solver {model_settings[name].get('solver')!r} is not 'rk4' or 'amd'")
     amd_models = [name for name, s in model_settings.items() if s.get("solver") == "amd"]
-    prepared = wfcommon.load_prepared(a.prepared)
+    prepared = io.load_prepared(a.prepared)
     x = prepared["test_images"][: a.n_images]
     if len(x) < a.n_images:
         log.warning("only %d test images in %s (asked for %d)", len(x), a.prepared, a.n_images)
@@ -239,7 +229,8 @@ def main(argv=None) -> int:
 
     # Panel 'own decoder': each model's own flow on its own decoder.
     for name, path in own:
-        decoder, saved_name = load_decoder(path)
+        saved = io.read_model(path)
+        decoder, saved_name = saved.decoder, saved.name
         if saved_name not in (None, name):
             log.warning("--own %s=%s: the file says it holds model %r", name, path, saved_name)
         settings = model_settings[name]
@@ -249,7 +240,8 @@ def main(argv=None) -> int:
             add_amd(OWN, name, decoder, **amd_settings(settings, ds))
 
     # Panel 'common decoder': step counts, tau sweep and orders, AMD, all from --z0.
-    decoder, saved_name = load_decoder(a.common)
+    saved = io.read_model(a.common)
+    decoder, saved_name = saved.decoder, saved.name
     if saved_name not in (None, a.common_model):
         log.warning("--common %s: the file says it holds model %r, not %r", a.common, saved_name, a.common_model)
     specs = [(1, a.steps, a.tau)] + [(1, s, a.tau) for s in a.coarse_steps]
@@ -271,7 +263,7 @@ def main(argv=None) -> int:
     table = pd.concat(frames, ignore_index=True).assign(dataset=a.dataset, n_images=len(x))
     table["steps"] = table["steps"].astype("Int64")
     table["order"] = table["order"].astype(int)
-    wfcommon.write_csv(table[COLUMNS], a.output)
+    io.write_csv(table[COLUMNS], a.output)
     log.info("%d curves, %d rows -> %s", table.groupby(["panel", "decoder_model", "solver", "order", "steps", "tau",
                                                         "z0"], dropna=False).ngroups, len(table), a.output)
     return 0

@@ -17,6 +17,7 @@ import sys
 import numpy as np
 import torch
 
+from gfe import io
 from gfe.devices import resolve_device
 from gfe.evaluation import evaluate
 from gfe.models import to_images
@@ -46,8 +47,8 @@ def main(argv=None) -> int:
     model, ds = json.loads(a.model_settings), json.loads(a.dataset_settings)
     run = json.loads(open(a.run_json).read())
     device = resolve_device(a.device)
-    prepared = wfcommon.load_prepared(a.prepared)
-    decoder, encoder = wfcommon.load_model(a.model_file, device)
+    prepared = io.load_prepared(a.prepared)
+    decoder, encoder = io.load_model(a.model_file, device)
     flow = {"loss": ds["loss"]} if encoder is not None else wfcommon.evaluation_flow(wfcommon.flow_options(model, ds))
     if a.latents_of_training:
         return training_latents(a, prepared, run, decoder, encoder, flow, device, log)
@@ -57,14 +58,14 @@ def main(argv=None) -> int:
     keys = {k: run[k] for k in ("dataset", "experiment", "model", "train_size", "seed")}
     metrics = {**keys, **{f"test_{k}": v for k, v in summary.items()}}
     metrics.update(wfcommon.provenance(str(device)))
-    wfcommon.write_json(metrics, a.metrics)
+    io.write_json(metrics, a.metrics)
     n_recon = min(a.n_recon, len(images))
     with torch.no_grad():
         recon = to_images(decoder(result.z[:n_recon].to(device)), decoder.output).cpu()
     n_lat = min(a.n_latents, len(images))
-    wfcommon.write_npz(a.outputs, z=result.z[:n_lat].cpu().numpy(), labels=prepared["test_labels"][:n_lat].numpy(),
-                       test_idx=prepared["test_idx"][:n_lat].numpy(), loss=result.loss[:n_lat].cpu().numpy(),
-                       images=prepared["test_images"][:n_recon].numpy(), reconstructions=recon.numpy().astype(np.float32))
+    io.write_npz(a.outputs, z=result.z[:n_lat].cpu().numpy(), labels=prepared["test_labels"][:n_lat].numpy(),
+                 test_idx=prepared["test_idx"][:n_lat].numpy(), loss=result.loss[:n_lat].cpu().numpy(),
+                 images=prepared["test_images"][:n_recon].numpy(), reconstructions=recon.numpy().astype(np.float32))
     log.info("%s: test loss %.5f (n=%d, nfe %.1f, %.1f s)", keys, summary["loss_mean"], summary["n_images"],
              summary["nfe_mean"], summary["seconds"])
     return 0
@@ -75,8 +76,8 @@ def training_latents(a, prepared, run, decoder, encoder, flow, device, log) -> i
     order = prepared["subset_order"][str(run["seed"])][: min(a.latents_of_training, run["train_size"])]
     images = prepared["train_images"][order].to(device)
     result = evaluate(decoder, images, encoder=encoder, flow=flow, batch_size=a.batch_size, seed=a.eval_seed)
-    wfcommon.write_npz(a.outputs, z=result.z.cpu().numpy(), labels=prepared["train_labels"][order].numpy(),
-                       train_idx=prepared["train_idx"][order].numpy())
+    io.write_npz(a.outputs, z=result.z.cpu().numpy(), labels=prepared["train_labels"][order].numpy(),
+                 train_idx=prepared["train_idx"][order].numpy())
     log.info("encoded %d training images of %s/%s (loss %.5f)", len(order), run["dataset"], run["model"],
              float(result.loss.double().mean()))
     return 0

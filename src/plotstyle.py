@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import os
-from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+
+from gfe.io import atomic_write  # noqa: E402
 
 plt.rcParams.update({"figure.dpi": 110, "savefig.dpi": 150, "axes.grid": True, "grid.alpha": 0.3,
                      "font.size": 9, "legend.fontsize": 8, "pdf.fonttype": 42,
@@ -39,13 +39,8 @@ def parser(doc: str) -> argparse.ArgumentParser:
 
 
 def save(fig, png: str, pdf: str) -> None:
+    """The figure as PNG and as PDF (no dates: the same figure gives the same bytes), each
+    written atomically (its temporary keeps the suffix, from which matplotlib takes the format)."""
     for path, kwargs in ((png, {}), (pdf, {"metadata": {"CreationDate": None, "ModDate": None}})):
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
-        try:
-            fig.savefig(tmp, bbox_inches="tight", **kwargs)
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
+        atomic_write(path, lambda tmp, kwargs=kwargs: fig.savefig(tmp, bbox_inches="tight", **kwargs))
     plt.close(fig)

@@ -12,15 +12,10 @@ import sys
 
 import torch
 
-from gfe.checkpoints import atomic_torch_save
+from gfe import io
 from gfe.data import authors_split, load_dataset, nested_subset
 
 import wfcommon
-
-
-def to_uint8(images: torch.Tensor) -> torch.Tensor:
-    """Float images k/255 back to their bytes (exact: the workflow converts them back the same way)."""
-    return (images * 255).round_().to(torch.uint8)
 
 
 def main(argv=None) -> int:
@@ -58,18 +53,18 @@ def main(argv=None) -> int:
     prepared = {
         "name": a.dataset,
         "image_shape": list(data.image_shape),
-        "train_images": to_uint8(data.train_images[train_idx]),
+        "train_images": data.train_images[train_idx],
         "train_labels": data.train_labels[train_idx],
         "train_idx": train_idx,
-        "val_images": to_uint8(data.train_images[val_idx]),
+        "val_images": data.train_images[val_idx],
         "val_labels": data.train_labels[val_idx],
         "val_idx": val_idx,
-        "test_images": to_uint8(data.test_images[test_idx]),
+        "test_images": data.test_images[test_idx],
         "test_labels": data.test_labels[test_idx],
         "test_idx": test_idx,
         "subset_order": orders,
     }
-    atomic_torch_save(prepared, a.output)
+    io.save_prepared(a.output, prepared)  # the images as bytes
     log.info("%s: %d training, %d validation, %d test images -> %s", a.dataset, len(train_idx), len(val_idx),
              len(test_idx), a.output)
     return 0

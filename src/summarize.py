@@ -11,6 +11,8 @@ import sys
 
 import pandas as pd
 
+from gfe import io
+
 import claims
 import wfcommon
 
@@ -166,7 +168,7 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
     wfcommon.setup(1)
     text = summary_text(read_tables(a.tables), a.config_name, a.config_hash, a.config_hint)
-    wfcommon.write_text(text, a.summary)
+    io.write_text(text, a.summary)
     return 0
 
 

@@ -20,7 +20,8 @@ import time
 import pandas as pd
 import torch
 
-from gfe.checkpoints import atomic_torch_save, remove_checkpoint
+from gfe import io
+from gfe.checkpoints import remove_checkpoint
 from gfe.devices import resolve_device
 from gfe.models import build_autoencoder, build_decoder, count_parameters
 from gfe.training import OptimizerSettings, train
@@ -70,7 +71,7 @@ def main(argv=None) -> int:
     log = wfcommon.setup(a.threads)
     model, ds = json.loads(a.model_settings), json.loads(a.dataset_settings)
     device = resolve_device(a.device)
-    prepared = wfcommon.load_prepared(a.prepared)
+    prepared = io.load_prepared(a.prepared)
     n_train = len(prepared["train_images"])
     n = wfcommon.parse_n(a.train_size, n_train)
     if not 0 < n <= n_train:
@@ -104,15 +105,13 @@ def main(argv=None) -> int:
         decoder.load_state_dict(run.best_state["decoder"])
         if encoder is not None:
             encoder.load_state_dict(run.best_state["encoder"])
-    atomic_torch_save({"decoder": decoder.state_dict(),
-                       "encoder": encoder.state_dict() if encoder is not None else None,
-                       "model": a.model, "image_shape": prepared["image_shape"], "latent_dim": ds["latent_dim"]},
-                      a.model_out)
+    io.save_model(a.model_out, decoder=decoder, encoder=encoder, model_name=a.model,
+                  image_shape=prepared["image_shape"], latent_dim=ds["latent_dim"])
     keys = {"dataset": a.dataset, "experiment": a.experiment, "model": a.model, "train_size": n, "seed": a.seed}
     steps = pd.DataFrame(run.steps, columns=STEP_COLUMNS)
-    wfcommon.write_csv(steps.assign(**keys)[list(keys) + STEP_COLUMNS], a.train_log)
+    io.write_csv(steps.assign(**keys)[list(keys) + STEP_COLUMNS], a.train_log)
     validation = pd.DataFrame(run.validation, columns=VALIDATION_COLUMNS)
-    wfcommon.write_csv(validation.assign(**keys)[list(keys) + VALIDATION_COLUMNS], a.validation)
+    io.write_csv(validation.assign(**keys)[list(keys) + VALIDATION_COLUMNS], a.validation)
     n_decoder = count_parameters(decoder)
     n_encoder = count_parameters(encoder) if encoder is not None else 0
     best_step = run.best_step if a.patience else run.step
@@ -129,7 +128,7 @@ def main(argv=None) -> int:
               "gradient": model.get("gradient", "backprop" if encoder is not None else "approximate"),
               "flow": json.dumps(flow, sort_keys=True), "optimizer": json.dumps(ds["optimizer"], sort_keys=True),
               **wfcommon.provenance(str(device))}
-    wfcommon.write_json(record, a.run_json)
+    io.write_json(record, a.run_json)
     # The checkpoint served to resume this run if it was interrupted; a finished run is its
     # outputs. Kept, it would let a later job (e.g. after a code change) return this result.
     remove_checkpoint(a.checkpoint)

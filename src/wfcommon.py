@@ -1,21 +1,18 @@
 """Helpers shared by the workflow's command-line scripts (not part of the library).
 
-Provenance of every result row, atomic writes of CSV/JSON/NPZ files, torch threads,
-and the translation of the config's per-model / per-dataset settings (passed to the
-scripts as JSON) into keyword arguments of `gfe`.
+Provenance of every result row, torch threads and logging, a script's expected failures
+as one log line, and the translation of the config's per-model / per-dataset settings
+(passed to the scripts as JSON) into keyword arguments of `gfe`. Files are written and
+read through the library (gfe.io).
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import subprocess
 import sys
 from importlib import metadata
 from pathlib import Path
-
-import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -30,17 +27,25 @@ def setup(threads: int) -> logging.Logger:
     return logging.getLogger("gfe-workflow")
 
 
-def run(main) -> int:
-    """Run a script's main(); the library's expected failures (missing or damaged data or
-    checkpoints, a diverging flow or training run) end it with their message
-    in the log and exit status 1 instead of a traceback."""
-    from gfe.checkpoints import CheckpointError
-    from gfe.data import DatasetError
+# A damaged prepared-data or model file is another rule's output: the fix the log names.
+REBUILD = "delete it and re-run snakemake, which rebuilds it"
 
+
+def run(main) -> int:
+    """Run a script's main(); the library's expected failures (missing or damaged data,
+    checkpoints, prepared-data or model files, a diverging flow or training run) end it
+    with their message in the log and exit status 1 instead of a traceback."""
+    from gfe.data import DatasetError
+    from gfe.io import CheckpointError, DamagedFileError
+
+    log = logging.getLogger("gfe-workflow")
     try:
         return main()
+    except DamagedFileError as error:  # the scripts load only files the workflow writes
+        log.error("%s: %s; %s", type(error).__name__, error, REBUILD)
+        return 1
     except (DatasetError, CheckpointError, FloatingPointError) as error:
-        logging.getLogger("gfe-workflow").error("%s: %s", type(error).__name__, error)
+        log.error("%s: %s", type(error).__name__, error)
         return 1
 
 
@@ -72,40 +77,6 @@ def provenance(device: str) -> dict:
             "device": device}
 
 
-def _tmp(path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
-
-
-def write_text(text: str, path) -> None:
-    path = Path(path)
-    tmp = _tmp(path)
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def write_json(obj, path) -> None:
-    write_text(json.dumps(obj, indent=1, sort_keys=True) + "\n", path)
-
-
-def write_csv(frame, path) -> None:
-    write_text(frame.to_csv(index=False, float_format="%.10g", lineterminator="\n"), path)
-
-
-def write_npz(path, **arrays) -> None:
-    path = Path(path)
-    tmp = _tmp(path)
-    try:
-        with open(tmp, "wb") as handle:
-            np.savez_compressed(handle, **arrays)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def parse_n(value: str, n_train: int) -> int:
     return n_train if value == "full" else int(value)
 
@@ -132,59 +103,3 @@ def amd_rule(flow: dict) -> str:
     if flow.get("solver") != "amd":
         return ""
     return "shared" if flow.get("shared") else "per-sample"
-
-
-PREPARED_KEYS = ("image_shape", "train_images", "train_labels", "val_images", "test_images", "test_labels",
-                 "subset_order")
-MODEL_KEYS = ("decoder", "encoder", "image_shape", "latent_dim")
-REBUILD = "delete it and re-run snakemake, which rebuilds it"
-
-
-def _load_output(path, keys, what: str):
-    """A file another rule wrote (prepared data, a model), checked for damage and for the
-    entries this version reads; either problem is one DamagedFileError naming the file and
-    the fix."""
-    from gfe.checkpoints import DamagedFileError, load_tensors
-
-    try:
-        saved = load_tensors(path)
-    except DamagedFileError as error:
-        raise DamagedFileError(f"{error}; {REBUILD}") from None
-    missing = [k for k in keys if not isinstance(saved, dict) or k not in saved]
-    if missing:
-        raise DamagedFileError(f"{path} is not a {what} of this version (no {missing}); {REBUILD}")
-    return saved
-
-
-def load_prepared(path):
-    """The prepared dataset file, images back to float32 in [0, 1] (as torchvision's ToTensor)."""
-    import torch
-
-    prepared = _load_output(path, PREPARED_KEYS, "prepared dataset file")
-    for key in ("train_images", "val_images", "test_images"):
-        images = prepared[key]
-        prepared[key] = images.to(torch.float32).div_(255)
-    return prepared
-
-
-def load_model(path, device="cpu"):
-    """(decoder, encoder or None) from a model file written by train.py, in eval mode."""
-    from gfe.checkpoints import DamagedFileError
-    from gfe.models import build_autoencoder, build_decoder
-
-    saved = _load_output(path, MODEL_KEYS, "model file")
-    shape, latent_dim = saved["image_shape"], saved["latent_dim"]
-    try:
-        if saved["encoder"] is not None:
-            ae = build_autoencoder(shape, latent_dim)
-            decoder, encoder = ae.decoder, ae.encoder
-            encoder.load_state_dict(saved["encoder"])
-            encoder.to(device).eval()
-        else:
-            decoder, encoder = build_decoder(shape, latent_dim), None
-        decoder.load_state_dict(saved["decoder"])
-    except RuntimeError as error:  # parameters of another architecture
-        reason = str(error).splitlines()[0]
-        raise DamagedFileError(f"{path} does not fit this version's networks ({reason}); {REBUILD}") from None
-    decoder.to(device).eval()
-    return decoder, encoder

@@ -53,8 +53,9 @@ def write_file(path: Path, payload: bytes, *, gz_level: int | None = None) -> Pa
 
 
 def leftover_partials(root: Path) -> list[Path]:
-    """Temp files/dirs our loader might have left behind under ``root``."""
-    return [path for path in root.rglob("*.part")]
+    """Temp files/dirs our loader might have left behind under ``root`` (gfe.io.atomic_write's
+    temporaries are named .<name>.<pid>.tmp<suffix>)."""
+    return [path for path in root.rglob("*") if path.name.endswith((".part", ".tmp")) or ".tmp." in path.name]
 
 
 def md5_of(path: Path) -> str:

@@ -23,6 +23,7 @@ import torch
 import yaml
 
 from gfe.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
+from gfe.io import save_prepared
 from gfe.models import MLPDecoder, MLPEncoder
 from gfe.training import OptimizerSettings, train
 from workflow_helpers import REPO, copy_repo, snakemake
@@ -107,10 +108,10 @@ def test_a_checkpoint_missing_an_entry_names_it_and_the_fix(tmp_path):
 
 def _tiny_prepared(path: Path) -> None:
     images = torch.randint(0, 256, (10, 1, 28, 28), dtype=torch.uint8)
-    torch.save({"name": "fashion_mnist", "image_shape": [1, 28, 28], "train_images": images,
-                "train_labels": torch.zeros(10, dtype=torch.int64), "val_images": images[:2],
-                "test_images": images[:4], "test_labels": torch.zeros(4, dtype=torch.int64),
-                "test_idx": torch.arange(4), "subset_order": {"0": torch.arange(10)}}, path)
+    save_prepared(path, {"name": "fashion_mnist", "image_shape": [1, 28, 28], "train_images": images,
+                         "train_labels": torch.zeros(10, dtype=torch.int64), "val_images": images[:2],
+                         "test_images": images[:4], "test_labels": torch.zeros(4, dtype=torch.int64),
+                         "test_idx": torch.arange(4), "subset_order": {"0": torch.arange(10)}})
 
 
 MODEL = '{"kind": "autoencoder"}'

@@ -4,14 +4,14 @@ Main entry points: `gfe.encode` (latent codes by AMD, rk4, euler or dopri5, firs
 second-order flow; `lbfgs`, beyond the papers) and `gfe.decoder_gradient` (training
 gradients: approximate, full adjoint, or back-propagation through the solver). The
 papers' networks are in `gfe.models`, the training loop in `gfe.training.train`, held-out
-evaluation in `gfe.evaluation.evaluate`; any `nn.Module` mapping (B, d) latents to images
-works as a decoder (pass `latent_dim=d` or a (B, d) tensor z0 when it has no
-`latent_dim` attribute).
+evaluation in `gfe.evaluation.evaluate`, the files (atomic writes, model and prepared-data
+formats) in `gfe.io`; any `nn.Module` mapping (B, d) latents to images works as a decoder
+(pass `latent_dim=d` or a (B, d) tensor z0 when it has no `latent_dim` attribute).
 """
 
 from importlib import metadata as _metadata
 
-from . import evaluation, models, training
+from . import evaluation, io, models, training
 from .encoding import Encoding, check_encode_options, check_images, encode, initial_latents
 from .gradients import (DecoderGradient, check_gradient_options, decoder_gradient,
                         decoder_loss_and_gradient)
@@ -24,4 +24,4 @@ except _metadata.PackageNotFoundError:  # run from a source tree without install
 
 __all__ = ["DecoderGradient", "Encoding", "FlowDivergedError", "__version__", "check_encode_options",
            "check_gradient_options", "check_images", "decoder_gradient", "decoder_loss_and_gradient", "encode",
-           "evaluation", "initial_latents", "models", "training"]
+           "evaluation", "initial_latents", "io", "models", "training"]

@@ -1,52 +1,33 @@
 """Checkpoints written atomically, read back safely.
 
 A checkpoint is a dict of tensors and plain Python values. It is written to a temporary
-file beside its destination and renamed into place, so a reader never sees half a file;
-the checkpoint it replaces is kept as `<name>.prev`. Loading uses `weights_only=True`:
-a file that would need arbitrary unpickling (code execution) is refused, a truncated or
-unreadable latest checkpoint falls back to the previous one.
+file beside its destination and renamed into place (gfe.io.atomic_write), so a reader
+never sees half a file; the checkpoint it replaces is kept as `<name>.prev`. Loading uses
+gfe.io.load_tensors (`weights_only=True`): a file that would need arbitrary unpickling
+(code execution) is refused, a truncated or unreadable latest checkpoint falls back to the
+previous one.
 """
 
 from __future__ import annotations
 
-import os
-import pickle
 import warnings
 from pathlib import Path
 
-import torch
+# Re-exported: the errors, the safe loader and the atomic torch.save live in gfe.io.
+from .io import CheckpointError, DamagedFileError, atomic_torch_save, load_tensors
 
-
-class CheckpointError(RuntimeError):
-    """A checkpoint could not be used; the message says which file and why."""
-
-
-class DamagedFileError(CheckpointError):
-    """A saved file is truncated or not a torch file at all."""
+__all__ = ["CheckpointError", "DamagedFileError", "atomic_torch_save", "load_checkpoint", "load_tensors",
+           "previous_path", "remove_checkpoint", "save_checkpoint"]
 
 
 def previous_path(path: Path) -> Path:
     return path.with_name(path.name + ".prev")
 
 
-def atomic_torch_save(obj, path: Path) -> None:
-    """torch.save to a temporary file in the same folder, then rename over `path`."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def save_checkpoint(state: dict, path) -> None:
     """Write `state` to `path`, keeping the checkpoint it replaces as `<path>.prev`."""
     path = Path(path)
-    if path.exists():
-        os.replace(path, previous_path(path))
-    atomic_torch_save(state, path)
+    atomic_torch_save(state, path, previous=previous_path(path))
 
 
 def remove_checkpoint(path) -> None:
@@ -54,31 +35,6 @@ def remove_checkpoint(path) -> None:
     path = Path(path)
     for candidate in (path, previous_path(path)):
         candidate.unlink(missing_ok=True)
-
-
-def load_tensors(path) -> object:
-    """torch.load with `weights_only=True` onto the CPU: tensors and plain values only.
-
-    A file that would need arbitrary unpickling (and could run code) is refused with a
-    CheckpointError; a truncated or otherwise unreadable file raises DamagedFileError.
-    Both name the file.
-    """
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise
-    except pickle.UnpicklingError as error:
-        # torch names the blocked class or function ("GLOBAL posix.system"); any other
-        # unpickling error means damaged bytes.
-        if "GLOBAL" in str(error):
-            raise CheckpointError(
-                f"{path} is refused: it holds pickled objects beyond tensors and plain values, "
-                "which could run code when loaded. Delete it, or re-create it with this project"
-            ) from error
-        raise DamagedFileError(f"{path} is damaged: unreadable pickle data") from error
-    except Exception as error:  # truncated zip archive, bad header, short read
-        reason = str(error).split(". ")[0].splitlines()[0] if str(error) else type(error).__name__
-        raise DamagedFileError(f"{path} is damaged: {reason}") from error
 
 
 def _read(path: Path) -> dict:

@@ -17,12 +17,10 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import os
 import pickle
 import shutil
 import struct
 import tarfile
-import tempfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +30,8 @@ import numpy as np
 import torch
 from torchvision import datasets as tv_datasets
 from torchvision.datasets.utils import check_integrity
+
+from .io import atomic_write
 
 DATASET_NAMES = ("mnist", "fashion_mnist", "cifar10")
 
@@ -330,18 +330,14 @@ def _copy_mnist_files(name: str, source: Path, raw_dir: Path, root: Path) -> Non
 
 
 def _copy_one_mnist_file(name: str, source: Path, target: Path, root: Path) -> None:
-    """Write ``source`` (maybe gzipped) to ``target`` via a verified temp file and os.replace."""
-    handle, temp_name = tempfile.mkstemp(
-        dir=target.parent, prefix=f".{target.name}.", suffix=".part"
-    )
-    temp = Path(temp_name)
-    try:
-        with os.fdopen(handle, "wb") as out:
+    """Write ``source`` (maybe gzipped) to ``target`` atomically, verified before the rename."""
+
+    def write(temp: Path) -> None:
+        with open(temp, "wb") as out:
             _copy_decompressed(name, source, out, root)
         _verify_idx_file(name, temp, target.name, shown_path=source, root=root)
-        os.replace(temp, target)
-    finally:
-        temp.unlink(missing_ok=True)
+
+    atomic_write(target, write)
 
 
 def _copy_decompressed(name: str, source: Path, out, root: Path) -> None:
@@ -482,22 +478,20 @@ def _describe_missing_cifar(folder: Path) -> str:
     return f"neither {CIFAR_FOLDER}/ nor {CIFAR_ARCHIVE}"
 
 
-def _copy_cifar_folder(source: Path, target: Path, root: Path) -> None:
-    """Copy an extracted cifar-10-batches-py folder into ``target``."""
-    shutil.copytree(source, target / CIFAR_FOLDER)
+def _copy_cifar_folder(source: Path, temp: Path, root: Path) -> None:
+    """Copy an extracted cifar-10-batches-py folder as the (temporary) folder ``temp``."""
+    shutil.copytree(source, temp)
 
 
-def _install_cifar(root: Path, source: Path, fill_temp_dir) -> None:
-    """Put ``source`` into a temp dir in ``root`` with ``fill_temp_dir(source, temp, root)``,
-    verify it, and move the resulting cifar-10-batches-py into place."""
-    root.mkdir(parents=True, exist_ok=True)
-    temp = Path(tempfile.mkdtemp(dir=root, prefix=".cifar-10.", suffix=".part"))
-    try:
-        fill_temp_dir(source, temp, root)
-        _verify_cifar_folder(temp / CIFAR_FOLDER, source, root)
-        os.replace(temp / CIFAR_FOLDER, root / CIFAR_FOLDER)
-    finally:
-        shutil.rmtree(temp, ignore_errors=True)
+def _install_cifar(root: Path, source: Path, fill_folder) -> None:
+    """Create ``<root>/cifar-10-batches-py`` atomically: ``fill_folder(source, temp, root)``
+    creates it as a temporary folder, which is verified, then renamed into place."""
+
+    def write(temp: Path) -> None:
+        fill_folder(source, temp, root)
+        _verify_cifar_folder(temp, source, root)
+
+    atomic_write(root / CIFAR_FOLDER, write)
 
 
 def _verify_cifar_folder(folder: Path, source: Path, root: Path) -> None:
@@ -514,17 +508,25 @@ def _verify_cifar_folder(folder: Path, source: Path, root: Path) -> None:
             raise _damaged_error("cifar10", source, problem, root)
 
 
-def _safe_extract_tar(archive: Path, target: Path, root: Path) -> None:
-    """Extract ``archive`` into ``target``, rejecting absolute, '..' and non-regular members."""
+def _safe_extract_tar(archive: Path, temp: Path, root: Path) -> None:
+    """Extract the cifar-10-batches-py folder of ``archive`` as the (temporary) folder
+    ``temp`` (other members are skipped), rejecting absolute, '..' and non-regular members."""
     try:
         with tarfile.open(archive, "r:gz") as tar:
             members = tar.getmembers()
             for member in members:
                 _check_tar_member(member, archive, root)
+            inside = []
+            for member in members:  # cifar-10-batches-py/<name> is extracted as temp/<name>
+                parts = Path(member.name).parts
+                if len(parts) > 1 and parts[0] == CIFAR_FOLDER:
+                    member.name = Path(*parts[1:]).as_posix()
+                    inside.append(member)
+            temp.mkdir()
             if hasattr(tarfile, "data_filter"):
-                tar.extractall(target, members=members, filter="data")
+                tar.extractall(temp, members=inside, filter="data")
             else:  # pragma: no cover - Python without extraction filters
-                tar.extractall(target, members=members)
+                tar.extractall(temp, members=inside)
     except (tarfile.TarError, *GZIP_ERRORS) as error:
         problem = f"cannot be extracted ({type(error).__name__}: {error})"
         raise _damaged_error("cifar10", archive, problem, root) from error
