@@ -66,11 +66,6 @@ def wall_clock(column: str) -> bool:
     return column.endswith("_s") or "seconds" in column
 
 
-@pytest.fixture(scope="module")
-def repo_copy(tmp_path_factory):
-    return copy_repo(tmp_path_factory.mktemp("faults"))
-
-
 def write_config(repo: Path, name: str, changes: dict) -> str:
     """config/quick.yaml with nested `changes` applied, written as config/<name>.yaml."""
     config = yaml.safe_load((repo / "config/quick.yaml").read_text())
