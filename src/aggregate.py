@@ -28,7 +28,7 @@ RUN_PATH = re.compile(r"runs/(?P<dataset>[^/]+)/(?P<experiment>e\d)/(?P<model>[^
 def path_keys(path: str) -> dict:
     m = RUN_PATH.search(Path(path).as_posix())
     if not m:
-        raise ValueError(f"{path} is not a run file (results/runs/<dataset>/<experiment>/<model>/N<N>/seed<seed>/...)")
+        raise ValueError(f"{path} is not a run file (results/<name>/runs/<dataset>/<experiment>/<model>/N<N>/seed<seed>/...)")
     return {"dataset": m["dataset"], "experiment": m["experiment"], "model": m["model"], "train_size_label": m["N"],
             "seed": int(m["seed"])}
 
@@ -157,7 +157,7 @@ def main(argv=None) -> int:
             for name, files in (("e3_solver_comparison", a.e3_train), ("e3_heldout", a.e3_heldout),
                                 ("e4_adjoint_ablation", a.e4_train), ("e4_heldout", a.e4_heldout))}
     e5_run = {read_json(f)["dataset"]: f for f in a.e5_runs}
-    # results/runs/{dataset}/encoding_convergence.csv
+    # results/<name>/runs/{dataset}/encoding_convergence.csv
     e5 = with_config(with_run_provenance(a.e5, lambda f: e5_run[Path(f).parent.name]), a)
     e6 = with_config(e6_table(a.e6), a)
     e7 = with_config(with_run_provenance(a.e7, lambda f: Path(f).with_name("run.json")), a)
