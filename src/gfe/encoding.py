@@ -249,6 +249,14 @@ def encode(decoder: nn.Module, x: torch.Tensor, *, solver: str = "amd", order: i
         raise ValueError("trace= is recorded by solver='amd' only")
     latent_dim = latent_dim_of(decoder, z0, latent_dim)
     x = check_images(decoder, x, loss, latent_dim=latent_dim)
+    return encode_checked(decoder, x, solver_impl, latent_dim, order=order, tau=tau, z0=z0, loss=loss, seed=seed,
+                          sample_ids=sample_ids, alpha=alpha, trace=trace)
+
+
+def encode_checked(decoder: nn.Module, x: torch.Tensor, solver_impl, latent_dim: int, *, order, tau, z0, loss,
+                   seed, sample_ids, alpha, trace=None) -> Encoding:
+    """`encode` after its checks: x from `check_images`, the solver from `check_encode_options`
+    (callers that have checked both already, e.g. `decoder_loss_and_gradient`, skip them)."""
     flow = build_flow(decoder, x, order=order, loss=loss, alpha=alpha)
     z_start = initial_latents(z0, x.shape[0], latent_dim, seed=seed, sample_ids=sample_ids,
                               dtype=x.dtype, device=x.device)

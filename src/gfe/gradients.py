@@ -15,9 +15,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .encoding import build_flow, check_encode_options, check_images, check_tau, encode, initial_latents, latent_dim_of
+from .encoding import (build_flow, check_encode_options, check_images, check_tau, encode_checked, initial_latents,
+                       latent_dim_of)
 from .losses import resolve_loss
-from .solvers import make_solver
 from .solvers.odeint import _TorchdiffeqSolver
 
 GRADIENT_METHODS = ("approximate", "backprop", "adjoint")
@@ -34,9 +34,9 @@ class DecoderGradient:
     z: torch.Tensor
 
 
-def check_gradient_options(method: str = "approximate", **flow) -> None:
+def check_gradient_options(method: str = "approximate", **flow):
     """Check a decoder-gradient method and its encode options (those of `gfe.encode`)
-    before any decoder or image is at hand; a ValueError names the option."""
+    before any decoder or image is at hand; a ValueError names the option. Returns the solver."""
     if method not in GRADIENT_METHODS:
         raise ValueError(f"method={method!r} is unknown; allowed: {list(GRADIENT_METHODS)}")
     solver_impl = check_encode_options(**flow)
@@ -44,6 +44,7 @@ def check_gradient_options(method: str = "approximate", **flow) -> None:
         raise ValueError(f"method={method!r} needs solver 'euler', 'rk4' or 'dopri5'; "
                          f"{flow.get('solver', 'amd')!r} makes non-differentiable step decisions "
                          "(use method='approximate')")
+    return solver_impl
 
 
 def trainable_parameters(decoder: nn.Module) -> list[torch.nn.Parameter]:
@@ -68,29 +69,28 @@ def decoder_loss_and_gradient(decoder: nn.Module, x: torch.Tensor, *, method: st
         solver, order, tau, z0, loss, seed, sample_ids, alpha, latent_dim, **solver_options:
             those of `gfe.encode`.
     """
-    check_gradient_options(method, solver=solver, order=order, tau=tau, z0=z0, loss=loss, alpha=alpha,
-                           latent_dim=latent_dim, **solver_options)
+    solver_impl = check_gradient_options(method, solver=solver, order=order, tau=tau, z0=z0, loss=loss,
+                                         alpha=alpha, latent_dim=latent_dim, **solver_options)
     params = trainable_parameters(decoder)
     latent_dim = latent_dim_of(decoder, z0, latent_dim)
     x = check_images(decoder, x, loss, latent_dim=latent_dim)
     _, loss_fn = resolve_loss(loss, decoder)
     if method == "approximate":
-        enc = encode(decoder, x, solver=solver, order=order, tau=tau, z0=z0, loss=loss, seed=seed,
-                     sample_ids=sample_ids, alpha=alpha, latent_dim=latent_dim, **solver_options)
+        enc = encode_checked(decoder, x, solver_impl, latent_dim, order=order, tau=tau, z0=z0, loss=loss,
+                             seed=seed, sample_ids=sample_ids, alpha=alpha)
         z, nfe = enc.z.detach(), enc.nfe
     else:
         z_start = initial_latents(z0, x.shape[0], latent_dim, seed=seed, sample_ids=sample_ids,
                                   dtype=x.dtype, device=x.device)
-        z, nfe = _differentiable_encoding(decoder, x, method, solver, order, check_tau(tau), z_start, loss,
-                                          alpha, params, solver_options)
+        z, nfe = _differentiable_encoding(decoder, x, method, solver_impl, order, check_tau(tau), z_start, loss,
+                                          alpha, params)
     with torch.enable_grad():
         losses = loss_fn(decoder(z), x)
         grads = torch.autograd.grad(losses.sum(), params)
     return DecoderGradient(grads=list(grads), loss=losses.detach(), nfe=nfe, z=z.detach())
 
 
-def _differentiable_encoding(decoder, x, method, solver, order, tau, z_start, loss, alpha, params, solver_options):
-    solver_impl = make_solver(solver, **solver_options)
+def _differentiable_encoding(decoder, x, method, solver_impl, order, tau, z_start, loss, alpha, params):
     flow = build_flow(decoder, x, order=order, loss=loss, alpha=alpha)
     with torch.enable_grad():
         zs = solver_impl.integrate(flow, z_start, tau, adjoint_params=tuple(params) if method == "adjoint" else None)
