@@ -1,5 +1,6 @@
 # make venv       .venv with pinned torch/torchvision, then this package with its test extra
 # make data       Fashion-MNIST from Debian's dataset-fashion-mnist package
+# make lint       ruff check and ruff format --check (configured in pyproject.toml)
 # make test       the test suite (make test-fast: the day-to-day tier, pytest -m "not slow")
 # make reproduce  recompute the whole replication from the raw data (--forceall; CORES=all)
 # make figures    rebuild the tables, summary and figures from the committed per-run files
@@ -15,7 +16,7 @@ TORCH ?= torch==2.14.1 torchvision==0.29.1
 FASHION_MNIST ?= /usr/share/datasets/fashion-mnist
 STAMP := $(VENV)/.gfe-installed
 
-.PHONY: venv data test test-fast reproduce figures
+.PHONY: venv data lint test test-fast reproduce figures
 
 venv: $(STAMP)
 
@@ -44,6 +45,10 @@ data:
 		echo "Elsewhere: put the four original .gz files (train-images-idx3-ubyte.gz, ...) there," >&2; \
 		echo "or let torchvision download them where the network allows." >&2; \
 	fi
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 test: venv data
 	$(PY) -m pytest -q

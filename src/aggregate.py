@@ -14,13 +14,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+import wfcommon
 from gfe import io
 
-import wfcommon
-
 KEYS = ["dataset", "experiment", "model", "train_size", "seed"]
-PROVENANCE = ["config_name", "config_hash", "git_commit", "torch_version", "torchdiffeq_version",
-              "snakemake_version", "device"]
+PROVENANCE = [
+    "config_name",
+    "config_hash",
+    "git_commit",
+    "torch_version",
+    "torchdiffeq_version",
+    "snakemake_version",
+    "device",
+]
 RUN_PROVENANCE = [k for k in PROVENANCE if not k.startswith("config_")]  # recorded by each run
 RUN_PATH = re.compile(r"runs/(?P<dataset>[^/]+)/(?P<experiment>e\d)/(?P<model>[^/]+)/N(?P<N>[^/]+)/seed(?P<seed>\d+)/")
 
@@ -28,9 +34,16 @@ RUN_PATH = re.compile(r"runs/(?P<dataset>[^/]+)/(?P<experiment>e\d)/(?P<model>[^
 def path_keys(path: str) -> dict:
     m = RUN_PATH.search(Path(path).as_posix())
     if not m:
-        raise ValueError(f"{path} is not a run file (results/<name>/runs/<dataset>/<experiment>/<model>/N<N>/seed<seed>/...)")
-    return {"dataset": m["dataset"], "experiment": m["experiment"], "model": m["model"], "train_size_label": m["N"],
-            "seed": int(m["seed"])}
+        raise ValueError(
+            f"{path} is not a run file (results/<name>/runs/<dataset>/<experiment>/<model>/N<N>/seed<seed>/...)"
+        )
+    return {
+        "dataset": m["dataset"],
+        "experiment": m["experiment"],
+        "model": m["model"],
+        "train_size_label": m["N"],
+        "seed": int(m["seed"]),
+    }
 
 
 def read_json(path):
@@ -51,19 +64,36 @@ def run_provenance(run: dict) -> dict:
 
 def e1_table(run_files, metric_files, a) -> pd.DataFrame:
     rows = []
-    for run_file, metric_file in zip(run_files, metric_files):
+    for run_file, metric_file in zip(run_files, metric_files, strict=True):
         run, metrics = read_json(run_file), read_json(metric_file)
-        row = {**{k: run[k] for k in KEYS}, "train_size_label": run["train_size_label"],
-               "amd_rule": run["amd_rule"], "batch_size": run["batch_size"], "stop_reason": run["stop_reason"],
-               "steps": run["steps"], "max_steps": run["max_steps"], "images_seen": run["images_seen"],
-               "epochs": run["images_seen"] / run["train_size"], "best_step": run["best_step"],
-               "best_images_seen": run["best_images_seen"], "best_val_loss": run["best_val_loss"],
-               "val_every": run["val_every"], "patience": run["patience"],
-               "min_improvement": run["min_improvement"]}
+        row = {
+            **{k: run[k] for k in KEYS},
+            "train_size_label": run["train_size_label"],
+            "amd_rule": run["amd_rule"],
+            "batch_size": run["batch_size"],
+            "stop_reason": run["stop_reason"],
+            "steps": run["steps"],
+            "max_steps": run["max_steps"],
+            "images_seen": run["images_seen"],
+            "epochs": run["images_seen"] / run["train_size"],
+            "best_step": run["best_step"],
+            "best_images_seen": run["best_images_seen"],
+            "best_val_loss": run["best_val_loss"],
+            "val_every": run["val_every"],
+            "patience": run["patience"],
+            "min_improvement": run["min_improvement"],
+        }
         row.update({k: v for k, v in metrics.items() if k.startswith("test_")})
-        row.update({"final_train_loss": run["final_train_loss"], "train_loss_last10": run["train_loss_last10"],
-                    "train_nfe_mean": run["train_nfe_mean"], "total_params": run["total_params"],
-                    "step_mean_s": run["step_mean_s"], "train_s": run["train_s"]})
+        row.update(
+            {
+                "final_train_loss": run["final_train_loss"],
+                "train_loss_last10": run["train_loss_last10"],
+                "train_nfe_mean": run["train_nfe_mean"],
+                "total_params": run["total_params"],
+                "step_mean_s": run["step_mean_s"],
+                "train_s": run["train_s"],
+            }
+        )
         row.update(run_provenance(run))
         rows.append(row)
     frame = pd.DataFrame(rows).sort_values(["dataset", "model", "train_size", "seed"], kind="stable")
@@ -72,8 +102,13 @@ def e1_table(run_files, metric_files, a) -> pd.DataFrame:
 
 def log_table(files) -> pd.DataFrame:
     """Per-step or validation logs of runs, one frame, with each run's AMD rule."""
-    frames = [pd.read_csv(f).assign(train_size_label=path_keys(f)["train_size_label"],
-                                    amd_rule=read_json(Path(f).with_name("run.json"))["amd_rule"]) for f in files]
+    frames = [
+        pd.read_csv(f).assign(
+            train_size_label=path_keys(f)["train_size_label"],
+            amd_rule=read_json(Path(f).with_name("run.json"))["amd_rule"],
+        )
+        for f in files
+    ]
     frames = [f for f in frames if len(f)]
     if not frames:
         return pd.DataFrame()
@@ -94,8 +129,9 @@ def add_provenance(frame: pd.DataFrame, files, a) -> pd.DataFrame:
     if frame.empty:
         return with_config(frame, a)
     prov = provenance_of(files)
-    extra = pd.DataFrame([prov[(r.dataset, r.experiment, r.model, r.train_size, r.seed)] for r in frame.itertuples()],
-                         index=frame.index)
+    extra = pd.DataFrame(
+        [prov[(r.dataset, r.experiment, r.model, r.train_size, r.seed)] for r in frame.itertuples()], index=frame.index
+    )
     return with_config(pd.concat([frame, extra], axis=1), a)
 
 
@@ -106,8 +142,17 @@ def e6_table(files) -> pd.DataFrame:
         saved = np.load(f)
         prov = run_provenance(read_json(Path(f).with_name("run.json")))
         for i in range(len(saved["reconstructions"])):
-            rows.append({**keys, "image": i, "test_idx": int(saved["test_idx"][i]), "label": int(saved["labels"][i]),
-                         "loss": float(saved["loss"][i]), "npz": Path(f).as_posix(), **prov})
+            rows.append(
+                {
+                    **keys,
+                    "image": i,
+                    "test_idx": int(saved["test_idx"][i]),
+                    "label": int(saved["labels"][i]),
+                    "loss": float(saved["loss"][i]),
+                    "npz": Path(f).as_posix(),
+                    **prov,
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -126,17 +171,37 @@ def authors_points(e2: pd.DataFrame, targets: list[int]) -> pd.DataFrame:
     provenance of the runs (`e2` carries it; one value per column, joined if they differ)."""
     rows = []
     if e2.empty:
-        return pd.DataFrame(columns=["dataset", "model", "amd_rule", "target_images_seen", "images_seen",
-                                     "n_seeds", "loss_mean", "loss_std"])
+        return pd.DataFrame(
+            columns=[
+                "dataset",
+                "model",
+                "amd_rule",
+                "target_images_seen",
+                "images_seen",
+                "n_seeds",
+                "loss_mean",
+                "loss_std",
+            ]
+        )
     for (ds, model, rule), part in e2.groupby(["dataset", "model", "amd_rule"], sort=True, dropna=False):
         prov = {k: "; ".join(sorted(map(str, part[k].unique()))) for k in RUN_PROVENANCE if k in part}
         seen = np.sort(part["images_seen"].unique())
         for target in targets:
             nearest = int(seen[np.abs(seen - target).argmin()])
             losses = part.loc[part["images_seen"] == nearest, "loss_mean"]
-            rows.append({"dataset": ds, "model": model, "amd_rule": rule, "target_images_seen": target,
-                         "images_seen": nearest, "n_seeds": int(losses.size), "loss_mean": float(losses.mean()),
-                         "loss_std": float(losses.std()) if losses.size > 1 else float("nan"), **prov})
+            rows.append(
+                {
+                    "dataset": ds,
+                    "model": model,
+                    "amd_rule": rule,
+                    "target_images_seen": target,
+                    "images_seen": nearest,
+                    "n_seeds": int(losses.size),
+                    "loss_mean": float(losses.mean()),
+                    "loss_std": float(losses.std()) if losses.size > 1 else float("nan"),
+                    **prov,
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -144,8 +209,20 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--config-name", required=True)
     p.add_argument("--config-hash", required=True)
-    for name in ("e1-runs", "e1-metrics", "e2", "e3-train", "e3-heldout", "e4-train", "e4-heldout", "e5",
-                 "e5-runs", "e6", "e7", "tables"):
+    for name in (
+        "e1-runs",
+        "e1-metrics",
+        "e2",
+        "e3-train",
+        "e3-heldout",
+        "e4-train",
+        "e4-heldout",
+        "e5",
+        "e5-runs",
+        "e6",
+        "e7",
+        "tables",
+    ):
         p.add_argument(f"--{name}", nargs="*", default=[])
     p.add_argument("--report-images-seen", type=int, nargs="*", default=[])
     a = p.parse_args(argv)
@@ -153,9 +230,15 @@ def main(argv=None) -> int:
     tables = {Path(t).stem: t for t in a.tables}
     e1 = e1_table(a.e1_runs, a.e1_metrics, a)
     e2 = add_provenance(log_table(a.e2), a.e2, a)
-    logs = {name: add_provenance(log_table(files), files, a)
-            for name, files in (("e3_solver_comparison", a.e3_train), ("e3_heldout", a.e3_heldout),
-                                ("e4_adjoint_ablation", a.e4_train), ("e4_heldout", a.e4_heldout))}
+    logs = {
+        name: add_provenance(log_table(files), files, a)
+        for name, files in (
+            ("e3_solver_comparison", a.e3_train),
+            ("e3_heldout", a.e3_heldout),
+            ("e4_adjoint_ablation", a.e4_train),
+            ("e4_heldout", a.e4_heldout),
+        )
+    }
     e5_run = {read_json(f)["dataset"]: f for f in a.e5_runs}
     # results/<name>/runs/{dataset}/encoding_convergence.csv
     e5 = with_config(with_run_provenance(a.e5, lambda f: e5_run[Path(f).parent.name]), a)
@@ -163,13 +246,30 @@ def main(argv=None) -> int:
     e7 = with_config(with_run_provenance(a.e7, lambda f: Path(f).with_name("run.json")), a)
     run_files = sorted(set(a.e1_runs) | {str(Path(f).with_name("run.json")) for f in a.e3_train + a.e4_train})
     runs = [read_json(f) for f in run_files]
-    params = (pd.DataFrame([{**{k: r[k] for k in ("dataset", "model", "decoder_params", "encoder_params",
-                                                  "total_params")}, **run_provenance(r)} for r in runs])
-              .drop_duplicates(["dataset", "model"]).sort_values(["dataset", "model"]).reset_index(drop=True))
-    outputs = {"e1_data_efficiency": e1, "e2_learning_curves": e2,
-               "e2_authors_points": with_config(authors_points(e2, a.report_images_seen), a), **logs,
-               "e5_encoding_convergence": e5, "e6_reconstructions": e6, "e7_latent_maps": e7,
-               "parameter_counts": with_config(params, a)}
+    params = (
+        pd.DataFrame(
+            [
+                {
+                    **{k: r[k] for k in ("dataset", "model", "decoder_params", "encoder_params", "total_params")},
+                    **run_provenance(r),
+                }
+                for r in runs
+            ]
+        )
+        .drop_duplicates(["dataset", "model"])
+        .sort_values(["dataset", "model"])
+        .reset_index(drop=True)
+    )
+    outputs = {
+        "e1_data_efficiency": e1,
+        "e2_learning_curves": e2,
+        "e2_authors_points": with_config(authors_points(e2, a.report_images_seen), a),
+        **logs,
+        "e5_encoding_convergence": e5,
+        "e6_reconstructions": e6,
+        "e7_latent_maps": e7,
+        "parameter_counts": with_config(params, a),
+    }
     for name, path in tables.items():
         io.write_csv(outputs[name], path)
     return 0

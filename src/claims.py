@@ -75,7 +75,7 @@ def fmt_param(x) -> str:
 
 
 def fmt_interval(mean, low, high) -> str:
-    """"−0.01230 [−0.01500, −0.009600]"; "1.000 [n/a]" where there is no interval."""
+    """ "−0.01230 [−0.01500, −0.009600]"; "1.000 [n/a]" where there is no interval."""
     bounds = "n/a" if pd.isna(low) else f"{fmt(low)}, {fmt(high)}"
     return f"{fmt(mean)} [{bounds}]"
 
@@ -89,17 +89,27 @@ def mean_std(values) -> str:
 
 
 def table(header: list[str], rows: list[list[str]]) -> list[str]:
-    return (["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-            + ["| " + " | ".join(map(str, r)) + " |" for r in rows])
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + [
+        "| " + " | ".join(map(str, r)) + " |" for r in rows
+    ]
 
 
 def render(claims: list[Claim]) -> list[str]:
     """Markdown lines: per claim its heading, statement, criterion, evidence and verdict."""
     lines: list[str] = []
     for c in claims:
-        lines += [f"## Claim {c.label}: {c.title}", "", f"**Claim (papers):** {c.statement}", "",
-                  f"**Criterion:** {c.criterion}", "", *c.evidence, "",
-                  f"**Verdict: {c.verdict}** — {c.reason}", ""]
+        lines += [
+            f"## Claim {c.label}: {c.title}",
+            "",
+            f"**Claim (papers):** {c.statement}",
+            "",
+            f"**Criterion:** {c.criterion}",
+            "",
+            *c.evidence,
+            "",
+            f"**Verdict: {c.verdict}** — {c.reason}",
+            "",
+        ]
     return lines
 
 
@@ -148,8 +158,16 @@ def _steps_text(steps) -> str:
 
 def _make(meta: dict, dataset, evidence, verdict, reason) -> Claim:
     title = meta["title"] if dataset is None else f"{meta['title']} ({dataset})"
-    return Claim(meta["number"], title, meta["statement"], meta["criterion"], list(evidence),
-                 verdict, reason, meta.get("part", ""))
+    return Claim(
+        meta["number"],
+        title,
+        meta["statement"],
+        meta["criterion"],
+        list(evidence),
+        verdict,
+        reason,
+        meta.get("part", ""),
+    )
 
 
 def _each(meta: dict, datasets: list, empty_reason: str, one: Callable[[object], Claim]) -> list[Claim]:
@@ -176,8 +194,9 @@ def _e1_models(part: pd.DataFrame, dataset) -> tuple[list, str]:
 def _e1_pairs(part: pd.DataFrame, n, relative: bool) -> pd.Series:
     """Per seed at N = n: gfe_amd − ae, or (gfe_amd − ae)/ae."""
     at = part[part["train_size"] == n]
-    p = _pair(_per_seed(at[at["model"] == "ae"], "test_loss_mean"),
-              _per_seed(at[at["model"] == "gfe_amd"], "test_loss_mean"))
+    p = _pair(
+        _per_seed(at[at["model"] == "ae"], "test_loss_mean"), _per_seed(at[at["model"] == "gfe_amd"], "test_loss_mean")
+    )
     return (p["b"] - p["a"]) / p["a"] if relative else p["b"] - p["a"]
 
 
@@ -188,14 +207,34 @@ def _e1_table(part: pd.DataFrame, relative: bool) -> list[str]:
     rows = []
     for n, at in models.groupby("train_size", sort=True):
         by = {m: at[at["model"] == m] for m in ("ae", "gfe_amd")}
-        rows.append([str(n), *(mean_std(by[m]["test_loss_mean"]) for m in by),
-                     fmt_interval(*paired_interval(_e1_pairs(part, n, relative))),
-                     *(f"{(by[m]['stop_reason'] == 'plateau').sum()}/{len(by[m])}" for m in by),
-                     *(_count(by[m]["best_step"].mean()) for m in by)])
-    return ["Test loss per sample (lower is better), mean ± std over seeds; the difference is paired by "
-            "seed (same seeds = same training subsets) with its 95% t-interval:", "",
-            *table(["N", "ae", "gfe_amd", f"{diff} [95% CI]", "plateaued ae", "plateaued gfe_amd",
-                    "steps to best ae", "steps to best gfe_amd"], rows), ""]
+        rows.append(
+            [
+                str(n),
+                *(mean_std(by[m]["test_loss_mean"]) for m in by),
+                fmt_interval(*paired_interval(_e1_pairs(part, n, relative))),
+                *(f"{(by[m]['stop_reason'] == 'plateau').sum()}/{len(by[m])}" for m in by),
+                *(_count(by[m]["best_step"].mean()) for m in by),
+            ]
+        )
+    return [
+        "Test loss per sample (lower is better), mean ± std over seeds; the difference is paired by "
+        "seed (same seeds = same training subsets) with its 95% t-interval:",
+        "",
+        *table(
+            [
+                "N",
+                "ae",
+                "gfe_amd",
+                f"{diff} [95% CI]",
+                "plateaued ae",
+                "plateaued gfe_amd",
+                "steps to best ae",
+                "steps to best gfe_amd",
+            ],
+            rows,
+        ),
+        "",
+    ]
 
 
 def _e1_gate(part: pd.DataFrame, n, pairs: pd.Series, hint: str) -> str:
@@ -203,25 +242,36 @@ def _e1_gate(part: pd.DataFrame, n, pairs: pd.Series, hint: str) -> str:
     runs = part[(part["train_size"] == n) & part["model"].isin(["ae", "gfe_amd"])]
     capped = int((runs["stop_reason"] != "plateau").sum())
     if capped:
-        return (f"{capped} of {len(runs)} runs at N = {n} stopped before their validation loss "
-                f"plateaued, so this budget does not test the claim; `{hint}` does.")
+        return (
+            f"{capped} of {len(runs)} runs at N = {n} stopped before their validation loss "
+            f"plateaued, so this budget does not test the claim; `{hint}` does."
+        )
     if len(pairs) < 2:
-        return (f"Only {len(pairs)} seed(s) at N = {n} have runs of both models, too few for an "
-                f"interval; `{hint}` tests the claim.")
+        return (
+            f"Only {len(pairs)} seed(s) at N = {n} have runs of both models, too few for an "
+            f"interval; `{hint}` tests the claim."
+        )
     return ""
 
 
 def claim_few_images(e1: pd.DataFrame, config_hint: str) -> list[Claim]:
     """Claim 1a. e1: one row per run with dataset, model ('ae', 'gfe_amd'; others ignored),
     train_size, seed, stop_reason ('plateau' | 'cap'), steps, best_step, test_loss_mean."""
-    meta = dict(number=1, part="a", title="lower loss from far fewer training images", statement=(
-        "GFE reaches a lower reconstruction loss than the autoencoder from far fewer training images."),
-        criterion=("at the smallest training-set size N with runs of both models, paired by seed, the 95% "
-                   "t-interval of the test-loss difference gfe_amd − ae lies entirely below 0 → supported; "
-                   "entirely above 0 or containing 0 → not supported; not tested at this budget when any "
-                   "run of either model at that N stopped before plateauing, or fewer than 2 seeds pair."))
-    return _each(meta, _datasets(e1), "The E1 table is empty.",
-                 lambda ds: _few_images(meta, _select(e1, ds), ds, config_hint))
+    meta = dict(
+        number=1,
+        part="a",
+        title="lower loss from far fewer training images",
+        statement=("GFE reaches a lower reconstruction loss than the autoencoder from far fewer training images."),
+        criterion=(
+            "at the smallest training-set size N with runs of both models, paired by seed, the 95% "
+            "t-interval of the test-loss difference gfe_amd − ae lies entirely below 0 → supported; "
+            "entirely above 0 or containing 0 → not supported; not tested at this budget when any "
+            "run of either model at that N stopped before plateauing, or fewer than 2 seeds pair."
+        ),
+    )
+    return _each(
+        meta, _datasets(e1), "The E1 table is empty.", lambda ds: _few_images(meta, _select(e1, ds), ds, config_hint)
+    )
 
 
 def _few_images(meta, part, ds, hint) -> Claim:
@@ -237,22 +287,33 @@ def _few_images(meta, part, ds, hint) -> Claim:
     text = fmt_interval(m, lo, hi)
     evidence.append(f"Smallest N = {n}, {len(pairs)} paired seeds: gfe_amd − ae = {text}.")
     if hi < 0:
-        return _make(meta, ds, evidence, SUPPORTED,
-                     f"At N = {n} the interval of gfe_amd − ae ({text}) lies entirely below 0.")
+        return _make(
+            meta, ds, evidence, SUPPORTED, f"At N = {n} the interval of gfe_amd − ae ({text}) lies entirely below 0."
+        )
     why = "lies entirely above 0: GFE's loss is higher" if lo > 0 else "contains 0: no advantage is shown"
     return _make(meta, ds, evidence, NOT_SUPPORTED, f"At N = {n} the interval of gfe_amd − ae ({text}) {why}.")
 
 
 def claim_competitive(e1: pd.DataFrame, config_hint: str, margin: float = 0.05) -> list[Claim]:
     """Claim 1b. e1 as for :func:`claim_few_images`; two-sided on the relative difference."""
-    meta = dict(number=1, part="b", title="competitive when fully trained", statement=(
-        "... and stays competitive when fully trained."),
-        criterion=(f"at the largest N, paired by seed, the 95% t-interval of the relative test-loss difference "
-                   f"(gfe_amd − ae)/ae lies inside [−{fmt_param(margin)}, +{fmt_param(margin)}] → supported; "
-                   f"outside or straddling a bound → not supported; not tested at this budget when any run "
-                   f"at the largest N stopped before plateauing, or fewer than 2 seeds pair."))
-    return _each(meta, _datasets(e1), "The E1 table is empty.",
-                 lambda ds: _competitive(meta, _select(e1, ds), ds, config_hint, margin))
+    meta = dict(
+        number=1,
+        part="b",
+        title="competitive when fully trained",
+        statement=("... and stays competitive when fully trained."),
+        criterion=(
+            f"at the largest N, paired by seed, the 95% t-interval of the relative test-loss difference "
+            f"(gfe_amd − ae)/ae lies inside [−{fmt_param(margin)}, +{fmt_param(margin)}] → supported; "
+            f"outside or straddling a bound → not supported; not tested at this budget when any run "
+            f"at the largest N stopped before plateauing, or fewer than 2 seeds pair."
+        ),
+    )
+    return _each(
+        meta,
+        _datasets(e1),
+        "The E1 table is empty.",
+        lambda ds: _competitive(meta, _select(e1, ds), ds, config_hint, margin),
+    )
 
 
 def _competitive(meta, part, ds, hint, margin) -> Claim:
@@ -268,19 +329,37 @@ def _competitive(meta, part, ds, hint, margin) -> Claim:
     text = fmt_interval(m, lo, hi)
     evidence.append(f"Largest N = {n}, {len(pairs)} paired seeds: (gfe_amd − ae)/ae = {text}.")
     if -margin <= lo and hi <= margin:
-        return _make(meta, ds, evidence, SUPPORTED, f"At N = {n} the interval of the relative difference "
-                     f"({text}) lies inside ±{fmt_param(margin)}.")
+        return _make(
+            meta,
+            ds,
+            evidence,
+            SUPPORTED,
+            f"At N = {n} the interval of the relative difference ({text}) lies inside ±{fmt_param(margin)}.",
+        )
     side = "better (lower loss)" if m < 0 else "worse (higher loss)"
     where = "lies outside" if hi < -margin or lo > margin else "straddles a bound of"
-    return _make(meta, ds, evidence, NOT_SUPPORTED, f"At N = {n} the interval of the relative difference "
-                 f"({text}) {where} ±{fmt_param(margin)}, with GFE {side} on average.")
+    return _make(
+        meta,
+        ds,
+        evidence,
+        NOT_SUPPORTED,
+        f"At N = {n} the interval of the relative difference "
+        f"({text}) {where} ±{fmt_param(margin)}, with GFE {side} on average.",
+    )
 
 
 def claim_half_parameters(e1: pd.DataFrame) -> list[Claim]:
     """Claim 1c. e1 with dataset, model, total_params: gfe_amd/ae in [0.45, 0.55] → supported."""
-    meta = dict(number=1, part="c", title="half the parameters", statement="... with half the parameters.",
-                criterion=("the ratio of total parameters gfe_amd/ae lies in [0.45, 0.55] → supported, "
-                           "otherwise not supported; not tested only when a model is missing."))
+    meta = dict(
+        number=1,
+        part="c",
+        title="half the parameters",
+        statement="... with half the parameters.",
+        criterion=(
+            "the ratio of total parameters gfe_amd/ae lies in [0.45, 0.55] → supported, "
+            "otherwise not supported; not tested only when a model is missing."
+        ),
+    )
     return _each(meta, _datasets(e1), "The E1 table is empty.", lambda ds: _half(meta, _select(e1, ds), ds))
 
 
@@ -292,11 +371,15 @@ def _half(meta, part, ds) -> Claim:
             return _make(meta, ds, [], NOT_TESTED, f"E1 has no {m} parameter count for {ds}.")
         counts[m] = int(values.mode().iloc[0])
     ratio = counts["gfe_amd"] / counts["ae"]
-    evidence = [f"Total parameters: ae {counts['ae']}, gfe_amd {counts['gfe_amd']}; "
-                f"ratio gfe_amd/ae = {fmt(ratio)}."]
+    evidence = [f"Total parameters: ae {counts['ae']}, gfe_amd {counts['gfe_amd']}; ratio gfe_amd/ae = {fmt(ratio)}."]
     ok = 0.45 <= ratio <= 0.55
-    return _make(meta, ds, evidence, SUPPORTED if ok else NOT_SUPPORTED,
-                 f"The ratio {fmt(ratio)} lies {'inside' if ok else 'outside'} [0.45, 0.55].")
+    return _make(
+        meta,
+        ds,
+        evidence,
+        SUPPORTED if ok else NOT_SUPPORTED,
+        f"The ratio {fmt(ratio)} lies {'inside' if ok else 'outside'} [0.45, 0.55].",
+    )
 
 
 # ---------------------------------------------------------------- claim 2 (E4)
@@ -318,8 +401,14 @@ def _difference_at(frame, step, first, second) -> pd.Series:
 
 def _heldout_rows(frame, steps, models, compare) -> list[list[str]]:
     """Per step: loss mean ± std for each model, then compare(frame, step) as an interval."""
-    return [[str(s), *(mean_std(frame.loc[(frame["step"] == s) & (frame["model"] == m), "loss_mean"])
-                       for m in models), fmt_interval(*paired_interval(compare(frame, s)))] for s in steps]
+    return [
+        [
+            str(s),
+            *(mean_std(frame.loc[(frame["step"] == s) & (frame["model"] == m), "loss_mean"]) for m in models),
+            fmt_interval(*paired_interval(compare(frame, s))),
+        ]
+        for s in steps
+    ]
 
 
 def _cost_lines(train, approximate, adjoint) -> list[str]:
@@ -328,58 +417,102 @@ def _cost_lines(train, approximate, adjoint) -> list[str]:
         return ["No per-step training log for this dataset."]
     cos = train.loc[train["model"] == adjoint, "grad_cosine"].dropna()
     sec = {m: train.loc[train["model"] == m, "seconds"].mean() for m in (approximate, adjoint)}
-    return [f"Cosine between the approximate and the adjoint gradient over {len(cos)} steps of the "
-            f"{adjoint} runs: mean {fmt(cos.mean() if len(cos) else None)}, "
-            f"min {fmt(cos.min() if len(cos) else None)}.",
-            f"Seconds per iteration: {approximate} {fmt(sec[approximate])}, {adjoint} {fmt(sec[adjoint])} "
-            f"({adjoint}/{approximate} = {fmt(sec[adjoint] / sec[approximate])})."]
+    return [
+        f"Cosine between the approximate and the adjoint gradient over {len(cos)} steps of the "
+        f"{adjoint} runs: mean {fmt(cos.mean() if len(cos) else None)}, "
+        f"min {fmt(cos.min() if len(cos) else None)}.",
+        f"Seconds per iteration: {approximate} {fmt(sec[approximate])}, {adjoint} {fmt(sec[adjoint])} "
+        f"({adjoint}/{approximate} = {fmt(sec[adjoint] / sec[approximate])}).",
+    ]
 
 
-def claim_adjoint(heldout: pd.DataFrame, train: pd.DataFrame, margin: float = 0.05,
-                  approximate: str = "gfe_rk4", adjoint: str = "gfe_adjoint") -> list[Claim]:
+def claim_adjoint(
+    heldout: pd.DataFrame,
+    train: pd.DataFrame,
+    margin: float = 0.05,
+    approximate: str = "gfe_rk4",
+    adjoint: str = "gfe_adjoint",
+) -> list[Claim]:
     """Claim 2 (E4). heldout: dataset, model, seed, step, loss_mean (one row per run and
     validation point); train: dataset, model, seed, step, seconds, grad_cosine (per step)."""
-    meta = dict(number=2, title="the approximate gradient loses little against the adjoint", statement=(
-        "Training with the approximate gradient (the encoding treated as a constant) loses little "
-        "against the full adjoint."),
-        criterion=(f"at the last validation step common to all runs of both models, paired by seed, the upper "
-                   f"end of the 95% t-interval of the relative held-out loss difference "
-                   f"({approximate} − {adjoint})/{adjoint} is ≤ {fmt_param(margin)} → supported; its lower end "
-                   f"> {fmt_param(margin)} → not supported; straddling {fmt_param(margin)} → not supported "
-                   f"(interval too wide to show it); not tested at this budget when fewer than 2 seeds pair or "
-                   f"the last common step is step 0."))
-    return _each(meta, _datasets(heldout, train), "The E4 tables are empty.", lambda ds: _adjoint(
-        meta, _select(heldout, ds), _select(train, ds), ds, margin, approximate, adjoint))
+    meta = dict(
+        number=2,
+        title="the approximate gradient loses little against the adjoint",
+        statement=(
+            "Training with the approximate gradient (the encoding treated as a constant) loses little "
+            "against the full adjoint."
+        ),
+        criterion=(
+            f"at the last validation step common to all runs of both models, paired by seed, the upper "
+            f"end of the 95% t-interval of the relative held-out loss difference "
+            f"({approximate} − {adjoint})/{adjoint} is ≤ {fmt_param(margin)} → supported; its lower end "
+            f"> {fmt_param(margin)} → not supported; straddling {fmt_param(margin)} → not supported "
+            f"(interval too wide to show it); not tested at this budget when fewer than 2 seeds pair or "
+            f"the last common step is step 0."
+        ),
+    )
+    return _each(
+        meta,
+        _datasets(heldout, train),
+        "The E4 tables are empty.",
+        lambda ds: _adjoint(meta, _select(heldout, ds), _select(train, ds), ds, margin, approximate, adjoint),
+    )
 
 
 def _adjoint(meta, held, train, ds, margin, approximate, adjoint) -> Claim:
     for m in (approximate, adjoint):
         if held.empty or not (held["model"] == m).any():
-            return _make(meta, ds, _cost_lines(train, approximate, adjoint), NOT_TESTED,
-                         f"E4 has no held-out loss of {m} runs for {ds}.")
+            return _make(
+                meta,
+                ds,
+                _cost_lines(train, approximate, adjoint),
+                NOT_TESTED,
+                f"E4 has no held-out loss of {m} runs for {ds}.",
+            )
     held = held[held["model"].isin([approximate, adjoint])]
     steps = _common_steps(held)
     compare = lambda f, s: _relative_at(f, s, approximate, adjoint)  # noqa: E731
-    evidence = ["Held-out loss, mean ± std over seeds, at every validation step common to all runs; "
-                "relative difference paired by seed with its 95% t-interval:", "",
-                *table(["step", approximate, adjoint, f"({approximate} − {adjoint})/{adjoint} [95% CI]"],
-                       _heldout_rows(held, steps, [approximate, adjoint], compare)), "",
-                *_cost_lines(train, approximate, adjoint)]
+    evidence = [
+        "Held-out loss, mean ± std over seeds, at every validation step common to all runs; "
+        "relative difference paired by seed with its 95% t-interval:",
+        "",
+        *table(
+            ["step", approximate, adjoint, f"({approximate} − {adjoint})/{adjoint} [95% CI]"],
+            _heldout_rows(held, steps, [approximate, adjoint], compare),
+        ),
+        "",
+        *_cost_lines(train, approximate, adjoint),
+    ]
     if not steps or steps[-1] == 0:
         return _make(meta, ds, evidence, NOT_TESTED, "The runs share no validation step after step 0.")
     rel = compare(held, steps[-1])
     if len(rel) < 2:
-        return _make(meta, ds, evidence, NOT_TESTED, f"Only {len(rel)} seed(s) pair at step {steps[-1]}, "
-                     "too few for an interval.")
+        return _make(
+            meta,
+            ds,
+            evidence,
+            NOT_TESTED,
+            f"Only {len(rel)} seed(s) pair at step {steps[-1]}, too few for an interval.",
+        )
     m, lo, hi = paired_interval(rel)
     text, at = fmt_interval(m, lo, hi), f"At step {steps[-1]} ({len(rel)} paired seeds) the interval"
     if hi <= margin:
         return _make(meta, ds, evidence, SUPPORTED, f"{at} {text} ends at or below {fmt_param(margin)}.")
     if lo > margin:
-        return _make(meta, ds, evidence, NOT_SUPPORTED, f"{at} {text} lies entirely above {fmt_param(margin)}: "
-                     "the approximate gradient loses more than that.")
-    return _make(meta, ds, evidence, NOT_SUPPORTED, f"{at} {text} straddles {fmt_param(margin)}: too wide to show "
-                 "that the approximate gradient loses little.")
+        return _make(
+            meta,
+            ds,
+            evidence,
+            NOT_SUPPORTED,
+            f"{at} {text} lies entirely above {fmt_param(margin)}: the approximate gradient loses more than that.",
+        )
+    return _make(
+        meta,
+        ds,
+        evidence,
+        NOT_SUPPORTED,
+        f"{at} {text} straddles {fmt_param(margin)}: too wide to show that the approximate gradient loses little.",
+    )
 
 
 # ---------------------------------------------------------------- claim 3 (E3, E5)
@@ -392,7 +525,9 @@ def _curves(e5: pd.DataFrame):
     if e5.empty:
         return []
     keys = [k for k in CURVE if k in e5]
-    return [(dict(zip(keys, key)), g.sort_values("t")) for key, g in e5.groupby(keys, dropna=False, sort=True)]
+    return [
+        (dict(zip(keys, key, strict=True)), g.sort_values("t")) for key, g in e5.groupby(keys, dropna=False, sort=True)
+    ]
 
 
 def _curve_order(key: dict) -> tuple:
@@ -409,35 +544,63 @@ def _e5_lines(e5: pd.DataFrame) -> list[str]:
         if key.get("panel") == "own decoder" and key.get("order") in (1, 2):
             tau = key["tau"] if not pd.isna(key.get("tau", math.nan)) else c["t"].max()
             quarter = c.loc[(c["t"] - tau / 4).abs().idxmin()]
-            own.append([f"{key['order']:.0f}", str(key.get("decoder_model")), str(key.get("solver")),
-                        _steps_text(key.get("steps")), fmt(tau),
-                        f"{fmt(quarter['loss_mean'])} (t = {fmt(quarter['t'])})", final])
+            own.append(
+                [
+                    f"{key['order']:.0f}",
+                    str(key.get("decoder_model")),
+                    str(key.get("solver")),
+                    _steps_text(key.get("steps")),
+                    fmt(tau),
+                    f"{fmt(quarter['loss_mean'])} (t = {fmt(quarter['t'])})",
+                    final,
+                ]
+            )
         elif key.get("panel") == "common decoder" and key.get("solver") == "rk4":
             common.append([f"{key['order']:.0f}", fmt(key.get("tau")), _steps_text(key.get("steps")), final])
     lines = []
     if own:
-        lines += ["", "E5, each flow on the decoder it trained (evidence only):", "",
-                  *table(["order", "decoder", "solver", "steps", "τ", "loss at τ/4", "final loss"], own)]
+        lines += [
+            "",
+            "E5, each flow on the decoder it trained (evidence only):",
+            "",
+            *table(["order", "decoder", "solver", "steps", "τ", "loss at τ/4", "final loss"], own),
+        ]
     if common:
-        lines += ["", "E5, common decoder, rk4, final loss (evidence only):", "",
-                  *table(["order", "τ", "steps", "final loss"], common)]
+        lines += [
+            "",
+            "E5, common decoder, rk4, final loss (evidence only):",
+            "",
+            *table(["order", "τ", "steps", "final loss"], common),
+        ]
     return lines or ["", "No E5 curves for this dataset."]
 
 
-def claim_second_order(heldout: pd.DataFrame, e5: pd.DataFrame, first: str = "gfe_rk4",
-                       second: str = "gfe_2nd") -> list[Claim]:
+def claim_second_order(
+    heldout: pd.DataFrame, e5: pd.DataFrame, first: str = "gfe_rk4", second: str = "gfe_2nd"
+) -> list[Claim]:
     """Claim 3 (E3). heldout: dataset, model, seed, step, loss_mean; e5: dataset, panel, decoder_model,
     solver, order, steps, tau, t, nfe_mean, loss_mean (evidence only)."""
-    meta = dict(number=3, title="the second-order flow converges faster per iteration", statement=(
-        "The second-order (Nesterov) flow converges faster per iteration than the first-order gradient flow."),
-        criterion=(f"{second} and {first} train from the same initial decoder on the same batches; per seed, "
-                   f"the mean held-out loss over all validation steps after step 0 common to all runs (a "
-                   f"discrete area under the learning curve: lower means faster per iteration); the 95% paired "
-                   f"t-interval of ({second} − {first}) lies entirely below 0 → supported; otherwise not "
-                   f"supported; not tested at this budget when fewer than 2 seeds pair or fewer than 2 common "
-                   f"steps follow step 0."))
-    return _each(meta, _datasets(heldout, e5), "The E3 held-out table and the E5 table are empty.",
-                 lambda ds: _second_order(meta, _select(heldout, ds), _select(e5, ds), ds, first, second))
+    meta = dict(
+        number=3,
+        title="the second-order flow converges faster per iteration",
+        statement=(
+            "The second-order (Nesterov) flow converges faster per iteration than the first-order gradient flow."
+        ),
+        criterion=(
+            f"{second} and {first} train from the same initial decoder on the same batches; per seed, "
+            f"the mean held-out loss over all validation steps after step 0 common to all runs (a "
+            f"discrete area under the learning curve: lower means faster per iteration); the 95% paired "
+            f"t-interval of ({second} − {first}) lies entirely below 0 → supported; otherwise not "
+            f"supported; not tested at this budget when fewer than 2 seeds pair or fewer than 2 common "
+            f"steps follow step 0."
+        ),
+    )
+    return _each(
+        meta,
+        _datasets(heldout, e5),
+        "The E3 held-out table and the E5 table are empty.",
+        lambda ds: _second_order(meta, _select(heldout, ds), _select(e5, ds), ds, first, second),
+    )
 
 
 def _second_order(meta, held, e5, ds, first, second) -> Claim:
@@ -448,27 +611,43 @@ def _second_order(meta, held, e5, ds, first, second) -> Claim:
     steps = _common_steps(held)
     shown = sorted({steps[int(round(i))] for i in np.linspace(0, len(steps) - 1, min(6, len(steps)))})
     compare = lambda f, s: _difference_at(f, s, first, second)  # noqa: E731
-    evidence = ["Held-out loss, mean ± std over seeds, at matched validation steps; difference paired by seed "
-                "with its 95% t-interval:", "",
-                *table(["step", first, second, f"{second} − {first} [95% CI]"],
-                       _heldout_rows(held, shown, [first, second], compare))]
+    evidence = [
+        "Held-out loss, mean ± std over seeds, at matched validation steps; difference paired by seed "
+        "with its 95% t-interval:",
+        "",
+        *table(
+            ["step", first, second, f"{second} − {first} [95% CI]"],
+            _heldout_rows(held, shown, [first, second], compare),
+        ),
+    ]
     after = [s for s in steps if s > 0]
     later = held[held["step"].isin(after)]
-    pairs = _pair(_per_seed(later[later["model"] == first], "loss_mean"),
-                  _per_seed(later[later["model"] == second], "loss_mean"))
+    pairs = _pair(
+        _per_seed(later[later["model"] == first], "loss_mean"), _per_seed(later[later["model"] == second], "loss_mean")
+    )
     diff = pairs["b"] - pairs["a"]
     m, lo, hi = paired_interval(diff)
     text = fmt_interval(m, lo, hi)
-    evidence += ["", f"Mean held-out loss over the {len(after)} matched steps after 0, {second} − {first}, "
-                     f"{len(diff)} paired seeds: {text}.", *_e5_lines(e5)]
+    evidence += [
+        "",
+        f"Mean held-out loss over the {len(after)} matched steps after 0, {second} − {first}, "
+        f"{len(diff)} paired seeds: {text}.",
+        *_e5_lines(e5),
+    ]
     if len(after) < 2:
-        return _make(meta, ds, evidence, NOT_TESTED, f"Only {len(after)} matched validation step(s) follow "
-                     "step 0, too few for a learning curve.")
+        return _make(
+            meta,
+            ds,
+            evidence,
+            NOT_TESTED,
+            f"Only {len(after)} matched validation step(s) follow step 0, too few for a learning curve.",
+        )
     if len(diff) < 2:
         return _make(meta, ds, evidence, NOT_TESTED, f"Only {len(diff)} seed(s) pair, too few for an interval.")
     if hi < 0:
-        return _make(meta, ds, evidence, SUPPORTED, f"The interval of the area difference ({text}) lies entirely "
-                     "below 0.")
+        return _make(
+            meta, ds, evidence, SUPPORTED, f"The interval of the area difference ({text}) lies entirely below 0."
+        )
     why = "lies entirely above 0: the second-order flow is slower" if lo > 0 else "contains 0: no speed-up is shown"
     return _make(meta, ds, evidence, NOT_SUPPORTED, f"The interval of the area difference ({text}) {why}.")
 
@@ -479,13 +658,18 @@ def _second_order(meta, held, e5, ds, first, second) -> Claim:
 def claim_amd_robust(e5: pd.DataFrame) -> list[Claim]:
     """Claim 4 (E5). e5: dataset, panel, solver ('rk4' | 'amd'), order, steps (NaN for amd), tau, t,
     nfe_mean, loss_mean; uses the 'common decoder' panel, first order (AMD with order 1 or NaN)."""
-    meta = dict(number=4, title="AMD is robust to the step size", statement=(
-        "AMD is robust where fixed-step solvers are sensitive to the step size."),
-        criterion=("on the common decoder at the largest τ, the final losses (at the largest t of each curve) of "
-                   "the first-order rk4 runs with different step counts spread by more than 1% of the best of "
-                   "them, and AMD's final loss is at most 1% above the best rk4 result → supported; rk4 spread "
-                   "≤ 1% → not tested at this budget (no sensitivity shown at these steps); otherwise not "
-                   "supported."))
+    meta = dict(
+        number=4,
+        title="AMD is robust to the step size",
+        statement=("AMD is robust where fixed-step solvers are sensitive to the step size."),
+        criterion=(
+            "on the common decoder at the largest τ, the final losses (at the largest t of each curve) of "
+            "the first-order rk4 runs with different step counts spread by more than 1% of the best of "
+            "them, and AMD's final loss is at most 1% above the best rk4 result → supported; rk4 spread "
+            "≤ 1% → not tested at this budget (no sensitivity shown at these steps); otherwise not "
+            "supported."
+        ),
+    )
     return _each(meta, _datasets(e5), "The E5 table is empty.", lambda ds: _amd(meta, _select(e5, ds), ds))
 
 
@@ -502,8 +686,9 @@ def _amd(meta, e5, ds) -> Claim:
         return _make(meta, ds, [], NOT_TESTED, f"E5 has no first-order rk4 curves on the common decoder for {ds}.")
     tau = rk4["tau"].max()
     rk4 = rk4[np.isclose(rk4["tau"], tau)]
-    amd = common[(common["solver"] == "amd") & np.isclose(common["tau"], tau)
-                 & (common["order"].isna() | (common["order"] == 1))]
+    amd = common[
+        (common["solver"] == "amd") & np.isclose(common["tau"], tau) & (common["order"].isna() | (common["order"] == 1))
+    ]
     finals = {s: _final(c) for s, c in rk4.groupby("steps", sort=True)}
     rows = [["rk4", _steps_text(s), fmt(loss), fmt(nfe)] for s, (loss, nfe) in finals.items()]
     amd_loss, amd_nfe = _final(amd) if not amd.empty else (math.nan, math.nan)
@@ -511,24 +696,44 @@ def _amd(meta, e5, ds) -> Claim:
     losses = [loss for loss, _ in finals.values()]
     best, spread = min(losses), max(losses) - min(losses)
     pct, amd_pct = (100 * spread / best, 100 * (amd_loss / best - 1)) if best > 0 else (math.inf, math.nan)
-    evidence = [f"Common decoder, first-order flow, τ = {fmt(tau)}: final loss and NFE per image at the last t:", "",
-                *table(["solver", "steps", "final loss", "NFE"], rows), "",
-                f"rk4 spread (max − min) {fmt(spread)} = {fmt(pct)}% of the best rk4 result {fmt(best)}; "
-                f"(AMD − best)/best = {fmt(amd_pct)}%."]
+    evidence = [
+        f"Common decoder, first-order flow, τ = {fmt(tau)}: final loss and NFE per image at the last t:",
+        "",
+        *table(["solver", "steps", "final loss", "NFE"], rows),
+        "",
+        f"rk4 spread (max − min) {fmt(spread)} = {fmt(pct)}% of the best rk4 result {fmt(best)}; "
+        f"(AMD − best)/best = {fmt(amd_pct)}%.",
+    ]
     if len(finals) < 2:
-        return _make(meta, ds, evidence, NOT_TESTED, f"Only one rk4 step count at τ = {fmt(tau)}, so no "
-                     "step-size sensitivity can be shown.")
+        return _make(
+            meta,
+            ds,
+            evidence,
+            NOT_TESTED,
+            f"Only one rk4 step count at τ = {fmt(tau)}, so no step-size sensitivity can be shown.",
+        )
     if spread <= 0.01 * best:
-        return _make(meta, ds, evidence, NOT_TESTED, f"The rk4 final losses over {len(finals)} step counts spread "
-                     f"by {fmt(pct)}% ≤ 1% of the best, so no step-size sensitivity is shown at these steps.")
+        return _make(
+            meta,
+            ds,
+            evidence,
+            NOT_TESTED,
+            f"The rk4 final losses over {len(finals)} step counts spread "
+            f"by {fmt(pct)}% ≤ 1% of the best, so no step-size sensitivity is shown at these steps.",
+        )
     if amd.empty:
         return _make(meta, ds, evidence, NOT_TESTED, f"E5 has no AMD curve on the common decoder at τ = {fmt(tau)}.")
     ok = amd_loss <= 1.01 * best
     side = f"{fmt(abs(amd_pct))}% {'above' if amd_pct > 0 else 'below'}"
     within = "within the 1% allowed" if ok else "beyond the 1% allowed"
-    return _make(meta, ds, evidence, SUPPORTED if ok else NOT_SUPPORTED,
-                 f"rk4's final loss varies by {fmt(pct)}% with the step count, and AMD ends {side} the best rk4 "
-                 f"result ({within}).")
+    return _make(
+        meta,
+        ds,
+        evidence,
+        SUPPORTED if ok else NOT_SUPPORTED,
+        f"rk4's final loss varies by {fmt(pct)}% with the step count, and AMD ends {side} the best rk4 "
+        f"result ({within}).",
+    )
 
 
 # ---------------------------------------------------------------- all
@@ -536,6 +741,11 @@ def _amd(meta, e5, ds) -> Claim:
 
 def all_claims(e1, e3_heldout, e4_heldout, e4_train, e5, config_hint: str) -> list[Claim]:
     """Claims 1a, 1b, 1c, 2, 3, 4 in that order, one per dataset each."""
-    return [*claim_few_images(e1, config_hint), *claim_competitive(e1, config_hint),
-            *claim_half_parameters(e1), *claim_adjoint(e4_heldout, e4_train),
-            *claim_second_order(e3_heldout, e5), *claim_amd_robust(e5)]
+    return [
+        *claim_few_images(e1, config_hint),
+        *claim_competitive(e1, config_hint),
+        *claim_half_parameters(e1),
+        *claim_adjoint(e4_heldout, e4_train),
+        *claim_second_order(e3_heldout, e5),
+        *claim_amd_robust(e5),
+    ]

@@ -15,9 +15,8 @@ import pandas as pd
 from sklearn.manifold import TSNE
 from threadpoolctl import threadpool_limits
 
-from gfe import io
-
 import wfcommon
+from gfe import io
 
 SPLIT_KEYS = {"test_idx": "test", "train_idx": "train"}
 # The authors' t-SNE settings; the perplexity comes from the command line.
@@ -57,9 +56,21 @@ def main(argv=None) -> int:
     idx, split = image_indices(saved)
     with threadpool_limits(a.threads):
         xy, perplexity = embed(z, a.perplexity)
-    table = pd.DataFrame({"dataset": a.dataset, "model": a.model, "train_size": a.train_size, "seed": a.seed,
-                          "image": np.arange(len(z)), "split": split, "image_idx": idx[: len(z)], "label": labels,
-                          "tsne_x": xy[:, 0], "tsne_y": xy[:, 1], "perplexity": perplexity})
+    table = pd.DataFrame(
+        {
+            "dataset": a.dataset,
+            "model": a.model,
+            "train_size": a.train_size,
+            "seed": a.seed,
+            "image": np.arange(len(z)),
+            "split": split,
+            "image_idx": idx[: len(z)],
+            "label": labels,
+            "tsne_x": xy[:, 0],
+            "tsne_y": xy[:, 1],
+            "perplexity": perplexity,
+        }
+    )
     io.write_csv(table, a.output)
     log.info("t-SNE of %d %s latents of %s/%s", len(z), split, a.dataset, a.model)
     return 0

@@ -29,15 +29,27 @@ import pandas as pd
 import torch
 
 import gfe
+import wfcommon
 from gfe import io
 from gfe.encoding import build_flow, initial_latents
 from gfe.solvers import FlowDivergedError
 from gfe.solvers.odeint import FixedStepSolver
 
-import wfcommon
-
-COLUMNS = ["dataset", "panel", "decoder_model", "solver", "order", "steps", "tau", "n_images", "z0", "t",
-           "nfe_mean", "loss_mean", "loss_std"]
+COLUMNS = [
+    "dataset",
+    "panel",
+    "decoder_model",
+    "solver",
+    "order",
+    "steps",
+    "tau",
+    "n_images",
+    "z0",
+    "t",
+    "nfe_mean",
+    "loss_mean",
+    "loss_std",
+]
 OWN, COMMON = "own decoder", "common decoder"
 AMD_GRID_POINTS = 120
 FLOW_KEYS = ("solver", "order", "tau", "z0", "loss")
@@ -75,8 +87,9 @@ def fixed_step_curve(decoder, x, z0, *, order, tau, steps, loss, alpha=1.0):
             zs = z0[None]
             if diverged_at > 1:
                 try:
-                    zs = _PrefixRK4(steps, diverged_at - 1).integrate(build_flow(decoder, x, order=order, loss=loss,
-                                                                                 alpha=alpha), z0, tau)
+                    zs = _PrefixRK4(steps, diverged_at - 1).integrate(
+                        build_flow(decoder, x, order=order, loss=loss, alpha=alpha), z0, tau
+                    )
                 except FlowDivergedError:
                     diverged_at = 1
     losses = _losses_along(flow, zs)
@@ -123,8 +136,14 @@ def amd_curve(decoder, x, z0, *, tau, loss, options, grid):
         k = np.clip(np.searchsorted(t_i, grid, side="right") - 1, 0, len(t_i) - 1)
         loss_at[:, i] = np.asarray(ls[i])[k]
         nfe_at[:, i] = np.asarray(ns[i])[k]
-    return pd.DataFrame({"t": grid, "nfe_mean": nfe_at.mean(1), "loss_mean": loss_at.mean(1),
-                         "loss_std": loss_at.std(1, ddof=1) if b > 1 else np.nan})
+    return pd.DataFrame(
+        {
+            "t": grid,
+            "nfe_mean": nfe_at.mean(1),
+            "loss_mean": loss_at.mean(1),
+            "loss_std": loss_at.std(1, ddof=1) if b > 1 else np.nan,
+        }
+    )
 
 
 def amd_grid(tau: float) -> np.ndarray:
@@ -136,15 +155,23 @@ def rk4_settings(name: str, settings: dict, ds: dict) -> dict:
     extra = {k: v for k, v in options.items() if k not in (*FLOW_KEYS, "steps", "conv_tol", "alpha")}
     if extra or "steps" not in options:
         raise ValueError(f"model {name}: rk4 takes solver_options {{steps}} here; got {settings.get('solver_options')}")
-    return {"order": int(options["order"]), "tau": options["tau"], "steps": int(options["steps"]),
-            "z0": options["z0"], "alpha": float(options.get("alpha", 1.0))}
+    return {
+        "order": int(options["order"]),
+        "tau": options["tau"],
+        "steps": int(options["steps"]),
+        "z0": options["z0"],
+        "alpha": float(options.get("alpha", 1.0)),
+    }
 
 
 def amd_settings(settings: dict, ds: dict) -> dict:
     """AMD's tau, z0 and options for a model, with its per-sample rule (as at evaluation)."""
     options = wfcommon.evaluation_flow(wfcommon.flow_options(settings, ds))
-    return {"tau": options["tau"], "z0": options["z0"],
-            "options": {k: v for k, v in options.items() if k not in FLOW_KEYS}}
+    return {
+        "tau": options["tau"],
+        "z0": options["z0"],
+        "options": {k: v for k, v in options.items() if k not in FLOW_KEYS},
+    }
 
 
 def parse_own(values: list[str]) -> list[tuple[str, str]]:
@@ -161,18 +188,30 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--prepared", required=True, help="prepared dataset file (prepare_data.py)")
     p.add_argument("--dataset", required=True)
-    p.add_argument("--dataset-settings", required=True, help="JSON: the dataset's settings (latent_dim, loss, amd_options)")
+    p.add_argument(
+        "--dataset-settings", required=True, help="JSON: the dataset's settings (latent_dim, loss, amd_options)"
+    )
     p.add_argument("--model-settings", required=True, help="JSON: {model name: its settings}")
-    p.add_argument("--own", action="append", default=[], metavar="MODEL=MODEL_FILE",
-                   help="a model encoded by its own flow on its own decoder (repeatable)")
+    p.add_argument(
+        "--own",
+        action="append",
+        default=[],
+        metavar="MODEL=MODEL_FILE",
+        help="a model encoded by its own flow on its own decoder (repeatable)",
+    )
     p.add_argument("--common", required=True, metavar="MODEL_FILE", help="the decoder of the 'common decoder' panel")
     p.add_argument("--common-model", required=True, metavar="NAME", help="the model name of --common")
     p.add_argument("--n-images", type=int, required=True, help="the first N test images")
     p.add_argument("--tau", type=float, required=True, help="tau of the common-decoder rk4 step-count curves")
     p.add_argument("--steps", type=int, required=True, help="rk4 steps of the common-decoder curves")
     p.add_argument("--coarse-steps", type=int, nargs="*", default=[], help="coarser first-order rk4 curves at --tau")
-    p.add_argument("--tau-sweep", type=float, nargs="*", default=[],
-                   help="taus of the common-decoder rk4 curves, order 1 and 2, with --steps")
+    p.add_argument(
+        "--tau-sweep",
+        type=float,
+        nargs="*",
+        default=[],
+        help="taus of the common-decoder rk4 curves, order 1 and 2, with --steps",
+    )
     p.add_argument("--z0", default="zeros", choices=["zeros", "uniform"], help="z(0) of the common-decoder curves")
     p.add_argument("--seed", type=int, default=0, help="seed of a uniform z(0)")
     p.add_argument("--output", required=True)
@@ -201,31 +240,48 @@ def main(argv=None) -> int:
         return initial_latents(rule, x.shape[0], latent_dim, seed=a.seed)
 
     def add_rk4(panel, decoder_name, decoder, *, order, tau, steps, z0, alpha=1.0):
-        frame, diverged_at = fixed_step_curve(decoder, x, z_start(z0), order=order, tau=tau, steps=steps,
-                                              loss=loss, alpha=alpha)
+        frame, diverged_at = fixed_step_curve(
+            decoder, x, z_start(z0), order=order, tau=tau, steps=steps, loss=loss, alpha=alpha
+        )
         label = f"{panel} | {decoder_name} decoder, order {order}, rk4 {steps} steps, tau {tau:g}, z0 {z0}"
         if diverged_at is None:
             log.info("%s: final loss %.5f (NFE %d)", label, frame["loss_mean"].iloc[-1], 4 * steps)
         else:
             last = frame["loss_mean"].iloc[diverged_at - 1]
-            log.warning("%s: DIVERGED at step %d of %d (t = %g): last finite loss %.5f at step %d; "
-                        "the %d points from step %d on are written with loss_mean = inf", label, diverged_at, steps,
-                        tau * diverged_at / steps, last, diverged_at - 1, steps + 1 - diverged_at, diverged_at)
-        frames.append(frame.assign(panel=panel, decoder_model=decoder_name, solver="rk4", order=order,
-                                   steps=steps, tau=float(tau), z0=z0))
+            log.warning(
+                "%s: DIVERGED at step %d of %d (t = %g): last finite loss %.5f at step %d; "
+                "the %d points from step %d on are written with loss_mean = inf",
+                label,
+                diverged_at,
+                steps,
+                tau * diverged_at / steps,
+                last,
+                diverged_at - 1,
+                steps + 1 - diverged_at,
+                diverged_at,
+            )
+        frames.append(
+            frame.assign(
+                panel=panel, decoder_model=decoder_name, solver="rk4", order=order, steps=steps, tau=float(tau), z0=z0
+            )
+        )
 
     def add_amd(panel, decoder_name, decoder, *, tau, z0, options):
         grid = amd_grid(tau)
         label = f"{panel} | {decoder_name} decoder, AMD, tau {tau:g}, z0 {z0}"
         try:
             frame = amd_curve(decoder, x, z_start(z0), tau=tau, loss=loss, options=options, grid=grid)
-            log.info("%s: final loss %.5f (mean NFE %.1f)", label, frame["loss_mean"].iloc[-1],
-                     frame["nfe_mean"].iloc[-1])
+            log.info(
+                "%s: final loss %.5f (mean NFE %.1f)", label, frame["loss_mean"].iloc[-1], frame["nfe_mean"].iloc[-1]
+            )
         except FlowDivergedError as error:  # AMD rejects non-finite steps; only its start can fail
             log.warning("%s: DIVERGED (%s); all %d points are written with loss_mean = inf", label, error, len(grid))
             frame = pd.DataFrame({"t": grid, "nfe_mean": np.nan, "loss_mean": np.inf, "loss_std": np.nan})
-        frames.append(frame.assign(panel=panel, decoder_model=decoder_name, solver="amd", order=1, steps=pd.NA,
-                                   tau=float(tau), z0=z0))
+        frames.append(
+            frame.assign(
+                panel=panel, decoder_model=decoder_name, solver="amd", order=1, steps=pd.NA, tau=float(tau), z0=z0
+            )
+        )
 
     # Panel 'own decoder': each model's own flow on its own decoder.
     for name, path in own:
@@ -264,8 +320,12 @@ def main(argv=None) -> int:
     table["steps"] = table["steps"].astype("Int64")
     table["order"] = table["order"].astype(int)
     io.write_csv(table[COLUMNS], a.output)
-    log.info("%d curves, %d rows -> %s", table.groupby(["panel", "decoder_model", "solver", "order", "steps", "tau",
-                                                        "z0"], dropna=False).ngroups, len(table), a.output)
+    log.info(
+        "%d curves, %d rows -> %s",
+        table.groupby(["panel", "decoder_model", "solver", "order", "steps", "tau", "z0"], dropna=False).ngroups,
+        len(table),
+        a.output,
+    )
     return 0
 
 

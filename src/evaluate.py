@@ -17,12 +17,11 @@ import sys
 import numpy as np
 import torch
 
+import wfcommon
 from gfe import io
 from gfe.devices import resolve_device
 from gfe.evaluation import evaluate
 from gfe.models import to_images
-
-import wfcommon
 
 
 def main(argv=None) -> int:
@@ -37,8 +36,13 @@ def main(argv=None) -> int:
     p.add_argument("--n-latents", type=int, default=1000)
     p.add_argument("--n-recon", type=int, default=8)
     p.add_argument("--device", default="cpu")
-    p.add_argument("--latents-of-training", type=int, default=0, metavar="N",
-                   help="encode the first N training images of the run instead of the test subset")
+    p.add_argument(
+        "--latents-of-training",
+        type=int,
+        default=0,
+        metavar="N",
+        help="encode the first N training images of the run instead of the test subset",
+    )
     p.add_argument("--metrics", default=None, help="test mode: the metrics JSON")
     p.add_argument("--outputs", required=True)
     p.add_argument("--threads", type=int, default=1)
@@ -63,11 +67,23 @@ def main(argv=None) -> int:
     with torch.no_grad():
         recon = to_images(decoder(result.z[:n_recon].to(device)), decoder.output).cpu()
     n_lat = min(a.n_latents, len(images))
-    io.write_npz(a.outputs, z=result.z[:n_lat].cpu().numpy(), labels=prepared["test_labels"][:n_lat].numpy(),
-                 test_idx=prepared["test_idx"][:n_lat].numpy(), loss=result.loss[:n_lat].cpu().numpy(),
-                 images=prepared["test_images"][:n_recon].numpy(), reconstructions=recon.numpy().astype(np.float32))
-    log.info("%s: test loss %.5f (n=%d, nfe %.1f, %.1f s)", keys, summary["loss_mean"], summary["n_images"],
-             summary["nfe_mean"], summary["seconds"])
+    io.write_npz(
+        a.outputs,
+        z=result.z[:n_lat].cpu().numpy(),
+        labels=prepared["test_labels"][:n_lat].numpy(),
+        test_idx=prepared["test_idx"][:n_lat].numpy(),
+        loss=result.loss[:n_lat].cpu().numpy(),
+        images=prepared["test_images"][:n_recon].numpy(),
+        reconstructions=recon.numpy().astype(np.float32),
+    )
+    log.info(
+        "%s: test loss %.5f (n=%d, nfe %.1f, %.1f s)",
+        keys,
+        summary["loss_mean"],
+        summary["n_images"],
+        summary["nfe_mean"],
+        summary["seconds"],
+    )
     return 0
 
 
@@ -76,10 +92,19 @@ def training_latents(a, prepared, run, decoder, encoder, flow, device, log) -> i
     order = prepared["subset_order"][str(run["seed"])][: min(a.latents_of_training, run["train_size"])]
     images = prepared["train_images"][order].to(device)
     result = evaluate(decoder, images, encoder=encoder, flow=flow, batch_size=a.batch_size, seed=a.eval_seed)
-    io.write_npz(a.outputs, z=result.z.cpu().numpy(), labels=prepared["train_labels"][order].numpy(),
-                 train_idx=prepared["train_idx"][order].numpy())
-    log.info("encoded %d training images of %s/%s (loss %.5f)", len(order), run["dataset"], run["model"],
-             float(result.loss.double().mean()))
+    io.write_npz(
+        a.outputs,
+        z=result.z.cpu().numpy(),
+        labels=prepared["train_labels"][order].numpy(),
+        train_idx=prepared["train_idx"][order].numpy(),
+    )
+    log.info(
+        "encoded %d training images of %s/%s (loss %.5f)",
+        len(order),
+        run["dataset"],
+        run["model"],
+        float(result.loss.double().mean()),
+    )
     return 0
 
 

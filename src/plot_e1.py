@@ -17,22 +17,40 @@ def main(argv=None):
     a = p.parse_args(argv)
     t = pd.read_csv(a.table)
     datasets = sorted(t["dataset"].unique())
-    fig, axes = plt.subplots(len(datasets), 2, figsize=(9, 3.6 * len(datasets)), squeeze=False,
-                             layout="constrained")
-    for (loss_ax, seen_ax), ds in zip(axes, datasets):
+    fig, axes = plt.subplots(len(datasets), 2, figsize=(9, 3.6 * len(datasets)), squeeze=False, layout="constrained")
+    for (loss_ax, seen_ax), ds in zip(axes, datasets, strict=True):
         part = t[t["dataset"] == ds]
         for model, g in part.groupby("model"):
             color = plotstyle.COLORS.get(model)
-            s = g.groupby("train_size").agg(loss=("test_loss_mean", "mean"), std=("test_loss_mean", "std"),
-                                            seen=("best_images_seen", "mean"), seen_std=("best_images_seen", "std"),
-                                            capped=("stop_reason", lambda r: int((r != "plateau").sum())))
+            s = g.groupby("train_size").agg(
+                loss=("test_loss_mean", "mean"),
+                std=("test_loss_mean", "std"),
+                seen=("best_images_seen", "mean"),
+                seen_std=("best_images_seen", "std"),
+                capped=("stop_reason", lambda r: int((r != "plateau").sum())),
+            )
             s = s.fillna(0).reset_index()
             for ax, y, err in ((loss_ax, "loss", "std"), (seen_ax, "seen", "seen_std")):
-                ax.errorbar(s["train_size"], s[y], yerr=s[err], marker="o", capsize=3, color=color,
-                            ls=":" if model in plotstyle.BEYOND_THE_PAPERS else "-", label=plotstyle.model_label(model))
+                ax.errorbar(
+                    s["train_size"],
+                    s[y],
+                    yerr=s[err],
+                    marker="o",
+                    capsize=3,
+                    color=color,
+                    ls=":" if model in plotstyle.BEYOND_THE_PAPERS else "-",
+                    label=plotstyle.model_label(model),
+                )
                 capped = s[s["capped"] > 0]
-                ax.plot(capped["train_size"], capped[y], "o", mfc="white", color=color, ms=9,
-                        label=f"{model}: some runs hit the step cap" if len(capped) else None)
+                ax.plot(
+                    capped["train_size"],
+                    capped[y],
+                    "o",
+                    mfc="white",
+                    color=color,
+                    ms=9,
+                    label=f"{model}: some runs hit the step cap" if len(capped) else None,
+                )
         for ax in (loss_ax, seen_ax):
             ax.set_xscale("log")
             ax.set_xticks(sorted(part["train_size"].unique()))

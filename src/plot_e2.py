@@ -22,20 +22,26 @@ def main(argv=None):
     t = pd.read_csv(a.table)
     points = pd.read_csv(a.points) if a.points else None
     datasets = sorted(t["dataset"].unique())
-    fig, axes = plt.subplots(len(datasets), 2, figsize=(10, 3.8 * len(datasets)), squeeze=False,
-                             layout="constrained")
-    for row, ds in zip(axes, datasets):
+    fig, axes = plt.subplots(len(datasets), 2, figsize=(10, 3.8 * len(datasets)), squeeze=False, layout="constrained")
+    for row, ds in zip(axes, datasets, strict=True):
         part = t[t["dataset"] == ds]
         for (model, rule), g in part.groupby(["model", part["amd_rule"].fillna("")]):
-            s = g.groupby("step").agg(images=("images_seen", "first"), loss=("loss_mean", "mean"),
-                                      std=("loss_mean", "std"), sec=("elapsed_s", "mean")).fillna(0)
+            s = (
+                g.groupby("step")
+                .agg(
+                    images=("images_seen", "first"),
+                    loss=("loss_mean", "mean"),
+                    std=("loss_mean", "std"),
+                    sec=("elapsed_s", "mean"),
+                )
+                .fillna(0)
+            )
             style = "--" if rule == "per-sample" else ":" if model in plotstyle.BEYOND_THE_PAPERS else "-"
             color = plotstyle.COLORS.get(model)
             n = g["seed"].nunique()
             timed = s[s["sec"] > 0]  # step 0 has no place on the log time axis
             for ax, x, c in ((row[0], s["images"], s), (row[1], timed["sec"], timed)):
-                ax.plot(x, c["loss"], style, marker=".", ms=3, label=f"{label(model, rule)}, {n} seed(s)",
-                        color=color)
+                ax.plot(x, c["loss"], style, marker=".", ms=3, label=f"{label(model, rule)}, {n} seed(s)", color=color)
                 ax.fill_between(x, c["loss"] - c["std"], c["loss"] + c["std"], alpha=0.2, color=color)
         if points is not None:
             for target in sorted(points.loc[points["dataset"] == ds, "target_images_seen"].unique()):

@@ -27,20 +27,25 @@ def main(argv=None):
     a = p.parse_args(argv)
     train, held = pd.read_csv(a.train), pd.read_csv(a.heldout)
     datasets = sorted(set(train["dataset"]) | set(held["dataset"]))
-    fig, axes = plt.subplots(len(datasets), 2, figsize=(10, 3.6 * len(datasets)), squeeze=False,
-                             layout="constrained")
-    for row, ds in zip(axes, datasets):
+    fig, axes = plt.subplots(len(datasets), 2, figsize=(10, 3.6 * len(datasets)), squeeze=False, layout="constrained")
+    for row, ds in zip(axes, datasets, strict=True):
         part, hpart = train[train["dataset"] == ds], held[held["dataset"] == ds]
         for model, g in part.groupby("model", sort=True):
             color = plotstyle.COLORS.get(model)
             mean = g.groupby("step")["loss"].mean()
             row[0].plot(mean.index, mean, color=color, alpha=0.2, lw=0.8)
-            row[0].plot(mean.index, mean.rolling(a.smooth, min_periods=1).mean(), color=color,
-                        label=f"{model} ({seeds_text(g)}; {a.smooth}-iteration moving average)")
+            row[0].plot(
+                mean.index,
+                mean.rolling(a.smooth, min_periods=1).mean(),
+                color=color,
+                label=f"{model} ({seeds_text(g)}; {a.smooth}-iteration moving average)",
+            )
         for model, g in hpart.groupby("model", sort=True):
             color = plotstyle.COLORS.get(model)
             s = g.groupby("step")["loss_mean"].agg(["mean", "std"])
-            row[1].plot(s.index, s["mean"], marker="o", ms=3, color=color, label=f"{model} (mean ± std, {seeds_text(g)})")
+            row[1].plot(
+                s.index, s["mean"], marker="o", ms=3, color=color, label=f"{model} (mean ± std, {seeds_text(g)})"
+            )
             row[1].fill_between(s.index, s["mean"] - s["std"], s["mean"] + s["std"], color=color, alpha=0.2, lw=0)
         n_train = sorted(part["train_size"].unique()) if len(part) else []
         n_held = sorted(hpart["n_images"].unique()) if len(hpart) else []

@@ -16,8 +16,17 @@ from plotstyle import plt
 OWN, COMMON = "own decoder", "common decoder"
 CURVE = ["decoder_model", "solver", "order", "steps", "tau", "z0"]
 ORDER = {1: "1st order", 2: "2nd order"}
-RK4_COLORS = ["tab:blue", "tab:green", "tab:purple", "tab:orange", "tab:brown", "tab:cyan", "tab:olive",
-              "tab:pink", "tab:gray"]
+RK4_COLORS = [
+    "tab:blue",
+    "tab:green",
+    "tab:purple",
+    "tab:orange",
+    "tab:brown",
+    "tab:cyan",
+    "tab:olive",
+    "tab:pink",
+    "tab:gray",
+]
 
 
 def two_lines(label: str) -> str:
@@ -29,9 +38,17 @@ def curves(part):
     """(key dict, rows sorted by t) per curve, AMD last, then by order, tau and steps."""
     out = []
     for key, g in part.groupby(CURVE, dropna=False, sort=False):
-        out.append((dict(zip(CURVE, key)), g.sort_values("t")))
-    return sorted(out, key=lambda c: (c[0]["decoder_model"], c[0]["solver"] == "amd", c[0]["order"],
-                                      c[0]["tau"], -np.nan_to_num(c[0]["steps"], nan=0)))
+        out.append((dict(zip(CURVE, key, strict=True)), g.sort_values("t")))
+    return sorted(
+        out,
+        key=lambda c: (
+            c[0]["decoder_model"],
+            c[0]["solver"] == "amd",
+            c[0]["order"],
+            c[0]["tau"],
+            -np.nan_to_num(c[0]["steps"], nan=0),
+        ),
+    )
 
 
 def method_text(key, *, z0_differs: bool) -> str:
@@ -74,7 +91,7 @@ def draw(ax, panel_curves, x_col, label_of, style_of, limits):
             label += " (off scale)" if loss[-1] > limits[1] else " (partly off scale)"
         keep = (x > 0) & ~bad
         color, style = style_of(key)
-        line, = ax.plot(x[keep], loss[keep], label=label, color=color, **style)
+        (line,) = ax.plot(x[keep], loss[keep], label=label, color=color, **style)
         if bad.any() and keep.any():  # the last finite point before the divergence
             last = np.flatnonzero(keep)[-1]
             ax.plot(x[last], min(loss[last], limits[1] if limits else loss[last]), marker="x", ms=8, color=color)
@@ -94,9 +111,8 @@ def main(argv=None):
     a = p.parse_args(argv)
     t = pd.read_csv(a.table)
     datasets = sorted(t["dataset"].unique())
-    fig, axes = plt.subplots(len(datasets), 2, figsize=(12, 4.2 * len(datasets)), squeeze=False,
-                             layout="constrained")
-    for row, ds in zip(axes, datasets):
+    fig, axes = plt.subplots(len(datasets), 2, figsize=(12, 4.2 * len(datasets)), squeeze=False, layout="constrained")
+    for row, ds in zip(axes, datasets, strict=True):
         part = t[t["dataset"] == ds]
         own = curves(part[part["panel"] == OWN])
         common = curves(part[part["panel"] == COMMON])
@@ -110,15 +126,27 @@ def main(argv=None):
         rk4_keys = sorted({(k["tau"], k["steps"]) for k, _ in common if k["solver"] == "rk4"})
         rk4_color = {k: RK4_COLORS[i % len(RK4_COLORS)] for i, k in enumerate(rk4_keys)}
 
-        def common_style(key):
+        def common_style(key, rk4_color=rk4_color):
             if key["solver"] == "amd":
                 return plotstyle.COLORS.get("gfe_amd", "tab:red"), {"ls": ":", "lw": 2}
             return rk4_color[(key["tau"], key["steps"])], {"ls": "--" if key["order"] == 2 else "-"}
 
-        draw(row[0], own, "t", lambda k: f"{k['decoder_model']} decoder, " + method_text(k, z0_differs=z0_own),
-             own_style, y_limits(own, "t"))
-        draw(row[1], common, "nfe_mean", lambda k: method_text(k, z0_differs=z0_common), common_style,
-             y_limits(common, "nfe_mean"))
+        draw(
+            row[0],
+            own,
+            "t",
+            lambda k, z0_own=z0_own: f"{k['decoder_model']} decoder, " + method_text(k, z0_differs=z0_own),
+            own_style,
+            y_limits(own, "t"),
+        )
+        draw(
+            row[1],
+            common,
+            "nfe_mean",
+            lambda k, z0_common=z0_common: method_text(k, z0_differs=z0_common),
+            common_style,
+            y_limits(common, "nfe_mean"),
+        )
         row[0].set_title(f"{ds}: each model on its own decoder")
         names = ", ".join(sorted({k["decoder_model"] for k, _ in common}))
         row[1].set_title(f"{ds}: common decoder ({names})")
@@ -130,8 +158,10 @@ def main(argv=None):
                 ax.text(0.5, 0.5, "no curves", transform=ax.transAxes, ha="center", va="center")
     n_images = ", ".join(str(n) for n in sorted(t["n_images"].unique()))
     z0 = ", ".join(sorted(t["z0"].unique()))
-    fig.suptitle(f"E5: encoding loss along the flow ({n_images} test images, z0 = {z0}; "
-                 "solid 1st order, dashed 2nd order, dotted AMD; x: last finite point)")
+    fig.suptitle(
+        f"E5: encoding loss along the flow ({n_images} test images, z0 = {z0}; "
+        "solid 1st order, dashed 2nd order, dotted AMD; x: last finite point)"
+    )
     plotstyle.save(fig, a.png, a.pdf)
 
 

@@ -28,13 +28,13 @@ def main(argv=None):
             first = by_path[files["npz"].iloc[0]]
             images = [torch.from_numpy(first["images"])]
             names = ["test images"]
-            for f, model in zip(files["npz"], files["model"]):
+            for f, model in zip(files["npz"], files["model"], strict=True):
                 images.append(torch.from_numpy(by_path[f]["reconstructions"]))
                 names.append(plotstyle.model_label(model))
             grid = make_grid(torch.cat(images), nrow=len(images[0]), padding=2, pad_value=1.0)
             panels.append((f"{ds}, N = {n}: rows = " + ", ".join(names), grid))
     fig, axes = plt.subplots(len(panels), 1, figsize=(8, 1.6 * len(panels) * 1.3), squeeze=False)
-    for ax, (title, grid) in zip(axes[:, 0], panels):
+    for ax, (title, grid) in zip(axes[:, 0], panels, strict=True):
         ax.imshow(grid.permute(1, 2, 0).numpy(), interpolation="nearest")
         ax.set_title(title, fontsize=8)
         ax.axis("off")

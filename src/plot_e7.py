@@ -11,8 +11,18 @@ from plotstyle import plt
 DIGITS = [str(i) for i in range(10)]
 CLASS_NAMES = {
     "mnist": DIGITS,
-    "fashion_mnist": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
-                      "Ankle boot"],
+    "fashion_mnist": [
+        "T-shirt/top",
+        "Trouser",
+        "Pullover",
+        "Dress",
+        "Coat",
+        "Sandal",
+        "Shirt",
+        "Sneaker",
+        "Bag",
+        "Ankle boot",
+    ],
     "cifar10": ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"],
 }
 DATASET_NAMES = {"mnist": "MNIST", "fashion_mnist": "Fashion-MNIST", "cifar10": "CIFAR-10"}
@@ -52,12 +62,12 @@ def main(argv=None):
     n_cols = t.groupby("dataset")["model"].nunique().max()
     fig = plt.figure(figsize=(3.2 * n_cols + 1.6, 3.4 * len(datasets) + 0.4), layout="constrained")
     subfigs = fig.subfigures(len(datasets), 1, squeeze=False)[:, 0]
-    for subfig, ds in zip(subfigs, datasets):
+    for subfig, ds in zip(subfigs, datasets, strict=True):
         groups = list(t[t["dataset"] == ds].groupby("model", sort=True))
         axes = subfig.subplots(1, n_cols, squeeze=False)[0]
-        for ax, (model, g) in zip(axes, groups):
+        for ax, (model, g) in zip(axes, groups, strict=True):
             panel(ax, g, model)
-        for ax in axes[len(groups):]:
+        for ax in axes[len(groups) :]:
             ax.set_visible(False)
         subfig.suptitle(DATASET_NAMES.get(ds, ds), fontsize=9)
         class_legend(subfig, ds)

@@ -11,14 +11,30 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from gfe.io import atomic_write  # noqa: E402
 
-plt.rcParams.update({"figure.dpi": 110, "savefig.dpi": 150, "axes.grid": True, "grid.alpha": 0.3,
-                     "font.size": 9, "legend.fontsize": 8, "pdf.fonttype": 42,
-                     "svg.hashsalt": "gfe", "path.simplify": False})
+plt.rcParams.update(
+    {
+        "figure.dpi": 110,
+        "savefig.dpi": 150,
+        "axes.grid": True,
+        "grid.alpha": 0.3,
+        "font.size": 9,
+        "legend.fontsize": 8,
+        "pdf.fonttype": 42,
+        "svg.hashsalt": "gfe",
+        "path.simplify": False,
+    }
+)
 
 LOSS = {"bce": "per-sample pixel-mean BCE", "mse": "per-sample pixel-mean MSE"}
-COLORS = {"ae": "tab:blue", "gfe_amd": "tab:red", "gfe_amd_per_sample": "tab:brown", "gfe_rk4": "tab:green",
-          "gfe_2nd": "tab:purple",
-          "gfe_adjoint": "tab:orange", "gfe_lbfgs": "tab:gray"}
+COLORS = {
+    "ae": "tab:blue",
+    "gfe_amd": "tab:red",
+    "gfe_amd_per_sample": "tab:brown",
+    "gfe_rk4": "tab:green",
+    "gfe_2nd": "tab:purple",
+    "gfe_adjoint": "tab:orange",
+    "gfe_lbfgs": "tab:gray",
+}
 # Models beyond the papers are labelled so in every legend.
 BEYOND_THE_PAPERS = {"gfe_lbfgs"}
 

@@ -12,10 +12,9 @@ import sys
 
 import torch
 
+import wfcommon
 from gfe import io
 from gfe.data import authors_split, load_dataset, nested_subset
-
-import wfcommon
 
 
 def main(argv=None) -> int:
@@ -23,8 +22,11 @@ def main(argv=None) -> int:
     p.add_argument("--dataset", required=True)
     p.add_argument("--root", required=True, help="folder for the raw files (torchvision layout)")
     p.add_argument("--local-dir", default="", help="extra folder holding the original files ('' for none)")
-    p.add_argument("--no-system-copies", action="store_true",
-                   help="do not look in the system folders (e.g. /usr/share/datasets/fashion-mnist)")
+    p.add_argument(
+        "--no-system-copies",
+        action="store_true",
+        help="do not look in the system folders (e.g. /usr/share/datasets/fashion-mnist)",
+    )
     p.add_argument("--download", action="store_true")
     p.add_argument("--n-val", type=int, required=True)
     p.add_argument("--n-pool", type=int, required=True)
@@ -35,8 +37,9 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=1)
     a = p.parse_args(argv)
     log = wfcommon.setup(a.threads)
-    data = load_dataset(a.dataset, a.root, local_dir=a.local_dir or None, search_system=not a.no_system_copies,
-                        download=a.download)
+    data = load_dataset(
+        a.dataset, a.root, local_dir=a.local_dir or None, search_system=not a.no_system_copies, download=a.download
+    )
     n_official = len(data.train_images)
     if a.n_pool > n_official:
         log.error("n_pool=%d exceeds the %d official training images of %s", a.n_pool, n_official, a.dataset)
@@ -65,8 +68,14 @@ def main(argv=None) -> int:
         "subset_order": orders,
     }
     io.save_prepared(a.output, prepared)  # the images as bytes
-    log.info("%s: %d training, %d validation, %d test images -> %s", a.dataset, len(train_idx), len(val_idx),
-             len(test_idx), a.output)
+    log.info(
+        "%s: %d training, %d validation, %d test images -> %s",
+        a.dataset,
+        len(train_idx),
+        len(val_idx),
+        len(test_idx),
+        a.output,
+    )
     return 0
 
 

@@ -11,13 +11,21 @@ import sys
 
 import pandas as pd
 
-from gfe import io
-
 import claims
 import wfcommon
+from gfe import io
 
-TABLES = ("e1_data_efficiency", "e2_learning_curves", "e2_authors_points", "e3_solver_comparison", "e3_heldout",
-          "e4_adjoint_ablation", "e4_heldout", "e5_encoding_convergence", "parameter_counts")
+TABLES = (
+    "e1_data_efficiency",
+    "e2_learning_curves",
+    "e2_authors_points",
+    "e3_solver_comparison",
+    "e3_heldout",
+    "e4_adjoint_ablation",
+    "e4_heldout",
+    "e5_encoding_convergence",
+    "parameter_counts",
+)
 
 
 def read_tables(paths: list[str]) -> dict[str, pd.DataFrame]:
@@ -30,11 +38,16 @@ def read_tables(paths: list[str]) -> dict[str, pd.DataFrame]:
 
 def amd_rules(t: dict[str, pd.DataFrame]) -> list[str]:
     """Which AMD rule each experiment's AMD runs trained with."""
-    lines = ["## AMD rule of each run", "",
-             "Training: `shared` is the authors' rule (one step size for the whole batch, a step accepted only "
-             "if every sample accepts it); `per-sample` is this project's (a step size per sample). Validation "
-             "and test encodings always use the per-sample rule, so they do not depend on the evaluation batch.",
-             "", "| experiment | model | AMD rule in training | runs |", "|---|---|---|---|"]
+    lines = [
+        "## AMD rule of each run",
+        "",
+        "Training: `shared` is the authors' rule (one step size for the whole batch, a step accepted only "
+        "if every sample accepts it); `per-sample` is this project's (a step size per sample). Validation "
+        "and test encodings always use the per-sample rule, so they do not depend on the evaluation batch.",
+        "",
+        "| experiment | model | AMD rule in training | runs |",
+        "|---|---|---|---|",
+    ]
     for name, experiment in (("e1_data_efficiency", "E1"), ("e2_learning_curves", "E2")):
         frame = t[name]
         if frame.empty:
@@ -46,8 +59,10 @@ def amd_rules(t: dict[str, pd.DataFrame]) -> list[str]:
 
 
 # Models beyond the papers: shown in their own section and labelled, never in a claim.
-BEYOND_THE_PAPERS = {"gfe_lbfgs": "GFE trained with a per-sample L-BFGS encoder (a faster descent to a "
-                                  "stationary point of the same loss, not an integration of the flow)"}
+BEYOND_THE_PAPERS = {
+    "gfe_lbfgs": "GFE trained with a per-sample L-BFGS encoder (a faster descent to a "
+    "stationary point of the same loss, not an integration of the flow)"
+}
 
 
 def column(model: str, rule: str = "") -> str:
@@ -64,8 +79,12 @@ def beyond_the_papers(t: dict[str, pd.DataFrame]) -> list[str]:
         return []
     lines = ["## Beyond the papers", ""]
     lines += [f"- `{m}`: {BEYOND_THE_PAPERS[m]}." for m in extra]
-    lines += ["", "E1 test loss of the best checkpoint (mean ± std over seeds) and training seconds per run "
-              "(mean); not part of any verdict above.", ""]
+    lines += [
+        "",
+        "E1 test loss of the best checkpoint (mean ± std over seeds) and training seconds per run "
+        "(mean); not part of any verdict above.",
+        "",
+    ]
     models = [m for m in ("ae", "gfe_amd", *extra) if m in set(e1["model"])]
     for ds, part in e1.groupby("dataset", sort=True):
         rows = []
@@ -74,8 +93,11 @@ def beyond_the_papers(t: dict[str, pd.DataFrame]) -> list[str]:
             for m in models:
                 runs = at[at["model"] == m]
                 spread = f" ± {claims.fmt(runs['test_loss_mean'].std())}" if len(runs) > 1 else ""
-                cells.append(f"{claims.fmt(runs['test_loss_mean'].mean())}{spread}, "
-                             f"{claims.fmt(runs['train_s'].mean())} s" if len(runs) else "n/a")
+                cells.append(
+                    f"{claims.fmt(runs['test_loss_mean'].mean())}{spread}, {claims.fmt(runs['train_s'].mean())} s"
+                    if len(runs)
+                    else "n/a"
+                )
             rows.append([str(n), *cells])
         lines += [f"{ds}:", "", *claims.table(["N", *[column(m) for m in models]], rows), ""]
     return lines
@@ -83,9 +105,13 @@ def beyond_the_papers(t: dict[str, pd.DataFrame]) -> list[str]:
 
 def e2_points(t: dict[str, pd.DataFrame]) -> list[str]:
     points = t["e2_authors_points"].assign(amd_rule=lambda f: f["amd_rule"].fillna(""))
-    lines = ["## E2 at the authors' table points", "",
-             "Validation loss, mean ± std over seeds (n = seeds), at the validation check nearest each of the "
-             "authors' points (images seen).", ""]
+    lines = [
+        "## E2 at the authors' table points",
+        "",
+        "Validation loss, mean ± std over seeds (n = seeds), at the validation check nearest each of the "
+        "authors' points (images seen).",
+        "",
+    ]
     if points.empty:
         return lines + ["No E2 runs.", ""]
     for ds, part in points.groupby("dataset", sort=True):
@@ -110,19 +136,24 @@ def deviations(t: dict[str, pd.DataFrame]) -> list[str]:
     test = int(e1["test_n_images"].max()) if not e1.empty else "?"
     e3_steps = int(e3["step"].max()) if not e3.empty else "?"
     e4_steps = int(e4["step"].max()) if not e4.empty else "?"
-    return ["## Deviations from the authors' code", "",
-            "| what | authors | this run |", "|---|---|---|",
-            f"| validation images | 8 (the tail of their shuffle) | {n_val} (the tail of the same shuffle) |",
-            f"| test images | the 10,000 test images | a fixed random subset of {test} |",
-            "| E1 training | one pass over the data | to a validation plateau (best checkpoint), with a step cap |",
-            f"| E3 (1st vs 2nd order) iterations | ~1,000 at batch 20 | {e3_steps} at batch 20 |",
-            f"| E4 (adjoint ablation) iterations, optimiser | as their training | {e4_steps} at batch 5, RMSprop "
-            "(the 28x28 optimiser) |",
-            "| AMD in validation/test | their training rule | the per-sample rule (batch-independent) |",
-            "| rk4 grid | `linspace(0, tau, steps)` (steps - 1 intervals) | `steps` intervals of tau/steps |",
-            "| seeds | 2020 | 0, 1, 2 (model init, subsets, batch order, z0) |",
-            "| CIFAR-10 flow (not run here) | batch-mean MSE (gradients / (B·3·32·32)), RMSE in the AMD test | "
-            "per-sample pixel-mean MSE in flow and test (a factor 1/B in the flow's time scale) |", ""]
+    return [
+        "## Deviations from the authors' code",
+        "",
+        "| what | authors | this run |",
+        "|---|---|---|",
+        f"| validation images | 8 (the tail of their shuffle) | {n_val} (the tail of the same shuffle) |",
+        f"| test images | the 10,000 test images | a fixed random subset of {test} |",
+        "| E1 training | one pass over the data | to a validation plateau (best checkpoint), with a step cap |",
+        f"| E3 (1st vs 2nd order) iterations | ~1,000 at batch 20 | {e3_steps} at batch 20 |",
+        f"| E4 (adjoint ablation) iterations, optimiser | as their training | {e4_steps} at batch 5, RMSprop "
+        "(the 28x28 optimiser) |",
+        "| AMD in validation/test | their training rule | the per-sample rule (batch-independent) |",
+        "| rk4 grid | `linspace(0, tau, steps)` (steps - 1 intervals) | `steps` intervals of tau/steps |",
+        "| seeds | 2020 | 0, 1, 2 (model init, subsets, batch order, z0) |",
+        "| CIFAR-10 flow (not run here) | batch-mean MSE (gradients / (B·3·32·32)), RMSE in the AMD test | "
+        "per-sample pixel-mean MSE in flow and test (a factor 1/B in the flow's time scale) |",
+        "",
+    ]
 
 
 def parameter_counts(t: dict[str, pd.DataFrame]) -> list[str]:
@@ -137,23 +168,44 @@ def provenance(t: dict[str, pd.DataFrame]) -> list[str]:
     commits = sorted({c for f in frames for c in f["git_commit"].dropna().unique()})
     torch = sorted({v for f in frames if "torch_version" in f for v in f["torch_version"].dropna().unique()})
     devices = sorted({v for f in frames if "device" in f for v in f["device"].dropna().unique()})
-    return [f"Runs made at git commit(s): {', '.join(commits)}; torch {', '.join(torch)}, device "
-            f"{', '.join(devices)}.", ""]
+    return [
+        f"Runs made at git commit(s): {', '.join(commits)}; torch {', '.join(torch)}, device {', '.join(devices)}.",
+        "",
+    ]
 
 
 def summary_text(t: dict[str, pd.DataFrame], config_name: str, config_hash: str, config_hint: str) -> str:
-    verdicts = claims.all_claims(t["e1_data_efficiency"], t["e3_heldout"], t["e4_heldout"],
-                                 t["e4_adjoint_ablation"], t["e5_encoding_convergence"], config_hint)
-    lines = ["# Summary: the papers' claims against this run", "",
-             f"Config `{config_name}` (hash `{config_hash}`). Losses are per-sample pixel-mean BCE (MSE for "
-             "CIFAR-10). Each claim has a criterion fixed before the numbers and one of three verdicts: "
-             "supported, not supported, or not tested at this budget. Verdicts are computed from the tables in "
-             "this folder by `src/claims.py`, whatever the numbers say; intervals are 95% Student-t intervals "
-             "of per-seed paired differences.", "",
-             "| claim | verdict |", "|---|---|"]
+    verdicts = claims.all_claims(
+        t["e1_data_efficiency"],
+        t["e3_heldout"],
+        t["e4_heldout"],
+        t["e4_adjoint_ablation"],
+        t["e5_encoding_convergence"],
+        config_hint,
+    )
+    lines = [
+        "# Summary: the papers' claims against this run",
+        "",
+        f"Config `{config_name}` (hash `{config_hash}`). Losses are per-sample pixel-mean BCE (MSE for "
+        "CIFAR-10). Each claim has a criterion fixed before the numbers and one of three verdicts: "
+        "supported, not supported, or not tested at this budget. Verdicts are computed from the tables in "
+        "this folder by `src/claims.py`, whatever the numbers say; intervals are 95% Student-t intervals "
+        "of per-seed paired differences.",
+        "",
+        "| claim | verdict |",
+        "|---|---|",
+    ]
     lines += [f"| {c.label}: {c.title} | {c.verdict} |" for c in verdicts]
-    lines += ["", *claims.render(verdicts), *e2_points(t), *beyond_the_papers(t), *amd_rules(t), *deviations(t),
-              *parameter_counts(t), *provenance(t)]
+    lines += [
+        "",
+        *claims.render(verdicts),
+        *e2_points(t),
+        *beyond_the_papers(t),
+        *amd_rules(t),
+        *deviations(t),
+        *parameter_counts(t),
+        *provenance(t),
+    ]
     return "\n".join(lines)
 
 
@@ -161,8 +213,11 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--config-name", required=True)
     p.add_argument("--config-hash", required=True)
-    p.add_argument("--config-hint", default="config/paper.yaml",
-                   help="the config that tests what this one's budget cannot (named in verdicts)")
+    p.add_argument(
+        "--config-hint",
+        default="config/paper.yaml",
+        help="the config that tests what this one's budget cannot (named in verdicts)",
+    )
     p.add_argument("--tables", nargs="+", required=True)
     p.add_argument("--summary", required=True)
     a = p.parse_args(argv)

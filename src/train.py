@@ -20,16 +20,26 @@ import time
 import pandas as pd
 import torch
 
+import wfcommon
 from gfe import io
 from gfe.checkpoints import remove_checkpoint
 from gfe.devices import resolve_device
 from gfe.models import build_autoencoder, build_decoder, count_parameters
 from gfe.training import OptimizerSettings, train
 
-import wfcommon
-
-VALIDATION_COLUMNS = ["step", "images_seen", "elapsed_s", "n_images", "loss_mean", "loss_std", "loss_median",
-                      "nfe_mean", "converged_frac", "seconds", "images_per_s"]
+VALIDATION_COLUMNS = [
+    "step",
+    "images_seen",
+    "elapsed_s",
+    "n_images",
+    "loss_mean",
+    "loss_std",
+    "loss_median",
+    "nfe_mean",
+    "converged_frac",
+    "seconds",
+    "images_per_s",
+]
 STEP_COLUMNS = ["step", "images_seen", "loss", "nfe", "seconds", "elapsed_s", "grad_cosine"]
 
 
@@ -59,8 +69,11 @@ def main(argv=None) -> int:
     p.add_argument("--val-at", type=int, nargs="*", default=[], help="extra steps to validate at")
     p.add_argument("--patience", type=int, default=0, help="early stopping: checks without improvement")
     p.add_argument("--min-improvement", type=float, default=0.0, help="relative improvement that counts")
-    p.add_argument("--gradient-cosine", action="store_true",
-                   help="log the cosine between this model's decoder gradient and the approximate one")
+    p.add_argument(
+        "--gradient-cosine",
+        action="store_true",
+        help="log the cosine between this model's decoder gradient and the approximate one",
+    )
     p.add_argument("--device", default="cpu")
     p.add_argument("--model-out", required=True)
     p.add_argument("--train-log", required=True)
@@ -86,27 +99,57 @@ def main(argv=None) -> int:
     flow = {"loss": ds["loss"]} if encoder is not None else wfcommon.flow_options(model, ds)
     opt = OptimizerSettings(**ds["optimizer"])
     val = prepared["val_images"].to(device) if a.val_every else None
-    log.info("training %s on %s, N=%d, seed %d, at most %d steps of %d images (flow %s)", a.model, a.dataset, n,
-             a.seed, a.steps, a.batch_size, flow)
+    log.info(
+        "training %s on %s, N=%d, seed %d, at most %d steps of %d images (flow %s)",
+        a.model,
+        a.dataset,
+        n,
+        a.seed,
+        a.steps,
+        a.batch_size,
+        flow,
+    )
     started = time.perf_counter()
 
     def progress(row):
         if row["step"] % 10 == 0 or row["step"] == a.steps:
             log.info("step %d loss %.5f nfe %.1f %.3fs", row["step"], row["loss"], row["nfe"], row["seconds"])
 
-    run = train(decoder, images, steps=a.steps, batch_size=a.batch_size, seed=a.seed, encoder=encoder,
-                flow=flow, gradient=model.get("gradient", "approximate"), optimizer=opt,
-                checkpoint_path=a.checkpoint, checkpoint_every=a.checkpoint_every, val_images=val,
-                val_every=a.val_every, val_at=tuple(a.val_at), val_batch_size=500,
-                val_flow=wfcommon.evaluation_flow(flow), patience=a.patience, min_improvement=a.min_improvement,
-                log_gradient_cosine=a.gradient_cosine, log=progress)
+    run = train(
+        decoder,
+        images,
+        steps=a.steps,
+        batch_size=a.batch_size,
+        seed=a.seed,
+        encoder=encoder,
+        flow=flow,
+        gradient=model.get("gradient", "approximate"),
+        optimizer=opt,
+        checkpoint_path=a.checkpoint,
+        checkpoint_every=a.checkpoint_every,
+        val_images=val,
+        val_every=a.val_every,
+        val_at=tuple(a.val_at),
+        val_batch_size=500,
+        val_flow=wfcommon.evaluation_flow(flow),
+        patience=a.patience,
+        min_improvement=a.min_improvement,
+        log_gradient_cosine=a.gradient_cosine,
+        log=progress,
+    )
     wall = time.perf_counter() - started
     if a.patience and run.best_state is not None:  # E1: the best check's weights are the result
         decoder.load_state_dict(run.best_state["decoder"])
         if encoder is not None:
             encoder.load_state_dict(run.best_state["encoder"])
-    io.save_model(a.model_out, decoder=decoder, encoder=encoder, model_name=a.model,
-                  image_shape=prepared["image_shape"], latent_dim=ds["latent_dim"])
+    io.save_model(
+        a.model_out,
+        decoder=decoder,
+        encoder=encoder,
+        model_name=a.model,
+        image_shape=prepared["image_shape"],
+        latent_dim=ds["latent_dim"],
+    )
     keys = {"dataset": a.dataset, "experiment": a.experiment, "model": a.model, "train_size": n, "seed": a.seed}
     steps = pd.DataFrame(run.steps, columns=STEP_COLUMNS)
     io.write_csv(steps.assign(**keys)[list(keys) + STEP_COLUMNS], a.train_log)
@@ -115,19 +158,35 @@ def main(argv=None) -> int:
     n_decoder = count_parameters(decoder)
     n_encoder = count_parameters(encoder) if encoder is not None else 0
     best_step = run.best_step if a.patience else run.step
-    record = {**keys, "train_size_label": a.train_size, "max_steps": a.steps, "steps": run.step,
-              "batch_size": a.batch_size, "images_seen": run.step * a.batch_size, "stop_reason": run.stop_reason,
-              "best_step": best_step, "best_images_seen": best_step * a.batch_size,
-              "best_val_loss": run.best_loss if run.best_step is not None else None,
-              "val_every": a.val_every, "patience": a.patience, "min_improvement": a.min_improvement,
-              "amd_rule": wfcommon.amd_rule(flow), "final_train_loss": run.steps[-1]["loss"],
-              "train_loss_last10": float(steps["loss"].tail(10).mean()),
-              "train_nfe_mean": float(steps["nfe"].mean()), "step_mean_s": float(steps["seconds"].mean()),
-              "train_s": float(steps["elapsed_s"].iloc[-1]), "job_wall_s": wall,
-              "decoder_params": n_decoder, "encoder_params": n_encoder, "total_params": n_decoder + n_encoder,
-              "gradient": model.get("gradient", "backprop" if encoder is not None else "approximate"),
-              "flow": json.dumps(flow, sort_keys=True), "optimizer": json.dumps(ds["optimizer"], sort_keys=True),
-              **wfcommon.provenance(str(device))}
+    record = {
+        **keys,
+        "train_size_label": a.train_size,
+        "max_steps": a.steps,
+        "steps": run.step,
+        "batch_size": a.batch_size,
+        "images_seen": run.step * a.batch_size,
+        "stop_reason": run.stop_reason,
+        "best_step": best_step,
+        "best_images_seen": best_step * a.batch_size,
+        "best_val_loss": run.best_loss if run.best_step is not None else None,
+        "val_every": a.val_every,
+        "patience": a.patience,
+        "min_improvement": a.min_improvement,
+        "amd_rule": wfcommon.amd_rule(flow),
+        "final_train_loss": run.steps[-1]["loss"],
+        "train_loss_last10": float(steps["loss"].tail(10).mean()),
+        "train_nfe_mean": float(steps["nfe"].mean()),
+        "step_mean_s": float(steps["seconds"].mean()),
+        "train_s": float(steps["elapsed_s"].iloc[-1]),
+        "job_wall_s": wall,
+        "decoder_params": n_decoder,
+        "encoder_params": n_encoder,
+        "total_params": n_decoder + n_encoder,
+        "gradient": model.get("gradient", "backprop" if encoder is not None else "approximate"),
+        "flow": json.dumps(flow, sort_keys=True),
+        "optimizer": json.dumps(ds["optimizer"], sort_keys=True),
+        **wfcommon.provenance(str(device)),
+    }
     io.write_json(record, a.run_json)
     # The checkpoint served to resume this run if it was interrupted; a finished run is its
     # outputs. Kept, it would let a later job (e.g. after a code change) return this result.

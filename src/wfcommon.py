@@ -22,8 +22,9 @@ def setup(threads: int) -> logging.Logger:
     import torch
 
     torch.set_num_threads(max(1, int(threads)))
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", handlers=[logging.StreamHandler(sys.stderr)],
-                        force=True)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(message)s", handlers=[logging.StreamHandler(sys.stderr)], force=True
+    )
     return logging.getLogger("gfe-workflow")
 
 
@@ -60,21 +61,39 @@ def git_commit() -> str:
     """HEAD of the repository the script runs from, '+dirty' if tracked files other than
     the workflow's outputs differ from it."""
     try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True,
-                              check=True).stdout.strip()
+        head = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True
+        ).stdout.strip()
         # Outputs (results/, figures/) being rewritten do not make the code dirty.
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
-                                ":(exclude)results", ":(exclude)figures"], cwd=REPO,
-                               capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(
+            [
+                "git",
+                "status",
+                "--porcelain",
+                "--untracked-files=no",
+                "--",
+                ".",
+                ":(exclude)results",
+                ":(exclude)figures",
+            ],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
         return head + ("+dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
 
 
 def provenance(device: str) -> dict:
-    return {"git_commit": git_commit(), "torch_version": _version("torch"),
-            "torchdiffeq_version": _version("torchdiffeq"), "snakemake_version": _version("snakemake"),
-            "device": device}
+    return {
+        "git_commit": git_commit(),
+        "torch_version": _version("torch"),
+        "torchdiffeq_version": _version("torchdiffeq"),
+        "snakemake_version": _version("snakemake"),
+        "device": device,
+    }
 
 
 def parse_n(value: str, n_train: int) -> int:
@@ -83,8 +102,13 @@ def parse_n(value: str, n_train: int) -> int:
 
 def flow_options(model: dict, dataset: dict) -> dict:
     """Encode options for a GFE model on a dataset (dataset AMD overrides merged in)."""
-    flow = {"solver": model["solver"], "order": model.get("order", 1), "tau": float(model["tau"]),
-            "z0": model.get("z0", "zeros"), "loss": dataset["loss"]}
+    flow = {
+        "solver": model["solver"],
+        "order": model.get("order", 1),
+        "tau": float(model["tau"]),
+        "z0": model.get("z0", "zeros"),
+        "loss": dataset["loss"],
+    }
     options = dict(model.get("solver_options", {}))
     if model["solver"] == "amd":
         options.update(dataset.get("amd_options", {}))

@@ -34,9 +34,14 @@ E5_SOLVERS = ["rk4", "amd"]
 # A number in exponent notation that YAML 1.1 leaves a string: 1e-5, 1.5e4, .5E+3.
 EXPONENT = re.compile(r"^[-+]?(\d+(\.\d*)?|\.\d+)[eE][-+]?\d+$")
 # Lists of model names: (section or None for the top level, key).
-MODEL_LISTS = [(None, "models"), ("learning_curves", "models"), ("learning_curves", "extra_models"),
-               ("solver_comparison", "models"), ("adjoint_ablation", "models"),
-               ("encoding_convergence", "common_model")]
+MODEL_LISTS = [
+    (None, "models"),
+    ("learning_curves", "models"),
+    ("learning_curves", "extra_models"),
+    ("solver_comparison", "models"),
+    ("adjoint_ablation", "models"),
+    ("encoding_convergence", "common_model"),
+]
 
 
 class ConfigError(ValueError):
@@ -49,8 +54,9 @@ def check_config(cfg: dict, *, check_flows: bool = True) -> dict:
     value. check_flows=False skips the check of each GFE model's solver options by the
     library (`gfe.check_gradient_options`), whose import takes seconds."""
     if not isinstance(cfg, dict):
-        raise ConfigError(f"Invalid configuration: {cfg!r} is not a mapping; allowed: a mapping of the keys in "
-                          f"{SCHEMA_PATH.name}")
+        raise ConfigError(
+            f"Invalid configuration: {cfg!r} is not a mapping; allowed: a mapping of the keys in {SCHEMA_PATH.name}"
+        )
     schema = load_schema()
     _check_top_level_keys(cfg, schema)
     convert_numbers(cfg, schema)
@@ -83,6 +89,7 @@ def models_in_use(cfg: dict) -> list[str]:
 
 
 # ------------------------------------------------------------------------------ helpers
+
 
 def _fail(key: str, value, problem: str, allowed) -> None:
     raise ConfigError(f"Invalid configuration: {key}: {value!r} {problem}; allowed: {allowed}")
@@ -124,6 +131,7 @@ def _resolve(schema: dict, root: dict) -> dict:
 
 
 # ------------------------------------------------------------------------------ numbers
+
 
 def _number(text: str, integer_only: bool):
     value = float(text)
@@ -198,6 +206,7 @@ def _check_finite(node, path=()) -> None:
 
 # ------------------------------------------------------------------------------ schema
 
+
 def _describe(schema: dict, root: dict) -> str:
     """What a schema allows, in words: 'an integer >= 1 or 'full'', 'a non-empty list, each ...'."""
     schema = _resolve(schema, root)
@@ -265,20 +274,26 @@ def _check_schema(cfg: dict, schema: dict) -> None:
     allowed = _describe(error.schema, schema)
     if error.validator == "pattern" and error.schema.get("description"):
         allowed += f" ({error.schema['description']})"
-    message = f"{error.instance!r} is empty" if error.validator == "minItems" and error.instance == [] \
-        else error.message
+    message = (
+        f"{error.instance!r} is empty" if error.validator == "minItems" and error.instance == [] else error.message
+    )
     raise ConfigError(f"Invalid configuration: {_key(error.absolute_path)}: {message}; allowed: {allowed}")
 
 
 # ------------------------------------------------------------------------------ names
+
 
 def _check_top_level_keys(cfg: dict, schema: dict) -> None:
     allowed = list(schema["properties"])
     unknown = sorted(set(cfg) - set(allowed), key=str)
     if unknown:
         others = f" (unknown keys: {unknown})" if len(unknown) > 1 else ""
-        _fail(unknown[0], cfg[unknown[0]], f"is set, but {unknown[0]!r} is not a key of the configuration{others}",
-              f"the top-level keys {allowed}")
+        _fail(
+            unknown[0],
+            cfg[unknown[0]],
+            f"is set, but {unknown[0]!r} is not a key of the configuration{others}",
+            f"the top-level keys {allowed}",
+        )
 
 
 def _check_model_and_dataset_names(cfg: dict) -> None:
@@ -299,19 +314,32 @@ def _check_model_and_dataset_names(cfg: dict) -> None:
 
 # ------------------------------------------------------------------------------ semantics
 
+
 def _check_datasets(cfg: dict) -> None:
     settings = cfg["dataset_settings"]
     for ds in cfg["datasets"]:
         if ds not in settings:
-            _fail("datasets", cfg["datasets"], f"lists {ds!r}, which has no entry in dataset_settings",
-                  f"datasets with an entry in dataset_settings: {sorted(settings)}")
+            _fail(
+                "datasets",
+                cfg["datasets"],
+                f"lists {ds!r}, which has no entry in dataset_settings",
+                f"datasets with an entry in dataset_settings: {sorted(settings)}",
+            )
     for ds, s in settings.items():
         if s["n_pool"] > OFFICIAL_TRAIN[ds]:
-            _fail(f"dataset_settings.{ds}.n_pool", s["n_pool"],
-                  f"is larger than the {OFFICIAL_TRAIN[ds]} official training images", f"2..{OFFICIAL_TRAIN[ds]}")
+            _fail(
+                f"dataset_settings.{ds}.n_pool",
+                s["n_pool"],
+                f"is larger than the {OFFICIAL_TRAIN[ds]} official training images",
+                f"2..{OFFICIAL_TRAIN[ds]}",
+            )
         if not s["n_val"] < s["n_pool"]:
-            _fail(f"dataset_settings.{ds}.n_val", s["n_val"], f"is not smaller than n_pool ({s['n_pool']})",
-                  f"1..{s['n_pool'] - 1}")
+            _fail(
+                f"dataset_settings.{ds}.n_val",
+                s["n_val"],
+                f"is not smaller than n_pool ({s['n_pool']})",
+                f"1..{s['n_pool'] - 1}",
+            )
     test_size = cfg["evaluation"]["test_size"]
     if test_size > OFFICIAL_TEST:
         _fail("evaluation.test_size", test_size, "is larger than the official test set", f"2..{OFFICIAL_TEST}")
@@ -321,27 +349,46 @@ def _check_models(cfg: dict) -> None:
     settings = cfg["model_settings"]
     for model in models_in_use(cfg):
         if model not in settings:
-            _fail("model_settings", sorted(settings), f"has no entry for model {model!r} (named in an experiment)",
-                  f"an entry for every model named: {models_in_use(cfg)}")
+            _fail(
+                "model_settings",
+                sorted(settings),
+                f"has no entry for model {model!r} (named in an experiment)",
+                f"an entry for every model named: {models_in_use(cfg)}",
+            )
         missing = [k for k in ("gradient", "solver", "tau") if k not in settings[model]]
         if settings[model]["kind"] == "gfe" and missing:
-            _fail(f"model_settings.{model}", settings[model], f"(kind gfe) lacks {missing}",
-                  "a GFE model with gradient, solver and tau")
+            _fail(
+                f"model_settings.{model}",
+                settings[model],
+                f"(kind gfe) lacks {missing}",
+                "a GFE model with gradient, solver and tau",
+            )
     max_steps = cfg["training"]["max_steps"]
     missing = [m for m in cfg["models"] if m not in max_steps]
     if missing:
-        _fail("training.max_steps", max_steps, f"has no step cap for E1 model(s) {missing}",
-              f"a step cap for every model of models: {cfg['models']}")
+        _fail(
+            "training.max_steps",
+            max_steps,
+            f"has no step cap for E1 model(s) {missing}",
+            f"a step cap for every model of models: {cfg['models']}",
+        )
     common = cfg["encoding_convergence"]["common_model"]
     e2 = cfg["learning_curves"]["models"]
     gfe = [m for m in e2 if settings[m]["kind"] == "gfe"]
     if common not in e2:
-        _fail("encoding_convergence.common_model", common,
-              f"is not one of learning_curves.models {e2} (its E2 decoder is the common decoder)",
-              f"a GFE model of learning_curves.models: {gfe}")
+        _fail(
+            "encoding_convergence.common_model",
+            common,
+            f"is not one of learning_curves.models {e2} (its E2 decoder is the common decoder)",
+            f"a GFE model of learning_curves.models: {gfe}",
+        )
     if settings[common]["kind"] != "gfe":
-        _fail("encoding_convergence.common_model", common, "is not a GFE model (kind gfe)",
-              f"a GFE model of learning_curves.models: {gfe}")
+        _fail(
+            "encoding_convergence.common_model",
+            common,
+            "is not a GFE model (kind gfe)",
+            f"a GFE model of learning_curves.models: {gfe}",
+        )
 
 
 # Folders under results/ that are not a config's: the benchmark's.
@@ -350,8 +397,12 @@ RESERVED_NAMES = ["benchmarks"]
 
 def _check_name(cfg: dict) -> None:
     if cfg["name"] in RESERVED_NAMES:
-        _fail("name", cfg["name"], "is reserved (results/benchmarks/ holds the benchmark's files)",
-              "any other folder name")
+        _fail(
+            "name",
+            cfg["name"],
+            "is reserved (results/benchmarks/ holds the benchmark's files)",
+            "any other folder name",
+        )
 
 
 def _check_seeds(cfg: dict) -> None:
@@ -362,8 +413,9 @@ def _check_seeds(cfg: dict) -> None:
 
 def _train_sizes(cfg: dict) -> list[tuple[str, object]]:
     sizes = [(f"train_sizes[{i}]", n) for i, n in enumerate(cfg["train_sizes"])]
-    return sizes + [(f"{s}.train_size", cfg[s]["train_size"])
-                    for s in ("learning_curves", "solver_comparison", "adjoint_ablation")]
+    return sizes + [
+        (f"{s}.train_size", cfg[s]["train_size"]) for s in ("learning_curves", "solver_comparison", "adjoint_ablation")
+    ]
 
 
 def _check_train_sizes(cfg: dict) -> None:
@@ -371,8 +423,13 @@ def _check_train_sizes(cfg: dict) -> None:
         for ds in cfg["datasets"]:
             limit = n_train(cfg, ds)
             if n != "full" and n > limit:
-                _fail(key, n, f"is larger than the training split of {ds} ({limit} images = "
-                      f"dataset_settings.{ds}.n_pool - n_val)", f"1..{limit} or 'full'")
+                _fail(
+                    key,
+                    n,
+                    f"is larger than the training split of {ds} ({limit} images = "
+                    f"dataset_settings.{ds}.n_pool - n_val)",
+                    f"1..{limit} or 'full'",
+                )
 
 
 def _check_batch_sizes(cfg: dict) -> None:
@@ -389,15 +446,23 @@ def _check_batch_sizes(cfg: dict) -> None:
             n, batch = cfg[section]["train_size"], cfg[section]["batch_size"]
             size = _size(cfg, ds, n)
             if batch > size:
-                _fail(f"{section}.batch_size", batch,
-                      f"is larger than {section}.train_size, {_shown(n, size)} on {ds}", f"1..{size}")
+                _fail(
+                    f"{section}.batch_size",
+                    batch,
+                    f"is larger than {section}.train_size, {_shown(n, size)} on {ds}",
+                    f"1..{size}",
+                )
 
 
 def _check_e5_and_e7(cfg: dict) -> None:
     ec, lm = cfg["encoding_convergence"], cfg["latent_maps"]
     if ec["n_images"] > cfg["evaluation"]["test_size"]:
-        _fail("encoding_convergence.n_images", ec["n_images"], "is larger than evaluation.test_size",
-              f"2..{cfg['evaluation']['test_size']}")
+        _fail(
+            "encoding_convergence.n_images",
+            ec["n_images"],
+            "is larger than evaluation.test_size",
+            f"2..{cfg['evaluation']['test_size']}",
+        )
     settings = cfg["model_settings"]
     own = [("solver_comparison.models", m) for m in cfg["solver_comparison"]["models"]]
     own += [("learning_curves.models", m) for m in cfg["learning_curves"]["models"] if settings[m]["kind"] == "gfe"]
@@ -405,17 +470,26 @@ def _check_e5_and_e7(cfg: dict) -> None:
         solver = settings[model].get("solver")
         if settings[model]["kind"] != "gfe" or solver not in E5_SOLVERS:
             what = f"a GFE model with solver {solver!r}" if settings[model]["kind"] == "gfe" else "an autoencoder"
-            _fail(key, model, f"is {what}: E5 cannot encode it with its own flow",
-                  f"GFE models with solver {E5_SOLVERS}")
+            _fail(
+                key, model, f"is {what}: E5 cannot encode it with its own flow", f"GFE models with solver {E5_SOLVERS}"
+            )
     if not lm["perplexity"] < lm["n_images"]:
-        _fail("latent_maps.perplexity", lm["perplexity"], f"is not smaller than latent_maps.n_images "
-              f"({lm['n_images']})", f"a finite number in (0, {lm['n_images']})")
+        _fail(
+            "latent_maps.perplexity",
+            lm["perplexity"],
+            f"is not smaller than latent_maps.n_images ({lm['n_images']})",
+            f"a finite number in (0, {lm['n_images']})",
+        )
     n = cfg["learning_curves"]["train_size"]
     for ds in cfg["datasets"]:
         size = _size(cfg, ds, n)
         if lm["n_images"] > size:
-            _fail("latent_maps.n_images", lm["n_images"], f"is larger than the E2 training set "
-                  f"(learning_curves.train_size: {_shown(n, size)} on {ds})", f"5..{size}")
+            _fail(
+                "latent_maps.n_images",
+                lm["n_images"],
+                f"is larger than the E2 training set (learning_curves.train_size: {_shown(n, size)} on {ds})",
+                f"5..{size}",
+            )
 
 
 def _check_flows(cfg: dict) -> None:

@@ -11,11 +11,28 @@ from __future__ import annotations
 import itertools
 import json
 
-TABLE_NAMES = ["e1_data_efficiency", "e2_learning_curves", "e2_authors_points", "e3_solver_comparison",
-               "e3_heldout", "e4_adjoint_ablation", "e4_heldout", "e5_encoding_convergence", "e6_reconstructions",
-               "e7_latent_maps", "parameter_counts"]
-FIGURE_NAMES = ["e1_data_efficiency", "e2_learning_curves", "e3_solver_comparison", "e4_adjoint_ablation",
-                "e5_encoding_convergence", "e6_reconstructions", "e7_latent_maps"]
+TABLE_NAMES = [
+    "e1_data_efficiency",
+    "e2_learning_curves",
+    "e2_authors_points",
+    "e3_solver_comparison",
+    "e3_heldout",
+    "e4_adjoint_ablation",
+    "e4_heldout",
+    "e5_encoding_convergence",
+    "e6_reconstructions",
+    "e7_latent_maps",
+    "parameter_counts",
+]
+FIGURE_NAMES = [
+    "e1_data_efficiency",
+    "e2_learning_curves",
+    "e3_solver_comparison",
+    "e4_adjoint_ablation",
+    "e5_encoding_convergence",
+    "e6_reconstructions",
+    "e7_latent_maps",
+]
 # Per-run files written by training, evaluation and the t-SNE embedding.
 TRAIN_FILES = ("train_log.csv", "validation.csv", "run.json")
 
@@ -64,20 +81,27 @@ class Plan:
 
     def e1_runs(self) -> list[tuple]:
         c = self.cfg
-        return [(ds, "e1", m, n, s) for ds, m, n, s in
-                itertools.product(c["datasets"], c["models"], c["train_sizes"], c["seeds"])]
+        return [
+            (ds, "e1", m, n, s)
+            for ds, m, n, s in itertools.product(c["datasets"], c["models"], c["train_sizes"], c["seeds"])
+        ]
 
     def e2_runs(self) -> list[tuple]:
         c, lc = self.cfg, self.cfg["learning_curves"]
-        runs = [(ds, "e2", m, lc["train_size"], s) for ds, m, s in
-                itertools.product(c["datasets"], lc["models"], c["seeds"])]
-        return runs + [(ds, "e2", m, lc["train_size"], c["seeds"][0])
-                       for ds in c["datasets"] for m in lc["extra_models"]]
+        runs = [
+            (ds, "e2", m, lc["train_size"], s)
+            for ds, m, s in itertools.product(c["datasets"], lc["models"], c["seeds"])
+        ]
+        return runs + [
+            (ds, "e2", m, lc["train_size"], c["seeds"][0]) for ds in c["datasets"] for m in lc["extra_models"]
+        ]
 
     def _comparison_runs(self, section: str, experiment: str) -> list[tuple]:
         sc = self.cfg[section]
-        return [(ds, experiment, m, sc["train_size"], s) for ds, m, s in
-                itertools.product(self.cfg["datasets"], sc["models"], sc["seeds"])]
+        return [
+            (ds, experiment, m, sc["train_size"], s)
+            for ds, m, s in itertools.product(self.cfg["datasets"], sc["models"], sc["seeds"])
+        ]
 
     def e3_runs(self) -> list[tuple]:
         return self._comparison_runs("solver_comparison", "e3")
@@ -104,8 +128,9 @@ class Plan:
         seed = c["encoding_convergence"]["seed"]
         sc, lc = c["solver_comparison"], c["learning_curves"]
         own = [(dataset, "e3", m, sc["train_size"], seed) for m in sc["models"]]
-        return own + [(dataset, "e2", m, lc["train_size"], seed) for m in lc["models"]
-                      if c["model_settings"][m]["kind"] == "gfe"]
+        return own + [
+            (dataset, "e2", m, lc["train_size"], seed) for m in lc["models"] if c["model_settings"][m]["kind"] == "gfe"
+        ]
 
     def e5_common_run(self, dataset: str) -> tuple:
         ec, lc = self.cfg["encoding_convergence"], self.cfg["learning_curves"]
@@ -119,13 +144,16 @@ class Plan:
         batch = c["dataset_settings"][dataset]["batch_size"]
         if experiment == "e1":
             t = c["training"]
-            return (f"--steps {t['max_steps'][model]} --batch-size {batch} --val-every {t['val_every']}"
-                    f" --patience {t['patience']} --min-improvement {t['min_improvement']}")
+            return (
+                f"--steps {t['max_steps'][model]} --batch-size {batch} --val-every {t['val_every']}"
+                f" --patience {t['patience']} --min-improvement {t['min_improvement']}"
+            )
         if experiment == "e2":
             lc = c["learning_curves"]
             val_at = " ".join(str(round(n / batch)) for n in lc["report_images_seen"])
-            return (f"--steps {lc['steps']} --batch-size {batch} --val-every {lc['val_every']}"
-                    + (f" --val-at {val_at}" if val_at else ""))
+            return f"--steps {lc['steps']} --batch-size {batch} --val-every {lc['val_every']}" + (
+                f" --val-at {val_at}" if val_at else ""
+            )
         sc = c[{"e3": "solver_comparison", "e4": "adjoint_ablation"}[experiment]]
         args = f"--steps {sc['steps']} --batch-size {sc['batch_size']} --val-every {sc['val_every']}"
         return args + (" --gradient-cosine" if experiment == "e4" else "")
@@ -140,9 +168,11 @@ class Plan:
         return json.dumps(self.cfg["dataset_settings"][dataset], sort_keys=True)
 
     def e5_inputs(self, dataset: str) -> dict:
-        return {"prepared": self.prepared.format(dataset=dataset),
-                "own": [self.model_file(*r) for r in self.e5_own_runs(dataset)],
-                "common": self.model_file(*self.e5_common_run(dataset))}
+        return {
+            "prepared": self.prepared.format(dataset=dataset),
+            "own": [self.model_file(*r) for r in self.e5_own_runs(dataset)],
+            "common": self.model_file(*self.e5_common_run(dataset)),
+        }
 
     def e5_own_args(self, dataset: str) -> str:
         return " ".join(f"--own {r[2]}={self.model_file(*r)}" for r in self.e5_own_runs(dataset))

@@ -45,8 +45,9 @@ def test_per_sample_loss_never_increases_and_forced_steps_keep_z():
     decoder, x = _problem()
     trace = []
     # A stiff flow (large alpha) and few halvings make rejections and forced steps common.
-    out = gfe.encode(decoder, x, solver="amd", tau=200.0, z0="uniform", seed=2, trace=trace,
-                     alpha=1000.0, max_halvings=3)
+    out = gfe.encode(
+        decoder, x, solver="amd", tau=200.0, z0="uniform", seed=2, trace=trace, alpha=1000.0, max_halvings=3
+    )
     last = {}
     forced_kept = 0
     for it in trace:
@@ -76,23 +77,22 @@ def test_encoding_of_a_sample_does_not_depend_on_its_batch():
     decoder, x, z0 = _mlp_problem(64, seed=3)
     batch = gfe.encode(decoder, x, solver="amd", tau=1000.0, z0=z0, alpha=30.0)
     for i in (0, 17, 63):
-        alone = gfe.encode(decoder, x[i:i + 1], solver="amd", tau=1000.0, z0=z0[i:i + 1], alpha=30.0)
+        alone = gfe.encode(decoder, x[i : i + 1], solver="amd", tau=1000.0, z0=z0[i : i + 1], alpha=30.0)
         assert (alone.z[0] - batch.z[i]).abs().max() < 1e-5
         assert alone.nfe[0] == batch.nfe[i]
     assert len(set(batch.nfe.tolist())) > 1, "per-sample step control should give different NFE"
 
 
-def _authors_shared_rule_by_hand(y, z, iterations, dt_init, dt_max, sigma=1e-5, shrink=0.5,
-                                 growth=1.1):
+def _authors_shared_rule_by_hand(y, z, iterations, dt_init, dt_max, sigma=1e-5, shrink=0.5, growth=1.1):
     """The authors' shared AMD rule for D(z) = z^2, l = (z^2 - y)^2, in plain Python floats."""
-    loss = [(zi * zi - yi) ** 2 for zi, yi in zip(z, y)]
-    vel = [-4 * zi * (zi * zi - yi) for zi, yi in zip(z, y)]
+    loss = [(zi * zi - yi) ** 2 for zi, yi in zip(z, y, strict=True)]
+    vel = [-4 * zi * (zi * zi - yi) for zi, yi in zip(z, y, strict=True)]
     dt, t, steps = dt_init, 0.0, []
     for _ in range(iterations):
-        z1 = [zi + dt * fi for zi, fi in zip(z, vel)]
-        loss1 = [(zi * zi - yi) ** 2 for zi, yi in zip(z1, y)]
-        vel1 = [-4 * zi * (zi * zi - yi) for zi, yi in zip(z1, y)]
-        each = [l0 - l1 >= sigma * dt * dt_max * f1 * f1 for l0, l1, f1 in zip(loss, loss1, vel1)]
+        z1 = [zi + dt * fi for zi, fi in zip(z, vel, strict=True)]
+        loss1 = [(zi * zi - yi) ** 2 for zi, yi in zip(z1, y, strict=True)]
+        vel1 = [-4 * zi * (zi * zi - yi) for zi, yi in zip(z1, y, strict=True)]
+        each = [l0 - l1 >= sigma * dt * dt_max * f1 * f1 for l0, l1, f1 in zip(loss, loss1, vel1, strict=True)]
         accept = all(each)
         steps.append(dict(dt=dt, each=each, accept=accept))
         if accept:
@@ -113,9 +113,17 @@ def test_shared_mode_reproduces_a_hand_computed_trace():
     decoder = FunctionDecoder(lambda z: z * z)
     x = torch.tensor([[1.0], [4.0]], dtype=torch.float64)
     trace = []
-    gfe.encode(decoder, x, solver="amd", loss="mse", tau=100.0, z0=torch.tensor([[0.5], [0.5]], dtype=torch.float64),
-               shared=True, trace=trace)
-    for step, it in zip(expected, trace[:3]):
+    gfe.encode(
+        decoder,
+        x,
+        solver="amd",
+        loss="mse",
+        tau=100.0,
+        z0=torch.tensor([[0.5], [0.5]], dtype=torch.float64),
+        shared=True,
+        trace=trace,
+    )
+    for step, it in zip(expected, trace[:3], strict=True):
         assert float(it["dt"][0]) == pytest.approx(step["dt"])
         assert it["accepted"].tolist() == [step["accept"]] * 2
     # The state after the three trials: time 0.25, z moved by the one accepted step.
@@ -149,8 +157,10 @@ def test_converged_samples_stop_before_tau_and_report_it():
     assert torch.all(out.t < 1e4)
 
 
-@pytest.mark.parametrize("bad", [dict(dt_init=0), dict(dt_max=0.5), dict(shrink=1.0), dict(shrink=0.0),
-                                 dict(max_halvings=-1), dict(conv_window=1)])
+@pytest.mark.parametrize(
+    "bad",
+    [dict(dt_init=0), dict(dt_max=0.5), dict(shrink=1.0), dict(shrink=0.0), dict(max_halvings=-1), dict(conv_window=1)],
+)
 def test_bad_options_are_rejected_with_the_option_name(bad):
     name = next(iter(bad))
     with pytest.raises(ValueError, match=name):

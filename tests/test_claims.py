@@ -22,24 +22,52 @@ M = "\u2212"  # the minus sign the evidence uses
 def e1_frame(losses, dataset="mnist", capped=(), params=None):
     """losses: {(model, N): [test loss of seed 0, 1, ...]}; capped: {(model, N, seed)} stopped at the cap."""
     params = params or {"ae": 1000, "gfe_amd": 500, "gfe_rk4": 500}
-    return pd.DataFrame([dict(dataset=dataset, model=model, train_size=n, seed=seed,
-                              stop_reason="cap" if (model, n, seed) in capped else "plateau",
-                              steps=100, best_step=80 + seed, best_images_seen=8000,
-                              test_loss_mean=loss, total_params=params[model])
-                         for (model, n), values in losses.items() for seed, loss in enumerate(values)])
+    return pd.DataFrame(
+        [
+            dict(
+                dataset=dataset,
+                model=model,
+                train_size=n,
+                seed=seed,
+                stop_reason="cap" if (model, n, seed) in capped else "plateau",
+                steps=100,
+                best_step=80 + seed,
+                best_images_seen=8000,
+                test_loss_mean=loss,
+                total_params=params[model],
+            )
+            for (model, n), values in losses.items()
+            for seed, loss in enumerate(values)
+        ]
+    )
 
 
 def e1_few(gfe_small, ae_small=(0.30, 0.31, 0.32), **kw):
     """ae alone at N = 5 and another model at N = 1 (both ignored); both models at 10 and 1000."""
-    return e1_frame({("ae", 5): [0.5, 0.5], ("gfe_rk4", 1): [0.9, 0.9],
-                     ("ae", 10): list(ae_small), ("gfe_amd", 10): list(gfe_small),
-                     ("ae", 1000): [0.1, 0.1, 0.1], ("gfe_amd", 1000): [0.1, 0.1, 0.1]}, **kw)
+    return e1_frame(
+        {
+            ("ae", 5): [0.5, 0.5],
+            ("gfe_rk4", 1): [0.9, 0.9],
+            ("ae", 10): list(ae_small),
+            ("gfe_amd", 10): list(gfe_small),
+            ("ae", 1000): [0.1, 0.1, 0.1],
+            ("gfe_amd", 1000): [0.1, 0.1, 0.1],
+        },
+        **kw,
+    )
 
 
 def e1_large(gfe_large, ae_large=(0.100, 0.102, 0.104), **kw):
     """Both models at N = 10 (GFE far better there) and N = 1000."""
-    return e1_frame({("ae", 10): [0.3, 0.3, 0.3], ("gfe_amd", 10): [0.2, 0.2, 0.2],
-                     ("ae", 1000): list(ae_large), ("gfe_amd", 1000): list(gfe_large)}, **kw)
+    return e1_frame(
+        {
+            ("ae", 10): [0.3, 0.3, 0.3],
+            ("gfe_amd", 10): [0.2, 0.2, 0.2],
+            ("ae", 1000): list(ae_large),
+            ("gfe_amd", 1000): list(gfe_large),
+        },
+        **kw,
+    )
 
 
 def e4_frames(rel, steps=(0, 50, 100), dataset="mnist", approx="gfe_rk4", adjoint="gfe_adjoint"):
@@ -49,11 +77,15 @@ def e4_frames(rel, steps=(0, 50, 100), dataset="mnist", approx="gfe_rk4", adjoin
     for seed, r in enumerate(rel):
         for step in steps:
             base = 1.0 / (1 + step / 50)
-            held += [dict(dataset=dataset, model=adjoint, seed=seed, step=step, loss_mean=base),
-                     dict(dataset=dataset, model=approx, seed=seed, step=step, loss_mean=base * (1 + r))]
-        for step, cos in zip((1, 2, 3), (0.9, 0.95, 0.99)):
-            train += [dict(dataset=dataset, model=adjoint, seed=seed, step=step, seconds=0.3, grad_cosine=cos),
-                      dict(dataset=dataset, model=approx, seed=seed, step=step, seconds=0.1, grad_cosine=np.nan)]
+            held += [
+                dict(dataset=dataset, model=adjoint, seed=seed, step=step, loss_mean=base),
+                dict(dataset=dataset, model=approx, seed=seed, step=step, loss_mean=base * (1 + r)),
+            ]
+        for step, cos in zip((1, 2, 3), (0.9, 0.95, 0.99), strict=True):
+            train += [
+                dict(dataset=dataset, model=adjoint, seed=seed, step=step, seconds=0.3, grad_cosine=cos),
+                dict(dataset=dataset, model=approx, seed=seed, step=step, seconds=0.1, grad_cosine=np.nan),
+            ]
     held.append(dict(dataset=dataset, model=approx, seed=0, step=150, loss_mean=10.0))
     return pd.DataFrame(held), pd.DataFrame(train)
 
@@ -64,44 +96,66 @@ def e3_heldout(delta, steps=(0, 10, 20, 30), dataset="mnist"):
     for seed, d in enumerate(delta):
         for step in steps:
             first = 1 - 0.01 * step
-            rows += [dict(dataset=dataset, model="gfe_rk4", seed=seed, step=step, loss_mean=first),
-                     dict(dataset=dataset, model="gfe_2nd", seed=seed, step=step,
-                          loss_mean=first + (d if step > 0 else 0.0))]
+            rows += [
+                dict(dataset=dataset, model="gfe_rk4", seed=seed, step=step, loss_mean=first),
+                dict(
+                    dataset=dataset, model="gfe_2nd", seed=seed, step=step, loss_mean=first + (d if step > 0 else 0.0)
+                ),
+            ]
     rows.append(dict(dataset=dataset, model="gfe_rk4", seed=0, step=40, loss_mean=99.0))
     return pd.DataFrame(rows)
 
 
 def curve(panel, solver, order, steps, tau, losses, nfe=None, decoder="gfe_amd", dataset="mnist"):
     t = np.linspace(0, tau, len(losses))
-    return pd.DataFrame(dict(dataset=dataset, panel=panel, decoder_model=decoder, solver=solver, order=order,
-                             steps=float(steps) if steps is not None else np.nan, tau=float(tau), t=t,
-                             nfe_mean=nfe if nfe is not None else np.linspace(0, 4 * (steps or 0), len(losses)),
-                             loss_mean=losses))
+    return pd.DataFrame(
+        dict(
+            dataset=dataset,
+            panel=panel,
+            decoder_model=decoder,
+            solver=solver,
+            order=order,
+            steps=float(steps) if steps is not None else np.nan,
+            tau=float(tau),
+            t=t,
+            nfe_mean=nfe if nfe is not None else np.linspace(0, 4 * (steps or 0), len(losses)),
+            loss_mean=losses,
+        )
+    )
 
 
 def e5_amd(rk4_finals, amd_final, with_amd=True, dataset="mnist"):
     """Common decoder: first-order rk4 at τ = 10 with 10, 20, 40 ... steps ending at rk4_finals, AMD at τ = 10
     ending at amd_final after 37 NFE; distractors: rk4 at τ = 5, second order at τ = 10, own-decoder rk4."""
-    parts = [curve("common decoder", "rk4", 1, 10 * 2 ** i, 10, [1.0, 0.6, f], dataset=dataset)
-             for i, f in enumerate(rk4_finals)]
-    parts += [curve("common decoder", "rk4", 1, 10, 5, [1.0, 0.9], dataset=dataset),
-              curve("common decoder", "rk4", 1, 20, 5, [1.0, 0.1], dataset=dataset),
-              curve("common decoder", "rk4", 2, 10, 10, [1.0, 0.01], dataset=dataset),
-              curve("own decoder", "rk4", 1, 80, 10, [1.0, 0.01], dataset=dataset)]
+    parts = [
+        curve("common decoder", "rk4", 1, 10 * 2**i, 10, [1.0, 0.6, f], dataset=dataset)
+        for i, f in enumerate(rk4_finals)
+    ]
+    parts += [
+        curve("common decoder", "rk4", 1, 10, 5, [1.0, 0.9], dataset=dataset),
+        curve("common decoder", "rk4", 1, 20, 5, [1.0, 0.1], dataset=dataset),
+        curve("common decoder", "rk4", 2, 10, 10, [1.0, 0.01], dataset=dataset),
+        curve("own decoder", "rk4", 1, 80, 10, [1.0, 0.01], dataset=dataset),
+    ]
     if with_amd:
-        parts.append(curve("common decoder", "amd", 1, None, 10, [1.0, 0.5, amd_final], nfe=[0, 10, 37],
-                           dataset=dataset))
+        parts.append(
+            curve("common decoder", "amd", 1, None, 10, [1.0, 0.5, amd_final], nfe=[0, 10, 37], dataset=dataset)
+        )
     return pd.concat(parts, ignore_index=True)
 
 
 def e5_order(dataset="mnist"):
     """Own decoder: order 1 (gfe_rk4) and order 2 (gfe_2nd) over t = 0, 2, 4, 6, 8; common decoder rk4 curves."""
-    return pd.concat([
-        curve("own decoder", "rk4", 1, 4, 8, [1.0, 0.8, 0.6, 0.5, 0.45], decoder="gfe_rk4", dataset=dataset),
-        curve("own decoder", "rk4", 2, 4, 8, [1.0, 0.7, 0.5, 0.4, 0.35], decoder="gfe_2nd", dataset=dataset),
-        curve("common decoder", "rk4", 1, 4, 8, [1.0, 0.6, 0.3], dataset=dataset),
-        curve("common decoder", "rk4", 2, 4, 8, [1.0, 0.5, 0.25], dataset=dataset),
-        curve("common decoder", "amd", 1, None, 8, [1.0, 0.2], nfe=[0, 30], dataset=dataset)], ignore_index=True)
+    return pd.concat(
+        [
+            curve("own decoder", "rk4", 1, 4, 8, [1.0, 0.8, 0.6, 0.5, 0.45], decoder="gfe_rk4", dataset=dataset),
+            curve("own decoder", "rk4", 2, 4, 8, [1.0, 0.7, 0.5, 0.4, 0.35], decoder="gfe_2nd", dataset=dataset),
+            curve("common decoder", "rk4", 1, 4, 8, [1.0, 0.6, 0.3], dataset=dataset),
+            curve("common decoder", "rk4", 2, 4, 8, [1.0, 0.5, 0.25], dataset=dataset),
+            curve("common decoder", "amd", 1, None, 8, [1.0, 0.2], nfe=[0, 30], dataset=dataset),
+        ],
+        ignore_index=True,
+    )
 
 
 def only(result):
@@ -116,7 +170,8 @@ def test_paired_interval_is_the_student_t_interval():
     mean, low, high = claims.paired_interval([1.0, 2.0, 3.0])  # sd 1, n 3: half width t_{.975,2}/√3
     assert (mean, low, high) == pytest.approx((2.0, 2 - 2.4841377117503303, 2 + 2.4841377117503303))
     assert claims.paired_interval(pd.Series([1.0, 2.0, 3.0]), level=0.90)[1:] == pytest.approx(
-        (2 - 1.6858544608470485, 2 + 1.6858544608470485))
+        (2 - 1.6858544608470485, 2 + 1.6858544608470485)
+    )
 
 
 def test_paired_interval_small_samples():
@@ -141,11 +196,29 @@ def test_claim_rejects_an_unknown_verdict():
 
 
 def test_render_layout():
-    c = claims.Claim(1, "few images (mnist)", "GFE wins.", "interval below 0.", ["| a |", "|---|"],
-                     SUPPORTED, "It is below.", part="a")
-    assert claims.render([c]) == ["## Claim 1a: few images (mnist)", "", "**Claim (papers):** GFE wins.", "",
-                                  "**Criterion:** interval below 0.", "", "| a |", "|---|", "",
-                                  "**Verdict: supported** — It is below.", ""]
+    c = claims.Claim(
+        1,
+        "few images (mnist)",
+        "GFE wins.",
+        "interval below 0.",
+        ["| a |", "|---|"],
+        SUPPORTED,
+        "It is below.",
+        part="a",
+    )
+    assert claims.render([c]) == [
+        "## Claim 1a: few images (mnist)",
+        "",
+        "**Claim (papers):** GFE wins.",
+        "",
+        "**Criterion:** interval below 0.",
+        "",
+        "| a |",
+        "|---|",
+        "",
+        "**Verdict: supported** — It is below.",
+        "",
+    ]
 
 
 # ---------------------------------------------------------------- claim 1a
@@ -189,7 +262,8 @@ def test_few_images_one_verdict_per_dataset():
     result = claims.claim_few_images(e1, "config/paper.yaml")
     assert [(c.title, c.verdict) for c in result] == [
         ("lower loss from far fewer training images (fmnist)", NOT_SUPPORTED),
-        ("lower loss from far fewer training images (mnist)", SUPPORTED)]
+        ("lower loss from far fewer training images (mnist)", SUPPORTED),
+    ]
 
 
 # ---------------------------------------------------------------- claim 1b
@@ -202,10 +276,14 @@ def test_competitive_supported_inside_the_margin():
     assert f"Largest N = 1000, 3 paired seeds: (gfe_amd − ae)/ae = {claims.fmt_interval(*rel)}." in c.evidence
 
 
-@pytest.mark.parametrize("gfe, where, side", [
-    ([0.12, 0.1234, 0.1238], "lies outside", "worse"),
-    ([0.08, 0.081, 0.083], "lies outside", "better"),
-    ([0.100, 0.11016, 0.10816], "straddles", "worse")])
+@pytest.mark.parametrize(
+    "gfe, where, side",
+    [
+        ([0.12, 0.1234, 0.1238], "lies outside", "worse"),
+        ([0.08, 0.081, 0.083], "lies outside", "better"),
+        ([0.100, 0.11016, 0.10816], "straddles", "worse"),
+    ],
+)
 def test_competitive_not_supported(gfe, where, side):
     c = only(claims.claim_competitive(e1_large(gfe), "config/paper.yaml"))
     assert c.verdict == NOT_SUPPORTED and where in c.reason and f"GFE {side}" in c.reason
@@ -228,8 +306,10 @@ def test_competitive_not_tested_names_the_config():
 # ---------------------------------------------------------------- claim 1c
 
 
-@pytest.mark.parametrize("gfe_params, verdict, ratio", [
-    (500, SUPPORTED, "0.5000"), (450, SUPPORTED, "0.4500"), (800, NOT_SUPPORTED, "0.8000")])
+@pytest.mark.parametrize(
+    "gfe_params, verdict, ratio",
+    [(500, SUPPORTED, "0.5000"), (450, SUPPORTED, "0.4500"), (800, NOT_SUPPORTED, "0.8000")],
+)
 def test_half_parameters(gfe_params, verdict, ratio):
     e1 = e1_frame({("ae", 10): [0.3, 0.3], ("gfe_amd", 10): [0.2, 0.2]}, params={"ae": 1000, "gfe_amd": gfe_params})
     c = only(claims.claim_half_parameters(e1))
@@ -256,8 +336,7 @@ def test_adjoint_supported_at_the_last_common_step():
     assert c.evidence[-1] == "Seconds per iteration: gfe_rk4 0.1000, gfe_adjoint 0.3000 (gfe_adjoint/gfe_rk4 = 3.000)."
 
 
-@pytest.mark.parametrize("rel, why", [([0.2, 0.25, 0.22], "entirely above 0.05"),
-                                      ([0.0, 0.1, 0.05], "too wide")])
+@pytest.mark.parametrize("rel, why", [([0.2, 0.25, 0.22], "entirely above 0.05"), ([0.0, 0.1, 0.05], "too wide")])
 def test_adjoint_not_supported(rel, why):
     c = only(claims.claim_adjoint(*e4_frames(rel)))
     assert c.verdict == NOT_SUPPORTED and why in c.reason
@@ -322,8 +401,12 @@ def test_amd_robust(amd, verdict):
     assert f"(AMD − best)/best = {claims.fmt(100 * (amd / 0.2 - 1))}%." in c.evidence[-1]
     assert ("below" if amd < 0.2 else "above") in c.reason
     rows = [line for line in c.evidence if line.startswith("| ")][1:]
-    assert rows == ["| rk4 | 10 | 0.3000 | 40.00 |", "| rk4 | 20 | 0.2500 | 80.00 |", "| rk4 | 40 | 0.2000 | 160.0 |",
-                    f"| amd | adaptive | {claims.fmt(amd)} | 37.00 |"]
+    assert rows == [
+        "| rk4 | 10 | 0.3000 | 40.00 |",
+        "| rk4 | 20 | 0.2500 | 80.00 |",
+        "| rk4 | 40 | 0.2000 | 160.0 |",
+        f"| amd | adaptive | {claims.fmt(amd)} | 37.00 |",
+    ]
 
 
 def test_amd_robust_not_tested():

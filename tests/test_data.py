@@ -36,10 +36,7 @@ def idx_bytes(array: np.ndarray, magic: int, count: int | None = None) -> bytes:
     dims = list(array.shape)
     if count is not None:
         dims[0] = count
-    return (
-        struct.pack(f">{1 + len(dims)}I", magic, *dims)
-        + array.astype(np.uint8).tobytes()
-    )
+    return struct.pack(f">{1 + len(dims)}I", magic, *dims) + array.astype(np.uint8).tobytes()
 
 
 def write_file(path: Path, payload: bytes, *, gz_level: int | None = None) -> Path:
@@ -60,7 +57,7 @@ def leftover_partials(root: Path) -> list[Path]:
 
 def md5_of(path: Path) -> str:
     """Hex md5 of a file, as torchvision's check_integrity computes it."""
-    return hashlib.md5(path.read_bytes()).hexdigest()
+    return hashlib.md5(path.read_bytes(), usedforsecurity=False).hexdigest()
 
 
 # ------------------------------------------------------------ Fashion-MNIST
@@ -70,9 +67,7 @@ def md5_of(path: Path) -> str:
 def fashion_root(tmp_path_factory):
     """A root into which the system Fashion-MNIST copy has been loaded once."""
     if not FASHION_SYSTEM_DIR.is_dir():
-        pytest.skip(
-            f"{FASHION_SYSTEM_DIR} absent (apt-get install dataset-fashion-mnist)"
-        )
+        pytest.skip(f"{FASHION_SYSTEM_DIR} absent (apt-get install dataset-fashion-mnist)")
     root = tmp_path_factory.mktemp("fashion_root")
     loaded = load_dataset("fashion_mnist", root)
     return root, loaded
@@ -97,12 +92,8 @@ def test_fashion_mnist_from_system_copy(fashion_root):
 @needs_fashion
 def test_fashion_mnist_matches_torchvision_totensor(fashion_root):
     root, loaded = fashion_root
-    reference_train = tv_datasets.FashionMNIST(
-        str(root), train=True, transform=transforms.ToTensor()
-    )
-    reference_test = tv_datasets.FashionMNIST(
-        str(root), train=False, transform=transforms.ToTensor()
-    )
+    reference_train = tv_datasets.FashionMNIST(str(root), train=True, transform=transforms.ToTensor())
+    reference_test = tv_datasets.FashionMNIST(str(root), train=False, transform=transforms.ToTensor())
     for index in (0, 31337, 59999):
         image, label = reference_train[index]
         assert torch.equal(loaded.train_images[index], image)
@@ -146,11 +137,7 @@ def test_wrong_checksum_is_reported_and_leaves_nothing(tmp_path):
     local.mkdir()
     for stem in MNIST_STEMS[1:]:
         (local / f"{stem}.gz").symlink_to(FASHION_SYSTEM_DIR / f"{stem}.gz")
-    content = bytearray(
-        gzip.decompress(
-            (FASHION_SYSTEM_DIR / "train-images-idx3-ubyte.gz").read_bytes()
-        )
-    )
+    content = bytearray(gzip.decompress((FASHION_SYSTEM_DIR / "train-images-idx3-ubyte.gz").read_bytes()))
     content[1000] ^= 0xFF  # a pixel byte, after the 16-byte header
     (local / "train-images-idx3-ubyte").write_bytes(bytes(content))
     root = tmp_path / "root"
@@ -167,9 +154,7 @@ def test_damaged_prepared_file_is_reported(tmp_path):
     raw = root / "FashionMNIST" / "raw"
     raw.mkdir(parents=True)
     for stem in MNIST_STEMS:
-        (raw / stem).write_bytes(
-            gzip.decompress((FASHION_SYSTEM_DIR / f"{stem}.gz").read_bytes())
-        )
+        (raw / stem).write_bytes(gzip.decompress((FASHION_SYSTEM_DIR / f"{stem}.gz").read_bytes()))
     labels = raw / "t10k-labels-idx1-ubyte"
     labels.write_bytes(labels.read_bytes()[:-3])
     with pytest.raises(DatasetError, match="size") as error:
@@ -192,9 +177,7 @@ def test_nothing_anywhere_lists_places_looked_in(tmp_path, name):
     local = tmp_path / "empty"
     local.mkdir()
     root = tmp_path / "root"
-    message = not_found_message(
-        name, root, local_dir=local, search_system=False, download=False
-    )
+    message = not_found_message(name, root, local_dir=local, search_system=False, download=False)
     assert str(root) in message
     assert f"{local} (local_dir)" in message
     assert "download=False" in message and "download=True" in message
@@ -236,9 +219,7 @@ def fake_mnist(tmp_path_factory):
     """Random MNIST-format arrays written as a mix of .gz and uncompressed IDX files."""
     rng = np.random.default_rng(0)
     arrays = {
-        "train-images-idx3-ubyte": rng.integers(
-            0, 256, (60000, 28, 28), dtype=np.uint8
-        ),
+        "train-images-idx3-ubyte": rng.integers(0, 256, (60000, 28, 28), dtype=np.uint8),
         "train-labels-idx1-ubyte": rng.integers(0, 10, 60000, dtype=np.uint8),
         "t10k-images-idx3-ubyte": rng.integers(0, 256, (10000, 28, 28), dtype=np.uint8),
         "t10k-labels-idx1-ubyte": rng.integers(0, 10, 10000, dtype=np.uint8),
@@ -272,23 +253,15 @@ def test_mnist_round_trip_from_local_dir(fake_mnist, tmp_path):
     loaded = load_dataset("mnist", root, local_dir=local, search_system=False)
     assert loaded.train_images.shape == (60000, 1, 28, 28)
     assert loaded.test_images.shape == (10000, 1, 28, 28)
-    expected_train = (
-        torch.from_numpy(arrays["train-images-idx3-ubyte"]).unsqueeze(1).float() / 255
-    )
+    expected_train = torch.from_numpy(arrays["train-images-idx3-ubyte"]).unsqueeze(1).float() / 255
     assert torch.equal(loaded.train_images, expected_train)
     assert torch.equal(
         loaded.test_images[:5, 0],
         torch.from_numpy(arrays["t10k-images-idx3-ubyte"][:5]).float() / 255,
     )
-    assert torch.equal(
-        loaded.train_labels, torch.from_numpy(arrays["train-labels-idx1-ubyte"]).long()
-    )
-    assert torch.equal(
-        loaded.test_labels, torch.from_numpy(arrays["t10k-labels-idx1-ubyte"]).long()
-    )
-    assert sorted(p.name for p in (root / "MNIST" / "raw").iterdir()) == sorted(
-        MNIST_STEMS
-    )
+    assert torch.equal(loaded.train_labels, torch.from_numpy(arrays["train-labels-idx1-ubyte"]).long())
+    assert torch.equal(loaded.test_labels, torch.from_numpy(arrays["t10k-labels-idx1-ubyte"]).long())
+    assert sorted(p.name for p in (root / "MNIST" / "raw").iterdir()) == sorted(MNIST_STEMS)
     assert leftover_partials(root) == []
 
     again = load_dataset("mnist", root, search_system=False)  # prepared files only
@@ -372,9 +345,7 @@ def fake_cifar(tmp_path_factory):
     meta = {"label_names": label_names, "num_cases_per_batch": 10000, "num_vis": 3072}
     (folder / "batches.meta").write_bytes(pickle.dumps(meta, protocol=2))
     archive_dir = tmp_path_factory.mktemp("cifar_archive")
-    with tarfile.open(
-        archive_dir / "cifar-10-python.tar.gz", "w:gz", compresslevel=1
-    ) as tar:
+    with tarfile.open(archive_dir / "cifar-10-python.tar.gz", "w:gz", compresslevel=1) as tar:
         tar.add(folder, arcname="cifar-10-batches-py")
     return local, archive_dir, batches
 
@@ -384,15 +355,9 @@ def cifar_md5s_of_fake(fake_cifar, monkeypatch):
     """Point torchvision's recorded CIFAR-10 md5s at the fake files."""
     folder = fake_cifar[0] / "cifar-10-batches-py"
     cls = tv_datasets.CIFAR10
-    monkeypatch.setattr(
-        cls, "train_list", [[n, md5_of(folder / n)] for n, _ in cls.train_list]
-    )
-    monkeypatch.setattr(
-        cls, "test_list", [[n, md5_of(folder / n)] for n, _ in cls.test_list]
-    )
-    monkeypatch.setattr(
-        cls, "meta", {**cls.meta, "md5": md5_of(folder / "batches.meta")}
-    )
+    monkeypatch.setattr(cls, "train_list", [[n, md5_of(folder / n)] for n, _ in cls.train_list])
+    monkeypatch.setattr(cls, "test_list", [[n, md5_of(folder / n)] for n, _ in cls.test_list])
+    monkeypatch.setattr(cls, "meta", {**cls.meta, "md5": md5_of(folder / "batches.meta")})
 
 
 def check_cifar_round_trip(loaded, batches):
@@ -405,9 +370,7 @@ def check_cifar_round_trip(loaded, batches):
     row = images_2[7]  # original layout: 1024 red, 1024 green, 1024 blue, row-major
     image = loaded.train_images[10000 + 7]
     for channel, y, x in ((0, 0, 0), (1, 5, 17), (2, 31, 30)):
-        assert image[channel, y, x].item() == pytest.approx(
-            row[channel * 1024 + y * 32 + x] / 255
-        )
+        assert image[channel, y, x].item() == pytest.approx(row[channel * 1024 + y * 32 + x] / 255)
     assert torch.equal(image, torch.from_numpy(row.reshape(3, 32, 32)).float() / 255)
     assert loaded.train_labels[10000 + 7].item() == labels_2[7]
     test_images, test_labels = batches["test_batch"]
@@ -426,9 +389,7 @@ def test_cifar_from_extracted_folder(fake_cifar, cifar_md5s_of_fake, tmp_path):
     assert leftover_partials(root) == []
     # torchvision keeps CIFAR-10 as HWC uint8 and applies ToTensor to a PIL image
     hwc = batches["data_batch_2"][0][7].reshape(3, 32, 32).transpose(1, 2, 0)
-    assert torch.equal(
-        transforms.ToTensor()(Image.fromarray(hwc)), loaded.train_images[10007]
-    )
+    assert torch.equal(transforms.ToTensor()(Image.fromarray(hwc)), loaded.train_images[10007])
     assert sorted(p.name for p in root.iterdir()) == ["cifar-10-batches-py"]
 
 
@@ -457,9 +418,7 @@ def test_cifar_damaged_prepared_folder_is_reported(tmp_path):
     assert str(root / "cifar-10-batches-py") in str(error.value)
 
 
-@pytest.mark.parametrize(
-    "member_name", ["../evil", "/tmp/evil-absolute", "cifar-10-batches-py/../../evil"]
-)
+@pytest.mark.parametrize("member_name", ["../evil", "/tmp/evil-absolute", "cifar-10-batches-py/../../evil"])
 def test_cifar_tar_with_unsafe_member_is_rejected(tmp_path, member_name):
     local = tmp_path / "local"
     local.mkdir()
@@ -523,9 +482,7 @@ def test_authors_split_other_sizes():
     assert len(train_idx) == 900
 
 
-@pytest.mark.parametrize(
-    ("n_val", "n_pool"), [(0, 100), (-1, 100), (100, 100), (101, 100)]
-)
+@pytest.mark.parametrize(("n_val", "n_pool"), [(0, 100), (-1, 100), (100, 100), (101, 100)])
 def test_authors_split_rejects_bad_n_val(n_val, n_pool):
     with pytest.raises(ValueError, match="n_val"):
         authors_split(n_val=n_val, n_pool=n_pool)
@@ -553,7 +510,5 @@ def test_nested_subset_full_size_is_a_permutation():
 @pytest.mark.parametrize("n", [0, -5, 191])
 def test_nested_subset_rejects_bad_n(n):
     train_idx, _ = authors_split(n_val=10, n_pool=200)
-    with pytest.raises(
-        ValueError, match=r"n must satisfy 0 < n <= len\(train_idx\)=190"
-    ):
+    with pytest.raises(ValueError, match=r"n must satisfy 0 < n <= len\(train_idx\)=190"):
         nested_subset(train_idx, n, seed=0)

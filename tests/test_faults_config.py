@@ -58,110 +58,204 @@ BAD_CONFIGS = {
     # -- names and types
     "unknown key": ("colour: red", ["colour: 'red'", "not a key of the configuration", "'train_sizes'"]),
     "wrong type": ("seeds: zero", ["seeds: 'zero' is not of type 'array'", "allowed: a non-empty list"]),
-    "wrong nested type": ("training: {val_every: many}",
-                          ["training.val_every: 'many' is not of type 'integer'", "allowed: an integer >= 1"]),
-    "unknown dataset": ("datasets: [svhn]", ["datasets: 'svhn'", "unknown dataset(s) ['svhn']",
-                                             "allowed: ['mnist', 'fashion_mnist', 'cifar10']"]),
-    "unknown model": ("models: [ae, vae]", ["models: ['ae', 'vae']", "unknown model(s) ['vae']",
-                                            f"allowed: [{ALL_MODELS}]"]),
-    "unknown E2 model": ("learning_curves: {extra_models: [gfe_amd_shared]}",
-                         ["learning_curves.extra_models: 'gfe_amd_shared'", "unknown model(s)", ALL_MODELS]),
-    "unknown solver": ("model_settings: {gfe_rk4: {solver: rk5}}",
-                       ["model_settings.gfe_rk4.solver: 'rk5' is not one of", "'amd', 'rk4', 'euler', 'dopri5'"]),
-    "unknown optimiser": ("dataset_settings: {fashion_mnist: {optimizer: {name: sgd}}}",
-                          [f"{OPT}.name: 'sgd' is not one of", "allowed: one of ['rmsprop', 'adam']"]),
-    "unsafe name": ("name: ../x", ["name: '../x' does not match", "letters, digits, '_', '-' and '.'",
-                                   "not starting with '.'"]),
+    "wrong nested type": (
+        "training: {val_every: many}",
+        ["training.val_every: 'many' is not of type 'integer'", "allowed: an integer >= 1"],
+    ),
+    "unknown dataset": (
+        "datasets: [svhn]",
+        ["datasets: 'svhn'", "unknown dataset(s) ['svhn']", "allowed: ['mnist', 'fashion_mnist', 'cifar10']"],
+    ),
+    "unknown model": (
+        "models: [ae, vae]",
+        ["models: ['ae', 'vae']", "unknown model(s) ['vae']", f"allowed: [{ALL_MODELS}]"],
+    ),
+    "unknown E2 model": (
+        "learning_curves: {extra_models: [gfe_amd_shared]}",
+        ["learning_curves.extra_models: 'gfe_amd_shared'", "unknown model(s)", ALL_MODELS],
+    ),
+    "unknown solver": (
+        "model_settings: {gfe_rk4: {solver: rk5}}",
+        ["model_settings.gfe_rk4.solver: 'rk5' is not one of", "'amd', 'rk4', 'euler', 'dopri5'"],
+    ),
+    "unknown optimiser": (
+        "dataset_settings: {fashion_mnist: {optimizer: {name: sgd}}}",
+        [f"{OPT}.name: 'sgd' is not one of", "allowed: one of ['rmsprop', 'adam']"],
+    ),
+    "unsafe name": (
+        "name: ../x",
+        ["name: '../x' does not match", "letters, digits, '_', '-' and '.'", "not starting with '.'"],
+    ),
     "hidden name": ("name: .x", ["name: '.x' does not match", "not starting with '.'"]),
     "reserved name": ("name: benchmarks", ["name: 'benchmarks' is reserved", "results/benchmarks/"]),
     # -- empty lists
     "empty seed list": ("seeds: []", ["seeds: [] is empty", "allowed: a non-empty list"]),
-    "empty E2 model list": ("learning_curves: {models: []}",
-                            ["learning_curves.models: [] is empty",
-                             f"allowed: a non-empty list, each one of [{ALL_MODELS}]"]),
-    "empty E3 model list": ("solver_comparison: {models: []}", ["solver_comparison.models: [] is empty",
-                                                                 "allowed: a non-empty list"]),
-    "empty E4 model list": ("adjoint_ablation: {models: []}", ["adjoint_ablation.models: [] is empty",
-                                                                "allowed: a non-empty list"]),
+    "empty E2 model list": (
+        "learning_curves: {models: []}",
+        ["learning_curves.models: [] is empty", f"allowed: a non-empty list, each one of [{ALL_MODELS}]"],
+    ),
+    "empty E3 model list": (
+        "solver_comparison: {models: []}",
+        ["solver_comparison.models: [] is empty", "allowed: a non-empty list"],
+    ),
+    "empty E4 model list": (
+        "adjoint_ablation: {models: []}",
+        ["adjoint_ablation.models: [] is empty", "allowed: a non-empty list"],
+    ),
     # -- training-set and batch sizes
     "N = 0": ("train_sizes: [0, 100]", ["train_sizes[0]: 0 is not valid", "allowed: an integer >= 1 or 'full'"]),
     "N < 0": ("train_sizes: [-5]", ["train_sizes[0]: -5 is not valid", "allowed: an integer >= 1 or 'full'"]),
-    "N too large": ("train_sizes: [100, 60000]",
-                    ["train_sizes[1]: 60000 is larger than the training split of fashion_mnist (49800 images",
-                     "allowed: 1..49800 or 'full'"]),
-    "E1 batch larger than the smallest N": ("train_sizes: [3, 100]",
-                                            ["dataset_settings.fashion_mnist.batch_size: 5 is larger than the "
-                                             "smallest of train_sizes (E1), N=3 on fashion_mnist", "allowed: 1..3"]),
-    "E2 batch larger than N": ("learning_curves: {train_size: 4}",
-                               ["dataset_settings.fashion_mnist.batch_size: 5 is larger than "
-                                "learning_curves.train_size (E2), N=4 on fashion_mnist", "allowed: 1..4"]),
-    "E3 batch larger than N": ("solver_comparison: {train_size: 10}",
-                               ["solver_comparison.batch_size: 20 is larger than solver_comparison.train_size, "
-                                "N=10 on fashion_mnist", "allowed: 1..10"]),
-    "E4 batch larger than N = full": ("adjoint_ablation: {train_size: full, batch_size: 50000}",
-                                      ["adjoint_ablation.batch_size: 50000 is larger than "
-                                       "adjoint_ablation.train_size, N='full' = 49800 images on fashion_mnist",
-                                       "allowed: 1..49800"]),
+    "N too large": (
+        "train_sizes: [100, 60000]",
+        [
+            "train_sizes[1]: 60000 is larger than the training split of fashion_mnist (49800 images",
+            "allowed: 1..49800 or 'full'",
+        ],
+    ),
+    "E1 batch larger than the smallest N": (
+        "train_sizes: [3, 100]",
+        [
+            "dataset_settings.fashion_mnist.batch_size: 5 is larger than the "
+            "smallest of train_sizes (E1), N=3 on fashion_mnist",
+            "allowed: 1..3",
+        ],
+    ),
+    "E2 batch larger than N": (
+        "learning_curves: {train_size: 4}",
+        [
+            "dataset_settings.fashion_mnist.batch_size: 5 is larger than "
+            "learning_curves.train_size (E2), N=4 on fashion_mnist",
+            "allowed: 1..4",
+        ],
+    ),
+    "E3 batch larger than N": (
+        "solver_comparison: {train_size: 10}",
+        [
+            "solver_comparison.batch_size: 20 is larger than solver_comparison.train_size, N=10 on fashion_mnist",
+            "allowed: 1..10",
+        ],
+    ),
+    "E4 batch larger than N = full": (
+        "adjoint_ablation: {train_size: full, batch_size: 50000}",
+        [
+            "adjoint_ablation.batch_size: 50000 is larger than "
+            "adjoint_ablation.train_size, N='full' = 49800 images on fashion_mnist",
+            "allowed: 1..49800",
+        ],
+    ),
     # -- finite numbers, ranges
-    "NaN tau (E5)": ("encoding_convergence: {tau: .nan}",
-                     ["encoding_convergence.tau: nan is not a finite number", "allowed: a finite number"]),
-    "inf perplexity (E7)": ("latent_maps: {perplexity: .inf}",
-                            ["latent_maps.perplexity: inf is not a finite number", "allowed: a finite number"]),
-    "NaN solver option": ("model_settings: {gfe_amd: {solver_options: {sigma: .nan}}}",
-                          [f"{AMD}.solver_options.sigma: nan is not a finite number"]),
-    "tau = 0": ("model_settings: {gfe_amd: {tau: 0}}",
-                [f"{AMD}.tau: 0 is less than or equal to the minimum of 0", "allowed: a finite number > 0"]),
-    "tau < 0 (E5)": ("encoding_convergence: {tau: -1.0}",
-                     ["encoding_convergence.tau: -1.0 is less than or equal to the minimum of 0",
-                      "allowed: a finite number > 0"]),
-    "fractional integer": ("training: {val_every: 2.5e0}",
-                           ["training.val_every: 2.5 is not of type 'integer'", "allowed: an integer >= 1"]),
-    "RMSprop alpha = 5": ("dataset_settings: {fashion_mnist: {optimizer: {alpha: 5}}}",
-                          [f"{OPT}.alpha: 5 is greater than or equal to the maximum of 1",
-                           "allowed: a finite number in [0, 1)"]),
-    "RMSprop alpha < 0": ("dataset_settings: {fashion_mnist: {optimizer: {alpha: -1}}}",
-                          [f"{OPT}.alpha: -1 is less than the minimum of 0", "allowed: a finite number in [0, 1)"]),
-    "RMSprop eps = 0": ("dataset_settings: {fashion_mnist: {optimizer: {eps: 0}}}",
-                        [f"{OPT}.eps: 0 is less than or equal to the minimum of 0", "allowed: a finite number > 0"]),
-    "lr = 0": ("dataset_settings: {fashion_mnist: {optimizer: {lr: 0}}}",
-               [f"{OPT}.lr: 0 is less than or equal to the minimum of 0", "allowed: a finite number > 0"]),
+    "NaN tau (E5)": (
+        "encoding_convergence: {tau: .nan}",
+        ["encoding_convergence.tau: nan is not a finite number", "allowed: a finite number"],
+    ),
+    "inf perplexity (E7)": (
+        "latent_maps: {perplexity: .inf}",
+        ["latent_maps.perplexity: inf is not a finite number", "allowed: a finite number"],
+    ),
+    "NaN solver option": (
+        "model_settings: {gfe_amd: {solver_options: {sigma: .nan}}}",
+        [f"{AMD}.solver_options.sigma: nan is not a finite number"],
+    ),
+    "tau = 0": (
+        "model_settings: {gfe_amd: {tau: 0}}",
+        [f"{AMD}.tau: 0 is less than or equal to the minimum of 0", "allowed: a finite number > 0"],
+    ),
+    "tau < 0 (E5)": (
+        "encoding_convergence: {tau: -1.0}",
+        ["encoding_convergence.tau: -1.0 is less than or equal to the minimum of 0", "allowed: a finite number > 0"],
+    ),
+    "fractional integer": (
+        "training: {val_every: 2.5e0}",
+        ["training.val_every: 2.5 is not of type 'integer'", "allowed: an integer >= 1"],
+    ),
+    "RMSprop alpha = 5": (
+        "dataset_settings: {fashion_mnist: {optimizer: {alpha: 5}}}",
+        [f"{OPT}.alpha: 5 is greater than or equal to the maximum of 1", "allowed: a finite number in [0, 1)"],
+    ),
+    "RMSprop alpha < 0": (
+        "dataset_settings: {fashion_mnist: {optimizer: {alpha: -1}}}",
+        [f"{OPT}.alpha: -1 is less than the minimum of 0", "allowed: a finite number in [0, 1)"],
+    ),
+    "RMSprop eps = 0": (
+        "dataset_settings: {fashion_mnist: {optimizer: {eps: 0}}}",
+        [f"{OPT}.eps: 0 is less than or equal to the minimum of 0", "allowed: a finite number > 0"],
+    ),
+    "lr = 0": (
+        "dataset_settings: {fashion_mnist: {optimizer: {lr: 0}}}",
+        [f"{OPT}.lr: 0 is less than or equal to the minimum of 0", "allowed: a finite number > 0"],
+    ),
     # -- settings that must agree with each other
-    "E1 model without a step cap": ("models: [ae, gfe_amd, gfe_rk4]",
-                                    ["training.max_steps: {'ae': 20000, 'gfe_amd': 1000, 'gfe_lbfgs': 1000}",
-                                     "no step cap for E1 model(s) ['gfe_rk4']",
-                                     "allowed: a step cap for every model of models: ['ae', 'gfe_amd', 'gfe_rk4']"]),
-    "E5 common decoder not an E2 model": ("encoding_convergence: {common_model: gfe_rk4}",
-                                          ["encoding_convergence.common_model: 'gfe_rk4' is not one of "
-                                           "learning_curves.models ['ae', 'gfe_amd']",
-                                           "allowed: a GFE model of learning_curves.models: ['gfe_amd']"]),
-    "E5 common decoder an autoencoder": ("encoding_convergence: {common_model: ae}",
-                                         ["encoding_convergence.common_model: 'ae' is not a GFE model",
-                                          "allowed: a GFE model of learning_curves.models: ['gfe_amd']"]),
-    "E3 model E5 cannot encode": ("solver_comparison: {models: [ae, gfe_rk4]}",
-                                  ["solver_comparison.models: 'ae' is an autoencoder",
-                                   "allowed: GFE models with solver ['rk4', 'amd']"]),
-    "E7 seed not among seeds": ("latent_maps: {seed: 7}", ["latent_maps.seed: 7 is not one of seeds",
-                                                           "allowed: [0, 1, 2]"]),
-    "perplexity >= n_images (E7)": ("latent_maps: {perplexity: 1000}",
-                                    ["latent_maps.perplexity: 1000 is not smaller than latent_maps.n_images (1000)",
-                                     "allowed: a finite number in (0, 1000)"]),
-    "E7 images beyond the E2 training set": ("learning_curves: {train_size: 500}",
-                                             ["latent_maps.n_images: 1000 is larger than the E2 training set "
-                                              "(learning_curves.train_size: N=500 on fashion_mnist)",
-                                              "allowed: 5..500"]),
+    "E1 model without a step cap": (
+        "models: [ae, gfe_amd, gfe_rk4]",
+        [
+            "training.max_steps: {'ae': 20000, 'gfe_amd': 1000, 'gfe_lbfgs': 1000}",
+            "no step cap for E1 model(s) ['gfe_rk4']",
+            "allowed: a step cap for every model of models: ['ae', 'gfe_amd', 'gfe_rk4']",
+        ],
+    ),
+    "E5 common decoder not an E2 model": (
+        "encoding_convergence: {common_model: gfe_rk4}",
+        [
+            "encoding_convergence.common_model: 'gfe_rk4' is not one of learning_curves.models ['ae', 'gfe_amd']",
+            "allowed: a GFE model of learning_curves.models: ['gfe_amd']",
+        ],
+    ),
+    "E5 common decoder an autoencoder": (
+        "encoding_convergence: {common_model: ae}",
+        [
+            "encoding_convergence.common_model: 'ae' is not a GFE model",
+            "allowed: a GFE model of learning_curves.models: ['gfe_amd']",
+        ],
+    ),
+    "E3 model E5 cannot encode": (
+        "solver_comparison: {models: [ae, gfe_rk4]}",
+        ["solver_comparison.models: 'ae' is an autoencoder", "allowed: GFE models with solver ['rk4', 'amd']"],
+    ),
+    "E7 seed not among seeds": (
+        "latent_maps: {seed: 7}",
+        ["latent_maps.seed: 7 is not one of seeds", "allowed: [0, 1, 2]"],
+    ),
+    "perplexity >= n_images (E7)": (
+        "latent_maps: {perplexity: 1000}",
+        [
+            "latent_maps.perplexity: 1000 is not smaller than latent_maps.n_images (1000)",
+            "allowed: a finite number in (0, 1000)",
+        ],
+    ),
+    "E7 images beyond the E2 training set": (
+        "learning_curves: {train_size: 500}",
+        [
+            "latent_maps.n_images: 1000 is larger than the E2 training set "
+            "(learning_curves.train_size: N=500 on fashion_mnist)",
+            "allowed: 5..500",
+        ],
+    ),
     # -- solver options, checked by the library (gfe.check_gradient_options)
-    "dt_max < dt_init": ("model_settings: {gfe_amd: {solver_options: {dt_init: 2.0, dt_max: 0.5}}}",
-                         [AMD, "dt_max=0.5", "dt_init (2.0)"]),
+    "dt_max < dt_init": (
+        "model_settings: {gfe_amd: {solver_options: {dt_init: 2.0, dt_max: 0.5}}}",
+        [AMD, "dt_max=0.5", "dt_init (2.0)"],
+    ),
     "shrink = 1": ("model_settings: {gfe_amd: {solver_options: {shrink: 1.0}}}", [AMD, "shrink=1.0", "(0, 1)"]),
-    "shrink = 0 (dataset override)": ("dataset_settings: {fashion_mnist: {amd_options: {shrink: 0.0}}}",
-                                      [AMD, "dataset_settings.fashion_mnist.amd_options", "shrink=0.0", "(0, 1)"]),
-    "unknown solver option": ("model_settings: {gfe_amd: {solver_options: {dt_maxx: 3.0}}}",
-                              [AMD, "solver='amd' got an option it does not take", "dt_maxx"]),
-    "rk4 steps = 0": ("model_settings: {gfe_rk4: {solver_options: {steps: 0}}}",
-                      ["model_settings.gfe_rk4", "steps=0", "an integer >= 1"]),
+    "shrink = 0 (dataset override)": (
+        "dataset_settings: {fashion_mnist: {amd_options: {shrink: 0.0}}}",
+        [AMD, "dataset_settings.fashion_mnist.amd_options", "shrink=0.0", "(0, 1)"],
+    ),
+    "unknown solver option": (
+        "model_settings: {gfe_amd: {solver_options: {dt_maxx: 3.0}}}",
+        [AMD, "solver='amd' got an option it does not take", "dt_maxx"],
+    ),
+    "rk4 steps = 0": (
+        "model_settings: {gfe_rk4: {solver_options: {steps: 0}}}",
+        ["model_settings.gfe_rk4", "steps=0", "an integer >= 1"],
+    ),
 }
-FLOW_CASES = {"dt_max < dt_init", "shrink = 1", "shrink = 0 (dataset override)", "unknown solver option",
-              "rk4 steps = 0"}
+FLOW_CASES = {
+    "dt_max < dt_init",
+    "shrink = 1",
+    "shrink = 0 (dataset override)",
+    "unknown solver option",
+    "rk4 steps = 0",
+}
 
 
 @pytest.mark.parametrize("case", list(BAD_CONFIGS))
@@ -182,10 +276,18 @@ def test_flow_checks_can_be_skipped(case):
 # YAML 1.1 (PyYAML, as Snakemake reads configs) leaves these strings: check_config reads them as
 # numbers where a number is expected and in the free-form option mappings.
 EXPONENTS = {
-    "1e-5": ["dataset_settings.fashion_mnist.optimizer.lr", "dataset_settings.fashion_mnist.optimizer.eps",
-             "dataset_settings.fashion_mnist.amd_options.conv_tol", "model_settings.gfe_amd.solver_options.sigma"],
-    "1.5e4": ["encoding_convergence.tau", "model_settings.gfe_rk4.tau", "training.max_steps.ae",
-              "learning_curves.steps"],
+    "1e-5": [
+        "dataset_settings.fashion_mnist.optimizer.lr",
+        "dataset_settings.fashion_mnist.optimizer.eps",
+        "dataset_settings.fashion_mnist.amd_options.conv_tol",
+        "model_settings.gfe_amd.solver_options.sigma",
+    ],
+    "1.5e4": [
+        "encoding_convergence.tau",
+        "model_settings.gfe_rk4.tau",
+        "training.max_steps.ae",
+        "learning_curves.steps",
+    ],
 }
 
 
@@ -245,17 +347,21 @@ def test_schema_defaults_are_filled_in(monkeypatch):
 
 # ---------------------------------------------------------------- through snakemake
 
+
 @pytest.fixture(scope="module")
 def repo_copy(tmp_path_factory):
     return copy_repo(tmp_path_factory.mktemp("faults_config"))
 
 
 END_TO_END = {
-    "empty E2 model list (schema)": ("learning_curves: {models: []}",
-                                     ["Invalid configuration: learning_curves.models: [] is empty",
-                                      "allowed: a non-empty list"]),
-    "GPU where none exists": ("device: cuda", ["Invalid configuration: device: 'cuda'", "no CUDA GPU is visible",
-                                               "'cpu'", "'auto'"]),
+    "empty E2 model list (schema)": (
+        "learning_curves: {models: []}",
+        ["Invalid configuration: learning_curves.models: [] is empty", "allowed: a non-empty list"],
+    ),
+    "GPU where none exists": (
+        "device: cuda",
+        ["Invalid configuration: device: 'cuda'", "no CUDA GPU is visible", "'cpu'", "'auto'"],
+    ),
 }
 
 

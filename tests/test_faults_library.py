@@ -36,6 +36,7 @@ def _raises(error, match, fn, *args, **kwargs):
 
 # ====================================================== 1. evaluation vs batch size
 
+
 def test_initial_latents_of_an_image_do_not_depend_on_its_batch():
     whole = gfe.initial_latents("uniform", 6, 5, seed=7, sample_ids=torch.arange(6), dtype=torch.float64)
     part = gfe.initial_latents("uniform", 2, 5, seed=7, sample_ids=[3, 4], dtype=torch.float64)
@@ -109,13 +110,16 @@ def test_mlp_evaluation_is_independent_of_batch_size_up_to_kernel_rounding():
 
 # ====================================================== 2. inputs checked up front
 
+
 def _entry_points():
     """Each public way into the flow, as fn(decoder, x, **options)."""
+
     def gradient(decoder, x, **options):
         return gfe.decoder_gradient(decoder, x, solver="amd", **options)
 
     def evaluation(decoder, x, **options):
         return evaluate(decoder, x, flow=options, batch_size=8)
+
     return [gfe.encode, gradient, evaluation]
 
 
@@ -135,28 +139,54 @@ def test_uint8_images_are_refused_with_the_conversion(entry):
 
 @ENTRY
 def test_images_of_another_dtype_than_the_decoder_are_refused(entry):
-    _raises(TypeError, r"x has dtype torch.float64 but the decoder's parameters have dtype torch.float32; "
-                       r"use x.to\(torch.float32\) or decoder.to\(torch.float64\)",
-            entry, _mlp(4), _images(3, torch.float64), tau=5.0)
+    _raises(
+        TypeError,
+        r"x has dtype torch.float64 but the decoder's parameters have dtype torch.float32; "
+        r"use x.to\(torch.float32\) or decoder.to\(torch.float64\)",
+        entry,
+        _mlp(4),
+        _images(3, torch.float64),
+        tau=5.0,
+    )
 
 
 @ENTRY
 def test_images_on_another_device_than_the_decoder_are_refused(entry):
-    _raises(ValueError, r"x is on device meta but the decoder's parameters are on cpu; use x.to\('cpu'\)",
-            entry, _mlp(4), _images(3).to("meta"), tau=5.0)
+    _raises(
+        ValueError,
+        r"x is on device meta but the decoder's parameters are on cpu; use x.to\('cpu'\)",
+        entry,
+        _mlp(4),
+        _images(3).to("meta"),
+        tau=5.0,
+    )
 
 
 @ENTRY
 def test_images_of_the_wrong_shape_are_refused(entry):
-    _raises(ValueError, r"x has shape \(3, 1, 27, 28\); .*shape \(1, 28, 28\), so x must be \(B, 1, 28, 28\) "
-                        r"or flattened \(B, 784\)", entry, _mlp(4), torch.rand(3, 1, 27, 28), tau=5.0)
+    _raises(
+        ValueError,
+        r"x has shape \(3, 1, 27, 28\); .*shape \(1, 28, 28\), so x must be \(B, 1, 28, 28\) "
+        r"or flattened \(B, 784\)",
+        entry,
+        _mlp(4),
+        torch.rand(3, 1, 27, 28),
+        tau=5.0,
+    )
 
 
 def test_a_decoder_without_image_shape_is_probed_for_it():
     # TinyDecoder outputs (B, 12); an MSE target of shape (B, 1) used to broadcast silently.
     decoder = TinyDecoder(output="probabilities")
-    _raises(ValueError, r"x has shape \(3, 1\); .*shape \(12,\), so x must be \(B, 12\)$",
-            gfe.encode, decoder, torch.rand(3, 1), loss="mse", tau=5.0)
+    _raises(
+        ValueError,
+        r"x has shape \(3, 1\); .*shape \(12,\), so x must be \(B, 12\)$",
+        gfe.encode,
+        decoder,
+        torch.rand(3, 1),
+        loss="mse",
+        tau=5.0,
+    )
     out = gfe.encode(decoder, torch.rand(3, 12), loss="mse", solver="rk4", tau=1.0, steps=2)
     assert out.nfe.tolist() == [8, 8, 8]  # the probe is not a flow evaluation
 
@@ -168,14 +198,21 @@ def test_flattened_images_are_reshaped_to_the_decoder_output():
     assert torch.equal(flat.z, shaped.z) and torch.equal(flat.loss, shaped.loss)
     grad_flat = gfe.decoder_gradient(decoder, x.flatten(1), solver="amd", tau=20.0)
     grad_shaped = gfe.decoder_gradient(decoder, x, solver="amd", tau=20.0)
-    assert all(torch.equal(a, b) for a, b in zip(grad_flat, grad_shaped))
+    assert all(torch.equal(a, b) for a, b in zip(grad_flat, grad_shaped, strict=True))
 
 
 @ENTRY
 def test_bce_targets_outside_0_1_are_refused(entry):
     pixels = _images(3) * 255  # forgot to divide: BCE gives a negative "loss" and runs on
-    _raises(ValueError, r"x has values in \[0\.\d+, 25\d\.?\d*\]; loss='bce' needs targets in \[0, 1\] "
-                        r"\(divide by 255", entry, _mlp(4), pixels, tau=5.0)
+    _raises(
+        ValueError,
+        r"x has values in \[0\.\d+, 25\d\.?\d*\]; loss='bce' needs targets in \[0, 1\] "
+        r"\(divide by 255",
+        entry,
+        _mlp(4),
+        pixels,
+        tau=5.0,
+    )
 
 
 def test_mse_targets_are_not_range_checked():
@@ -204,8 +241,16 @@ def test_a_frozen_decoder_encodes():
 @pytest.mark.parametrize("method, solver", [("approximate", "amd"), ("backprop", "rk4"), ("adjoint", "rk4")])
 def test_the_gradient_of_a_frozen_decoder_is_refused(method, solver):
     decoder = _mlp(4).requires_grad_(False)
-    _raises(ValueError, r"the decoder has no trainable parameters \(requires_grad=False everywhere\); nothing to train",
-            gfe.decoder_gradient, decoder, _images(3), method=method, solver=solver, tau=1.0)
+    _raises(
+        ValueError,
+        r"the decoder has no trainable parameters \(requires_grad=False everywhere\); nothing to train",
+        gfe.decoder_gradient,
+        decoder,
+        _images(3),
+        method=method,
+        solver=solver,
+        tau=1.0,
+    )
 
 
 def test_tau_may_be_a_one_element_tensor():
@@ -263,4 +308,11 @@ def test_a_tensor_z0_gives_the_latent_size_of_a_decoder_without_latent_dim():
     decoder, x = Bare(), torch.rand(2, 12)
     out = gfe.encode(decoder, x, solver="rk4", tau=1.0, steps=2, z0=torch.zeros(2, 3))
     assert out.z.shape == (2, 3)
-    _raises(ValueError, r"the size of z is unknown: pass latent_dim=d \(or z0 as a \(B, d\) tensor\)", gfe.encode, decoder, x, tau=1.0)
+    _raises(
+        ValueError,
+        r"the size of z is unknown: pass latent_dim=d \(or z0 as a \(B, d\) tensor\)",
+        gfe.encode,
+        decoder,
+        x,
+        tau=1.0,
+    )

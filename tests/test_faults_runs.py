@@ -90,8 +90,16 @@ def test_another_latent_dim_is_refused_before_any_weight_is_loaded(tmp_path):
     _finished_run(ckpt)
     dec, enc = _ae(latent_dim=6)
     with pytest.raises(CheckpointError, match="decoder architecture .* encoder architecture"):
-        train(dec, _images(), encoder=enc, steps=3, batch_size=5, val_images=_images(6, seed=9), val_every=2,
-              checkpoint_path=ckpt)
+        train(
+            dec,
+            _images(),
+            encoder=enc,
+            steps=3,
+            batch_size=5,
+            val_images=_images(6, seed=9),
+            val_every=2,
+            checkpoint_path=ckpt,
+        )
 
 
 def test_a_checkpoint_missing_an_entry_names_it_and_the_fix(tmp_path):
@@ -106,33 +114,87 @@ def test_a_checkpoint_missing_an_entry_names_it_and_the_fix(tmp_path):
 
 # ---------------------------------------------------------------- the scripts' files
 
+
 def _tiny_prepared(path: Path) -> None:
     images = torch.randint(0, 256, (10, 1, 28, 28), dtype=torch.uint8)
-    save_prepared(path, {"name": "fashion_mnist", "image_shape": [1, 28, 28], "train_images": images,
-                         "train_labels": torch.zeros(10, dtype=torch.int64), "val_images": images[:2],
-                         "test_images": images[:4], "test_labels": torch.zeros(4, dtype=torch.int64),
-                         "test_idx": torch.arange(4), "subset_order": {"0": torch.arange(10)}})
+    save_prepared(
+        path,
+        {
+            "name": "fashion_mnist",
+            "image_shape": [1, 28, 28],
+            "train_images": images,
+            "train_labels": torch.zeros(10, dtype=torch.int64),
+            "val_images": images[:2],
+            "test_images": images[:4],
+            "test_labels": torch.zeros(4, dtype=torch.int64),
+            "test_idx": torch.arange(4),
+            "subset_order": {"0": torch.arange(10)},
+        },
+    )
 
 
 MODEL = '{"kind": "autoencoder"}'
-DATASET = ('{"latent_dim": 4, "batch_size": 5, "loss": "bce", "n_pool": 12, "n_val": 2, '
-           '"optimizer": {"name": "rmsprop", "lr": 0.0005}}')
+DATASET = (
+    '{"latent_dim": 4, "batch_size": 5, "loss": "bce", "n_pool": 12, "n_val": 2, '
+    '"optimizer": {"name": "rmsprop", "lr": 0.0005}}'
+)
 
 
 def _train(tmp_path, prepared, steps=2) -> subprocess.CompletedProcess:
-    args = ["--prepared", str(prepared), "--model-settings", MODEL, "--dataset-settings", DATASET,
-            "--dataset", "fashion_mnist", "--experiment", "e1", "--model", "ae", "--train-size", "10", "--seed", "0",
-            "--steps", str(steps), "--batch-size", "5", "--checkpoint", str(tmp_path / "ckpt.pt"),
-            "--checkpoint-every", "1", "--model-out", str(tmp_path / "m.pt"),
-            "--train-log", str(tmp_path / "log.csv"), "--validation", str(tmp_path / "v.csv"),
-            "--run-json", str(tmp_path / "run.json")]
+    args = [
+        "--prepared",
+        str(prepared),
+        "--model-settings",
+        MODEL,
+        "--dataset-settings",
+        DATASET,
+        "--dataset",
+        "fashion_mnist",
+        "--experiment",
+        "e1",
+        "--model",
+        "ae",
+        "--train-size",
+        "10",
+        "--seed",
+        "0",
+        "--steps",
+        str(steps),
+        "--batch-size",
+        "5",
+        "--checkpoint",
+        str(tmp_path / "ckpt.pt"),
+        "--checkpoint-every",
+        "1",
+        "--model-out",
+        str(tmp_path / "m.pt"),
+        "--train-log",
+        str(tmp_path / "log.csv"),
+        "--validation",
+        str(tmp_path / "v.csv"),
+        "--run-json",
+        str(tmp_path / "run.json"),
+    ]
     return subprocess.run([sys.executable, "src/train.py", *args], cwd=REPO, capture_output=True, text=True)
 
 
 def _evaluate(tmp_path, prepared, model) -> subprocess.CompletedProcess:
-    args = ["--prepared", str(prepared), "--model-settings", MODEL, "--dataset-settings", DATASET,
-            "--model-file", str(model), "--run-json", str(tmp_path / "run.json"),
-            "--metrics", str(tmp_path / "metrics.json"), "--outputs", str(tmp_path / "out.npz")]
+    args = [
+        "--prepared",
+        str(prepared),
+        "--model-settings",
+        MODEL,
+        "--dataset-settings",
+        DATASET,
+        "--model-file",
+        str(model),
+        "--run-json",
+        str(tmp_path / "run.json"),
+        "--metrics",
+        str(tmp_path / "metrics.json"),
+        "--outputs",
+        str(tmp_path / "out.npz"),
+    ]
     return subprocess.run([sys.executable, "src/evaluate.py", *args], cwd=REPO, capture_output=True, text=True)
 
 
@@ -178,8 +240,11 @@ def test_a_damaged_model_file_is_named_with_its_fix(tmp_path, damage):
         state = torch.load(model, weights_only=True)
         state["latent_dim"] = 6
         torch.save(state, model)
-    _one_error_line(_evaluate(tmp_path, tmp_path / "prepared.pt", model), str(model),
-                    "delete it and re-run snakemake, which rebuilds it")
+    _one_error_line(
+        _evaluate(tmp_path, tmp_path / "prepared.pt", model),
+        str(model),
+        "delete it and re-run snakemake, which rebuilds it",
+    )
     assert not (tmp_path / "metrics.json").exists()
 
 

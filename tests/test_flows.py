@@ -32,8 +32,9 @@ def _nesterov_reference(weight, bias, x, z0, tau, eps=1e-5):
     return z[-1]
 
 
-@pytest.mark.parametrize("solver, options, tol", [("dopri5", dict(rtol=1e-10, atol=1e-12), 1e-7),
-                                                   ("rk4", dict(steps=2000), 1e-4)])
+@pytest.mark.parametrize(
+    "solver, options, tol", [("dopri5", dict(rtol=1e-10, atol=1e-12), 1e-7), ("rk4", dict(steps=2000), 1e-4)]
+)
 def test_second_order_flow_matches_a_reference_on_a_convex_quadratic(solver, options, tol):
     decoder, x, weight, bias = _quadratic_problem()
     z0 = torch.rand(4, 3, dtype=torch.float64)
@@ -70,10 +71,19 @@ def test_uniform_start_is_seeded_and_zeros_is_zero():
     assert torch.count_nonzero(gfe.initial_latents("zeros", 4, 3)) == 0
 
 
-@pytest.mark.parametrize("kwargs, word", [(dict(solver="rk5"), "solver"), (dict(order=3), "order"),
-                                          (dict(tau=0.0), "tau"), (dict(tau=-1.0), "tau"), (dict(z0="ones"), "z0"),
-                                          (dict(loss="l1"), "loss"), (dict(solver="rk4", steps=0), "steps"),
-                                          (dict(solver="rk4", dt_max=3.0), "option")])
+@pytest.mark.parametrize(
+    "kwargs, word",
+    [
+        (dict(solver="rk5"), "solver"),
+        (dict(order=3), "order"),
+        (dict(tau=0.0), "tau"),
+        (dict(tau=-1.0), "tau"),
+        (dict(z0="ones"), "z0"),
+        (dict(loss="l1"), "loss"),
+        (dict(solver="rk4", steps=0), "steps"),
+        (dict(solver="rk4", dt_max=3.0), "option"),
+    ],
+)
 def test_bad_encode_arguments_name_the_argument(kwargs, word):
     decoder, x = TinyDecoder().double(), torch.rand(2, 12, dtype=torch.float64)
     with pytest.raises(ValueError, match=word):

@@ -33,8 +33,9 @@ def problem():
 
 def _all_methods(decoder, x, tau, steps, order=1):
     options = dict(solver="rk4", tau=tau, steps=steps, alpha=50.0, order=order, z0="uniform", seed=1)
-    return {m: _flat(gfe.decoder_gradient(decoder, x, method=m, **options))
-            for m in ("approximate", "backprop", "adjoint")}
+    return {
+        m: _flat(gfe.decoder_gradient(decoder, x, method=m, **options)) for m in ("approximate", "backprop", "adjoint")
+    }
 
 
 def test_adjoint_equals_backprop_on_an_unconverged_flow(problem):

@@ -48,7 +48,7 @@ def test_encoding_of_a_sample_does_not_depend_on_its_batch():
     batch = gfe.encode(decoder, x, solver="lbfgs", loss="bce", z0=z0)
     differences = []
     for i in range(16):
-        alone = gfe.encode(decoder, x[i:i + 1], solver="lbfgs", loss="bce", z0=z0[i:i + 1])
+        alone = gfe.encode(decoder, x[i : i + 1], solver="lbfgs", loss="bce", z0=z0[i : i + 1])
         differences.append(float((alone.z[0] - batch.z[i]).abs().max()))
         assert alone.nfe[0] == batch.nfe[i] and alone.rejected[0] == batch.rejected[i]
     assert max(differences) < 1e-5, max(differences)
@@ -118,9 +118,11 @@ def test_stop_rules_cap_iterations_and_evaluations():
 
 def _nan_outside(radius):
     """D(z) = sigmoid(z . 1) on 4 pixels, NaN where |z| > radius."""
+
     def fn(z):
         out = torch.sigmoid(z.sum(1, keepdim=True)).expand(-1, 4)
         return torch.where(z.norm(dim=1, keepdim=True) > radius, torch.nan, out)
+
     return fn
 
 
@@ -152,8 +154,9 @@ class _NanGradientOutside(torch.autograd.Function):
 
 
 def test_finite_loss_with_non_finite_gradient_is_rejected():
-    decoder = FunctionDecoder(lambda z: torch.sigmoid(_NanGradientOutside.apply(z).sum(1, keepdim=True)).expand(-1, 4),
-                              latent_dim=2)
+    decoder = FunctionDecoder(
+        lambda z: torch.sigmoid(_NanGradientOutside.apply(z).sum(1, keepdim=True)).expand(-1, 4), latent_dim=2
+    )
     x = torch.tensor([[0.9] * 4, [0.5] * 4], dtype=torch.float64)
     z0 = torch.tensor([[0.0, 0.0], [0.5, 0.5]], dtype=torch.float64)
     out = gfe.encode(decoder, x, solver="lbfgs", loss="mse", z0=z0, initial_step=5.0)
@@ -163,6 +166,7 @@ def test_finite_loss_with_non_finite_gradient_is_rejected():
 
 def test_two_loop_matches_the_dense_bfgs_inverse_hessian_with_uneven_histories():
     from gfe.solvers.lbfgs import _two_loop
+
     torch.manual_seed(11)
     batch, memory, dim = 4, 3, 5
     counts = [0, 1, 2, 3]  # valid pairs per sample, newest last, missing pairs zero
@@ -220,10 +224,23 @@ def test_least_squares_optimum_of_a_linear_decoder():
     assert torch.all(out.nfe < 40)  # a 3-d quadratic: L-BFGS needs a handful of steps
 
 
-@pytest.mark.parametrize("bad", [dict(memory=0), dict(memory=2.5), dict(c1=0.0), dict(c1=1.0), dict(shrink=1.0),
-                                 dict(tol=True), dict(grad_tol=-1.0), dict(max_backtracks=-1),
-                                 dict(initial_step=0.0), dict(initial_step=True), dict(max_evals=0),
-                                 dict(max_iters="5")])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        dict(memory=0),
+        dict(memory=2.5),
+        dict(c1=0.0),
+        dict(c1=1.0),
+        dict(shrink=1.0),
+        dict(tol=True),
+        dict(grad_tol=-1.0),
+        dict(max_backtracks=-1),
+        dict(initial_step=0.0),
+        dict(initial_step=True),
+        dict(max_evals=0),
+        dict(max_iters="5"),
+    ],
+)
 def test_bad_options_are_rejected_with_the_option_name(bad):
     name = next(iter(bad))
     with pytest.raises(ValueError, match=name):

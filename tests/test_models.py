@@ -26,9 +26,7 @@ def test_mlp_parameter_counts_match_the_authors():
     assert count_parameters(build_autoencoder(MNIST, 20)) == 1_399_704
 
 
-@pytest.mark.parametrize(
-    ("shape", "d", "kind"), [(MNIST, 20, "logits"), (CIFAR, 64, "probabilities")]
-)
+@pytest.mark.parametrize(("shape", "d", "kind"), [(MNIST, 20, "logits"), (CIFAR, 64, "probabilities")])
 def test_shapes_and_attributes(shape, d, kind):
     torch.manual_seed(0)
     dec, enc = build_decoder(shape, d), build_encoder(shape, d)

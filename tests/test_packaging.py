@@ -54,10 +54,7 @@ def environment_requirements() -> dict[str, str]:
 
 def test_dependency_names_agree():
     py, env = set(pyproject_requirements()), set(environment_requirements())
-    assert py == env, (
-        f"only in pyproject.toml: {sorted(py - env)}; "
-        f"only in environment.yml: {sorted(env - py)}"
-    )
+    assert py == env, f"only in pyproject.toml: {sorted(py - env)}; only in environment.yml: {sorted(env - py)}"
 
 
 def test_version_bounds_agree():

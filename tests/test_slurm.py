@@ -52,8 +52,9 @@ def _env() -> dict:
 def _run(cmd: list[str], cwd: Path, timeout: int = RUN_TIMEOUT) -> tuple[subprocess.CompletedProcess, float]:
     # After SIGTERM Snakemake waits for its jobs: SIGKILL 10 s later.
     start = time.monotonic()
-    result = subprocess.run(["timeout", "-k", "10", str(timeout), *cmd], cwd=cwd, env=_env(),
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        ["timeout", "-k", "10", str(timeout), *cmd], cwd=cwd, env=_env(), capture_output=True, text=True
+    )
     return result, time.monotonic() - start
 
 
@@ -85,8 +86,9 @@ def slurm_cluster():
 
 def slurm_jobs() -> list[dict]:
     """Every job the controller knows (finished ones too, for MinJobAge): id, name, state, comment."""
-    out = subprocess.run(["squeue", "-h", "-t", "all", "-o", "%i|%j|%T|%k"], capture_output=True, text=True,
-                         check=True, timeout=30).stdout
+    out = subprocess.run(
+        ["squeue", "-h", "-t", "all", "-o", "%i|%j|%T|%k"], capture_output=True, text=True, check=True, timeout=30
+    ).stdout
     jobs = []
     for line in out.splitlines():
         jobid, name, state, comment = line.split("|", 3)
@@ -128,8 +130,9 @@ def test_failing_job_is_reported_and_fails_the_run(slurm_cluster, tmp_path, caps
         'rule broken:\n    input: "a.txt"\n    output: "b.txt"\n    shell: "exit 3"\n'
     )
     profile = REPO / "workflow" / "profiles" / "slurm"
-    result, seconds = _run([SNAKEMAKE, "--profile", str(profile), *CLUSTER_ONLY, "--retries", "0"], tmp_path,
-                           timeout=300)
+    result, seconds = _run(
+        [SNAKEMAKE, "--profile", str(profile), *CLUSTER_ONLY, "--retries", "0"], tmp_path, timeout=300
+    )
     log = result.stdout + result.stderr
     assert result.returncode == 1, log[-4000:]
     _, _, submitted = snakemake_jobs(log)
@@ -140,8 +143,9 @@ def test_failing_job_is_reported_and_fails_the_run(slurm_cluster, tmp_path, caps
     # the ok job really ran on the cluster: it wrote its own SLURM job id
     ok_id = next(jobid for jobid, rule in submitted.items() if rule == "ok")
     assert (tmp_path / "a.txt").read_text().strip() == ok_id
-    _report([f"failing workflow: SLURM job states {by_rule}, snakemake exit {result.returncode}, {seconds:.0f} s"],
-            capsys)
+    _report(
+        [f"failing workflow: SLURM job states {by_rule}, snakemake exit {result.returncode}, {seconds:.0f} s"], capsys
+    )
 
 
 @pytest.mark.skipif(not WORKFLOW_PRESENT, reason="workflow not yet present (workflow/Snakefile, config/quick.yaml)")
@@ -153,8 +157,9 @@ def test_quick_workflow_through_slurm_equals_local_run(slurm_cluster, tmp_path_f
     assert local.returncode == 0, (local.stdout + local.stderr)[-5000:]
 
     before = {job["id"] for job in slurm_jobs()}
-    cluster, cluster_s = _run([SNAKEMAKE, "--profile", "workflow/profiles/slurm", "--configfile", CONFIG,
-                               *CLUSTER_ONLY], cluster_dir)
+    cluster, cluster_s = _run(
+        [SNAKEMAKE, "--profile", "workflow/profiles/slurm", "--configfile", CONFIG, *CLUSTER_ONLY], cluster_dir
+    )
     log = cluster.stdout + cluster.stderr
     assert cluster.returncode == 0, log[-5000:]
 
@@ -179,9 +184,12 @@ def test_quick_workflow_through_slurm_equals_local_run(slurm_cluster, tmp_path_f
     for name, frame in expected.items():
         pd.testing.assert_frame_equal(got[name], frame, check_exact=True, obj=name)
 
-    _report([
-        f"{len(new_jobs)} jobs through SLURM (sbatch): {dict(sorted(remote.items()))}; "
-        f"local on the submit host: {dict(local_jobs)}",
-        f"wall time: SLURM {cluster_s:.0f} s vs local {local_s:.0f} s ({CONFIG}, {os.cpu_count()} cores)",
-        f"{len(expected)} result CSVs equal (without wall-clock columns)",
-    ], capsys)
+    _report(
+        [
+            f"{len(new_jobs)} jobs through SLURM (sbatch): {dict(sorted(remote.items()))}; "
+            f"local on the submit host: {dict(local_jobs)}",
+            f"wall time: SLURM {cluster_s:.0f} s vs local {local_s:.0f} s ({CONFIG}, {os.cpu_count()} cores)",
+            f"{len(expected)} result CSVs equal (without wall-clock columns)",
+        ],
+        capsys,
+    )

@@ -6,8 +6,8 @@ import torch
 
 from gfe.checkpoints import CheckpointError
 from gfe.evaluation import evaluate
-from gfe.models import MLPDecoder, MLPEncoder
 from gfe.losses import resolve_loss
+from gfe.models import MLPDecoder, MLPEncoder
 from gfe.training import BatchSampler, OptimizerSettings, TrainingRun, gradient_cosine, train
 
 
@@ -24,7 +24,7 @@ def _models(seed=2020, ae=True):
 
 
 def _same_parameters(a, b):
-    return all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+    return all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters(), strict=True))
 
 
 def _losses(run):
@@ -38,30 +38,42 @@ def test_autoencoder_resume_gives_identical_parameters(tmp_path):
     straight = train(straight_dec, images, encoder=straight_enc, steps=2000, batch_size=5)
     dec, enc = _models()
     ckpt = tmp_path / "ae.pt"
-    first = train(dec, images, encoder=enc, steps=2000, batch_size=5, checkpoint_path=ckpt,
-                  checkpoint_every=250, stop_after=1000)
+    first = train(
+        dec, images, encoder=enc, steps=2000, batch_size=5, checkpoint_path=ckpt, checkpoint_every=250, stop_after=1000
+    )
     assert first.step == 1000
     dec2, enc2 = _models(seed=99)  # a fresh process would rebuild the models from scratch
-    resumed = train(dec2, images, encoder=enc2, steps=2000, batch_size=5, checkpoint_path=ckpt,
-                    checkpoint_every=250)
+    resumed = train(dec2, images, encoder=enc2, steps=2000, batch_size=5, checkpoint_path=ckpt, checkpoint_every=250)
     assert resumed.step == 2000
     assert _same_parameters(dec2, straight_dec) and _same_parameters(enc2, straight_enc)
     assert _losses(resumed) == _losses(straight)
 
 
-@pytest.mark.parametrize("flow, gradient", [
-    (dict(solver="amd", tau=200.0, z0="uniform"), "approximate"),
-    (dict(solver="rk4", steps=5, tau=50.0, order=2), "approximate"),
-    (dict(solver="rk4", steps=5, tau=50.0), "adjoint"),
-])
+@pytest.mark.parametrize(
+    "flow, gradient",
+    [
+        (dict(solver="amd", tau=200.0, z0="uniform"), "approximate"),
+        (dict(solver="rk4", steps=5, tau=50.0, order=2), "approximate"),
+        (dict(solver="rk4", steps=5, tau=50.0), "adjoint"),
+    ],
+)
 def test_gfe_resume_gives_identical_parameters(tmp_path, flow, gradient):
     images = _images(20)
     straight_dec, _ = _models(ae=False)
     straight = train(straight_dec, images, flow=flow, gradient=gradient, steps=12, batch_size=5)
     dec, _ = _models(ae=False)
     ckpt = tmp_path / "gfe.pt"
-    train(dec, images, flow=flow, gradient=gradient, steps=12, batch_size=5, checkpoint_path=ckpt,
-          checkpoint_every=3, stop_after=7)
+    train(
+        dec,
+        images,
+        flow=flow,
+        gradient=gradient,
+        steps=12,
+        batch_size=5,
+        checkpoint_path=ckpt,
+        checkpoint_every=3,
+        stop_after=7,
+    )
     dec2, _ = _models(seed=5, ae=False)
     resumed = train(dec2, images, flow=flow, gradient=gradient, steps=12, batch_size=5, checkpoint_path=ckpt)
     assert _same_parameters(dec2, straight_dec)
@@ -126,8 +138,17 @@ def test_early_stopping_keeps_the_best_check_and_says_why_it_stopped(tmp_path):
     stops on a plateau before its cap and keeps the weights of its best check."""
     images, held_out = _images(10), _images(40, seed=1)
     dec, enc = _models()
-    run = train(dec, images, encoder=enc, steps=5000, batch_size=5, val_images=held_out, val_every=50,
-                patience=3, min_improvement=0.01)
+    run = train(
+        dec,
+        images,
+        encoder=enc,
+        steps=5000,
+        batch_size=5,
+        val_images=held_out,
+        val_every=50,
+        patience=3,
+        min_improvement=0.01,
+    )
     assert run.stop_reason == "plateau" and run.step < 5000
     assert run.step == run.validation[-1]["step"] and run.best_step < run.step
     best = min(run.validation, key=lambda row: row["loss_mean"])
@@ -146,12 +167,22 @@ def test_early_stopping_at_the_cap_says_cap_and_resumes_to_the_same_state(tmp_pa
     assert straight.stop_reason == "cap"
     dec, enc = _models()
     ckpt = tmp_path / "ae.pt"
-    train(dec, images, **{**options, "encoder": enc}, val_images=images, checkpoint_path=ckpt,
-          checkpoint_every=4, stop_after=6)
+    train(
+        dec,
+        images,
+        **{**options, "encoder": enc},
+        val_images=images,
+        checkpoint_path=ckpt,
+        checkpoint_every=4,
+        stop_after=6,
+    )
     dec2, enc2 = _models(seed=3)
     resumed = train(dec2, images, **{**options, "encoder": enc2}, val_images=images, checkpoint_path=ckpt)
     assert (resumed.stop_reason, resumed.best_step, resumed.best_loss) == (
-        straight.stop_reason, straight.best_step, straight.best_loss)
+        straight.stop_reason,
+        straight.best_step,
+        straight.best_loss,
+    )
     assert all(torch.equal(resumed.best_state["decoder"][k], v) for k, v in straight.best_state["decoder"].items())
 
 

@@ -17,28 +17,104 @@ from workflow_helpers import FIGURES, PROVENANCE, REPO, TABLE_RULES, TABLES, cop
 pytestmark = pytest.mark.slow
 
 RUN_KEYS = ["dataset", "experiment", "model", "train_size", "train_size_label", "seed"]
-VALIDATION = ["step", "images_seen", "elapsed_s", "n_images", "loss_mean", "loss_std", "loss_median", "nfe_mean",
-              "converged_frac", "seconds", "images_per_s", "amd_rule"]
+VALIDATION = [
+    "step",
+    "images_seen",
+    "elapsed_s",
+    "n_images",
+    "loss_mean",
+    "loss_std",
+    "loss_median",
+    "nfe_mean",
+    "converged_frac",
+    "seconds",
+    "images_per_s",
+    "amd_rule",
+]
 TRAIN_LOG = ["step", "images_seen", "loss", "nfe", "seconds", "elapsed_s", "grad_cosine", "amd_rule"]
 COLUMNS = {
-    "e1_data_efficiency": RUN_KEYS + ["amd_rule", "batch_size", "stop_reason", "steps", "max_steps", "images_seen",
-                                      "epochs", "best_step", "best_images_seen", "best_val_loss", "val_every",
-                                      "patience", "min_improvement", "test_loss_mean", "test_loss_std",
-                                      "test_loss_median", "test_nfe_mean", "test_converged_frac", "final_train_loss",
-                                      "train_loss_last10", "train_nfe_mean", "total_params", "step_mean_s", "train_s"],
+    "e1_data_efficiency": RUN_KEYS
+    + [
+        "amd_rule",
+        "batch_size",
+        "stop_reason",
+        "steps",
+        "max_steps",
+        "images_seen",
+        "epochs",
+        "best_step",
+        "best_images_seen",
+        "best_val_loss",
+        "val_every",
+        "patience",
+        "min_improvement",
+        "test_loss_mean",
+        "test_loss_std",
+        "test_loss_median",
+        "test_nfe_mean",
+        "test_converged_frac",
+        "final_train_loss",
+        "train_loss_last10",
+        "train_nfe_mean",
+        "total_params",
+        "step_mean_s",
+        "train_s",
+    ],
     "e2_learning_curves": RUN_KEYS + VALIDATION,
-    "e2_authors_points": ["dataset", "model", "amd_rule", "target_images_seen", "images_seen", "n_seeds",
-                          "loss_mean", "loss_std"],
+    "e2_authors_points": [
+        "dataset",
+        "model",
+        "amd_rule",
+        "target_images_seen",
+        "images_seen",
+        "n_seeds",
+        "loss_mean",
+        "loss_std",
+    ],
     "e3_solver_comparison": RUN_KEYS + TRAIN_LOG,
     "e3_heldout": RUN_KEYS + VALIDATION,
     "e4_adjoint_ablation": RUN_KEYS + TRAIN_LOG,
     "e4_heldout": RUN_KEYS + VALIDATION,
-    "e5_encoding_convergence": ["dataset", "panel", "decoder_model", "solver", "order", "steps", "tau", "n_images",
-                                "z0", "t", "nfe_mean", "loss_mean", "loss_std"],
-    "e6_reconstructions": ["dataset", "experiment", "model", "train_size_label", "seed", "image", "test_idx", "label",
-                           "loss", "npz"],
-    "e7_latent_maps": ["dataset", "model", "train_size", "seed", "image", "split", "image_idx", "label", "tsne_x",
-                       "tsne_y", "perplexity"],
+    "e5_encoding_convergence": [
+        "dataset",
+        "panel",
+        "decoder_model",
+        "solver",
+        "order",
+        "steps",
+        "tau",
+        "n_images",
+        "z0",
+        "t",
+        "nfe_mean",
+        "loss_mean",
+        "loss_std",
+    ],
+    "e6_reconstructions": [
+        "dataset",
+        "experiment",
+        "model",
+        "train_size_label",
+        "seed",
+        "image",
+        "test_idx",
+        "label",
+        "loss",
+        "npz",
+    ],
+    "e7_latent_maps": [
+        "dataset",
+        "model",
+        "train_size",
+        "seed",
+        "image",
+        "split",
+        "image_idx",
+        "label",
+        "tsne_x",
+        "tsne_y",
+        "perplexity",
+    ],
     "parameter_counts": ["dataset", "model", "decoder_params", "encoder_params", "total_params"],
 }
 
@@ -59,17 +135,24 @@ def nan_allowed(model_settings: dict) -> dict:
         return np.isinf(f["loss_mean"])
 
     return {
-        "e1_data_efficiency": {"amd_rule": no_amd_rule,
-                               "best_val_loss": lambda f: f["val_every"] == 0},  # no validation check
+        "e1_data_efficiency": {
+            "amd_rule": no_amd_rule,
+            "best_val_loss": lambda f: f["val_every"] == 0,
+        },  # no validation check
         "e2_learning_curves": {"amd_rule": no_amd_rule},
-        "e2_authors_points": {"amd_rule": no_amd_rule,
-                              "loss_std": lambda f: f["n_seeds"] < 2},  # extra_models: first seed only
+        "e2_authors_points": {
+            "amd_rule": no_amd_rule,
+            "loss_std": lambda f: f["n_seeds"] < 2,
+        },  # extra_models: first seed only
         "e3_solver_comparison": {"amd_rule": no_amd_rule, "grad_cosine": no_cosine},
         "e3_heldout": {"amd_rule": no_amd_rule},
         "e4_adjoint_ablation": {"amd_rule": no_amd_rule, "grad_cosine": no_cosine},
         "e4_heldout": {"amd_rule": no_amd_rule},
-        "e5_encoding_convergence": {"steps": lambda f: f["solver"] == "amd",  # AMD has no step count
-                                    "nfe_mean": diverged, "loss_std": diverged},
+        "e5_encoding_convergence": {
+            "steps": lambda f: f["solver"] == "amd",  # AMD has no step count
+            "nfe_mean": diverged,
+            "loss_std": diverged,
+        },
     }
 
 

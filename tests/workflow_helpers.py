@@ -14,13 +14,37 @@ SNAKEFMT = str(BIN / "snakefmt")
 CONFIGS = ["config/config.yaml", "config/quick.yaml", "config/paper.yaml"]
 
 # The tables of rule aggregate (results/<name>.csv); rule summarize writes results/summary.md.
-TABLES = ["e1_data_efficiency", "e2_learning_curves", "e2_authors_points", "e3_solver_comparison", "e3_heldout",
-          "e4_adjoint_ablation", "e4_heldout", "e5_encoding_convergence", "e6_reconstructions", "e7_latent_maps",
-          "parameter_counts"]
-FIGURES = ["e1_data_efficiency", "e2_learning_curves", "e3_solver_comparison", "e4_adjoint_ablation",
-           "e5_encoding_convergence", "e6_reconstructions", "e7_latent_maps"]
-PROVENANCE = ["config_name", "config_hash", "git_commit", "torch_version", "torchdiffeq_version",
-              "snakemake_version", "device"]
+TABLES = [
+    "e1_data_efficiency",
+    "e2_learning_curves",
+    "e2_authors_points",
+    "e3_solver_comparison",
+    "e3_heldout",
+    "e4_adjoint_ablation",
+    "e4_heldout",
+    "e5_encoding_convergence",
+    "e6_reconstructions",
+    "e7_latent_maps",
+    "parameter_counts",
+]
+FIGURES = [
+    "e1_data_efficiency",
+    "e2_learning_curves",
+    "e3_solver_comparison",
+    "e4_adjoint_ablation",
+    "e5_encoding_convergence",
+    "e6_reconstructions",
+    "e7_latent_maps",
+]
+PROVENANCE = [
+    "config_name",
+    "config_hash",
+    "git_commit",
+    "torch_version",
+    "torchdiffeq_version",
+    "snakemake_version",
+    "device",
+]
 PLOT_RULES = [f"plot_e{i}" for i in range(1, 8)]
 # The rules that read only per-run result files (tables, summary, figures): all that may run
 # when the committed results are re-aggregated.
@@ -29,8 +53,13 @@ TABLE_RULES = ["aggregate", "summarize", *PLOT_RULES]
 
 def repo_files() -> list[str]:
     """Tracked files plus untracked files git does not ignore (work in progress)."""
-    out = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"], cwd=REPO,
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     return [f for f in out.split("\0") if f and (REPO / f).is_file()]
 
 

@@ -13,8 +13,7 @@ from importlib import metadata as _metadata
 
 from . import evaluation, io, models, training
 from .encoding import Encoding, check_encode_options, check_images, encode, initial_latents
-from .gradients import (DecoderGradient, check_gradient_options, decoder_gradient,
-                        decoder_loss_and_gradient)
+from .gradients import DecoderGradient, check_gradient_options, decoder_gradient, decoder_loss_and_gradient
 from .solvers import FlowDivergedError
 
 try:
@@ -22,6 +21,20 @@ try:
 except _metadata.PackageNotFoundError:  # run from a source tree without installing
     __version__ = "0+unknown"
 
-__all__ = ["DecoderGradient", "Encoding", "FlowDivergedError", "__version__", "check_encode_options",
-           "check_gradient_options", "check_images", "decoder_gradient", "decoder_loss_and_gradient", "encode",
-           "evaluation", "initial_latents", "io", "models", "training"]
+__all__ = [
+    "DecoderGradient",
+    "Encoding",
+    "FlowDivergedError",
+    "__version__",
+    "check_encode_options",
+    "check_gradient_options",
+    "check_images",
+    "decoder_gradient",
+    "decoder_loss_and_gradient",
+    "encode",
+    "evaluation",
+    "initial_latents",
+    "io",
+    "models",
+    "training",
+]

@@ -16,8 +16,16 @@ from pathlib import Path
 # Re-exported: the errors, the safe loader and the atomic torch.save live in gfe.io.
 from .io import CheckpointError, DamagedFileError, atomic_torch_save, load_tensors
 
-__all__ = ["CheckpointError", "DamagedFileError", "atomic_torch_save", "load_checkpoint", "load_tensors",
-           "previous_path", "remove_checkpoint", "save_checkpoint"]
+__all__ = [
+    "CheckpointError",
+    "DamagedFileError",
+    "atomic_torch_save",
+    "load_checkpoint",
+    "load_tensors",
+    "previous_path",
+    "remove_checkpoint",
+    "save_checkpoint",
+]
 
 
 def previous_path(path: Path) -> Path:
@@ -57,9 +65,10 @@ def load_checkpoint(path) -> dict | None:
             failures.append(str(error) if isinstance(error, DamagedFileError) else f"{candidate}: {error}")
             continue
         if failures:
-            warnings.warn(f"checkpoint {path} is damaged ({failures[0]}); resuming from {candidate}")
+            warnings.warn(f"checkpoint {path} is damaged ({failures[0]}); resuming from {candidate}", stacklevel=2)
         return state
     if failures:
-        raise CheckpointError("no usable checkpoint; " + "; ".join(failures) +
-                              ". Delete these files to restart training from scratch")
+        raise CheckpointError(
+            "no usable checkpoint; " + "; ".join(failures) + ". Delete these files to restart training from scratch"
+        )
     return None

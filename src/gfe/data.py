@@ -141,9 +141,7 @@ def load_dataset(
     everywhere or damaged.
     """
     if name not in DATASET_NAMES:
-        raise ValueError(
-            f"unknown dataset name {name!r}; expected one of {DATASET_NAMES}"
-        )
+        raise ValueError(f"unknown dataset name {name!r}; expected one of {DATASET_NAMES}")
     root = Path(root)
     source_dirs = _candidate_source_dirs(name, local_dir, search_system)
     if name == "cifar10":
@@ -153,9 +151,7 @@ def load_dataset(
     return _load_mnist_like(name, root)
 
 
-def authors_split(
-    n_val: int = 8, n_pool: int = 50000
-) -> tuple[torch.Tensor, torch.Tensor]:
+def authors_split(n_val: int = 8, n_pool: int = 50000) -> tuple[torch.Tensor, torch.Tensor]:
     """Return the authors' (train_idx, val_idx) split of ``range(n_pool)`` as int64 tensors.
 
     Reproduces the authors' code exactly: shuffle ``np.arange(n_pool)`` with
@@ -164,9 +160,7 @@ def authors_split(
     if n_pool < 2:
         raise ValueError(f"n_pool must be at least 2, got n_pool={n_pool}")
     if not 0 < n_val < n_pool:
-        raise ValueError(
-            f"n_val must satisfy 0 < n_val < n_pool={n_pool}, got n_val={n_val}"
-        )
+        raise ValueError(f"n_val must satisfy 0 < n_val < n_pool={n_pool}, got n_val={n_val}")
     allidx = np.arange(n_pool)
     np.random.RandomState(seed=0).shuffle(allidx)
     train_idx = torch.as_tensor(allidx[: n_pool - n_val], dtype=torch.int64)
@@ -192,9 +186,7 @@ def nested_subset(train_idx: torch.Tensor, n: int, seed: int) -> torch.Tensor:
 # ------------------------------------------------------------ source search
 
 
-def _candidate_source_dirs(
-    name: str, local_dir, search_system: bool
-) -> list[tuple[Path, str]]:
+def _candidate_source_dirs(name: str, local_dir, search_system: bool) -> list[tuple[Path, str]]:
     """Folders to search for original files, each with a label for messages."""
     dirs = []
     if local_dir is not None:
@@ -208,9 +200,7 @@ def _how_to_provide(name: str, root: Path, *, offer_download: bool = True) -> li
     """Ways a user can make dataset ``name`` available."""
     ways = []
     if name == "fashion_mnist":
-        ways.append(
-            "apt-get install dataset-fashion-mnist (installs /usr/share/datasets/fashion-mnist)"
-        )
+        ways.append("apt-get install dataset-fashion-mnist (installs /usr/share/datasets/fashion-mnist)")
     if name == "cifar10":
         ways.append(
             f"put {CIFAR_ARCHIVE} (or its extracted {CIFAR_FOLDER}/ folder) from "
@@ -219,28 +209,21 @@ def _how_to_provide(name: str, root: Path, *, offer_download: bool = True) -> li
     else:
         files = ", ".join(MNIST_FILES)
         ways.append(
-            f"put the four original files ({files}; .gz or uncompressed) in a folder "
-            "and pass local_dir=<that folder>"
+            f"put the four original files ({files}; .gz or uncompressed) in a folder and pass local_dir=<that folder>"
         )
         for path in SYSTEM_DIRS.get(name, []):
-            ways.append(
-                f"put them in the system folder {path} (used when search_system=True)"
-            )
+            ways.append(f"put them in the system folder {path} (used when search_system=True)")
     if offer_download:
         ways.append(f"pass download=True to let torchvision download it into {root}")
     return ways
 
 
-def _not_found_error(
-    name: str, root: Path, looked: list[str], download: bool
-) -> DatasetError:
+def _not_found_error(name: str, root: Path, looked: list[str], download: bool) -> DatasetError:
     """DatasetError listing every place looked in (and the download) and how to provide the data."""
     lines = [f"{PRETTY_NAMES[name]} not found. Looked in:"]
     lines += [f"  - {place}" for place in looked]
     lines.append("Provide it in one of these ways:")
-    lines += [
-        f"  - {way}" for way in _how_to_provide(name, root, offer_download=not download)
-    ]
+    lines += [f"  - {way}" for way in _how_to_provide(name, root, offer_download=not download)]
     return DatasetError("\n".join(lines))
 
 
@@ -278,9 +261,7 @@ def _missing_mnist_files(folder: Path, allow_gz: bool) -> list[str]:
     """Names of the four original files not present in ``folder``."""
 
     def present(stem: str) -> bool:
-        return (folder / stem).is_file() or (
-            allow_gz and (folder / f"{stem}.gz").is_file()
-        )
+        return (folder / stem).is_file() or (allow_gz and (folder / f"{stem}.gz").is_file())
 
     return [stem for stem in MNIST_FILES if not present(stem)]
 
@@ -291,9 +272,7 @@ def _mnist_source_file(folder: Path, stem: str) -> Path:
     return plain if plain.is_file() else folder / f"{stem}.gz"
 
 
-def _ensure_mnist_like_prepared(
-    name: str, root: Path, source_dirs, download: bool
-) -> None:
+def _ensure_mnist_like_prepared(name: str, root: Path, source_dirs, download: bool) -> None:
     """Make sure the four verified raw files are in torchvision's layout under ``root``."""
     raw_dir = _mnist_raw_dir(name, root)
     missing = _missing_mnist_files(raw_dir, allow_gz=False)
@@ -324,9 +303,7 @@ def _copy_mnist_files(name: str, source: Path, raw_dir: Path, root: Path) -> Non
     """Copy (decompressing .gz) the four files from ``source`` into ``raw_dir``, verified."""
     raw_dir.mkdir(parents=True, exist_ok=True)
     for stem in MNIST_FILES:
-        _copy_one_mnist_file(
-            name, _mnist_source_file(source, stem), raw_dir / stem, root
-        )
+        _copy_one_mnist_file(name, _mnist_source_file(source, stem), raw_dir / stem, root)
 
 
 def _copy_one_mnist_file(name: str, source: Path, target: Path, root: Path) -> None:
@@ -358,9 +335,7 @@ def _verify_mnist_raw_dir(name: str, raw_dir: Path, root: Path) -> None:
     """Verify the four raw files torchvision will read from ``raw_dir``."""
     _reject_legacy_cache(name, raw_dir.parent, root)
     for stem in MNIST_FILES:
-        _verify_idx_file(
-            name, raw_dir / stem, stem, shown_path=raw_dir / stem, root=root
-        )
+        _verify_idx_file(name, raw_dir / stem, stem, shown_path=raw_dir / stem, root=root)
 
 
 def _reject_legacy_cache(name: str, dataset_dir: Path, root: Path) -> None:
@@ -392,9 +367,7 @@ def _read_idx_header(path: Path, n_fields: int) -> tuple[int, ...] | None:
     return struct.unpack(f">{n_fields}I", raw)
 
 
-def _verify_idx_file(
-    name: str, path: Path, stem: str, *, shown_path: Path, root: Path
-) -> None:
+def _verify_idx_file(name: str, path: Path, stem: str, *, shown_path: Path, root: Path) -> None:
     """Check header, size and (Fashion-MNIST) content checksum of IDX file ``path``."""
     expected = _expected_idx_header(name, stem)
     header = _read_idx_header(path, len(expected))
@@ -410,18 +383,14 @@ def _verify_idx_file(
     _verify_content_checksum(name, path, stem, shown_path, root)
 
 
-def _verify_content_checksum(
-    name: str, path: Path, stem: str, shown_path: Path, root: Path
-) -> None:
+def _verify_content_checksum(name: str, path: Path, stem: str, shown_path: Path, root: Path) -> None:
     """Compare the SHA-256 of ``path`` with the recorded one, where one is recorded."""
     expected = CONTENT_SHA256[name].get(stem)
     if expected is None:
         return
     actual = _sha256_of(path)
     if actual != expected:
-        problem = (
-            f"SHA-256 of the uncompressed content is {actual}, expected {expected}"
-        )
+        problem = f"SHA-256 of the uncompressed content is {actual}, expected {expected}"
         raise _damaged_error(name, shown_path, problem, root)
 
 
@@ -526,7 +495,7 @@ def _safe_extract_tar(archive: Path, temp: Path, root: Path) -> None:
             if hasattr(tarfile, "data_filter"):
                 tar.extractall(temp, members=inside, filter="data")
             else:  # pragma: no cover - Python without extraction filters
-                tar.extractall(temp, members=inside)
+                tar.extractall(temp, members=inside)  # noqa: S202 - members filtered above
     except (tarfile.TarError, *GZIP_ERRORS) as error:
         problem = f"cannot be extracted ({type(error).__name__}: {error})"
         raise _damaged_error("cifar10", archive, problem, root) from error
@@ -535,11 +504,7 @@ def _safe_extract_tar(archive: Path, temp: Path, root: Path) -> None:
 def _check_tar_member(member: tarfile.TarInfo, archive: Path, root: Path) -> None:
     """Raise DatasetError for a tar member that could write outside the target folder."""
     path = Path(member.name)
-    unsafe = (
-        path.is_absolute()
-        or ".." in path.parts
-        or not (member.isfile() or member.isdir())
-    )
+    unsafe = path.is_absolute() or ".." in path.parts or not (member.isfile() or member.isdir())
     if unsafe:
         problem = f"unsafe archive member {member.name!r} (absolute path, '..' or not a regular file)"
         raise _damaged_error("cifar10", archive, problem, root)
@@ -597,9 +562,7 @@ def _uint8_to_float(images: torch.Tensor) -> torch.Tensor:
     return floats.div_(255)
 
 
-def _check_loaded_shapes(
-    data: ImageData, image_shape: tuple[int, int, int], root: Path
-) -> None:
+def _check_loaded_shapes(data: ImageData, image_shape: tuple[int, int, int], root: Path) -> None:
     """Raise DatasetError unless image and label tensors have the expected shapes."""
     expected = {
         "train_images": (TRAIN_COUNT[data.name], *image_shape),

@@ -14,4 +14,3 @@ def resolve_device(name: str = "auto") -> torch.device:
     if not (name == "cpu" or name.startswith("cuda")):
         raise ValueError(f"device={name!r} is unknown; allowed: 'auto', 'cpu', 'cuda', 'cuda:N'")
     return torch.device(name)
-

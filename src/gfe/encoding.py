@@ -25,8 +25,9 @@ class Encoding(SolverOutput):
     seconds: float = 0.0
 
 
-def initial_latents(z0, batch: int, latent_dim: int, *, seed: int | None = None, sample_ids=None,
-                    dtype=torch.float32, device="cpu") -> torch.Tensor:
+def initial_latents(
+    z0, batch: int, latent_dim: int, *, seed: int | None = None, sample_ids=None, dtype=torch.float32, device="cpu"
+) -> torch.Tensor:
     """z(0) for a batch: 'zeros', 'uniform' (U[0,1)^d drawn on the CPU, so that the draw
     does not depend on the device), or a given (B, d) tensor.
 
@@ -61,16 +62,22 @@ def _uniform_per_sample(seed, sample_ids, batch: int, latent_dim: int) -> torch.
     if not (is_integer(seed) and seed >= 0):
         raise ValueError(f"seed={seed!r} is invalid with sample_ids: must be an integer >= 0")
     ids = torch.as_tensor(sample_ids)
-    if ids.shape != (batch,) or ids.is_floating_point() or ids.is_complex() or ids.dtype == torch.bool \
-            or (batch and int(ids.min()) < 0):
+    if (
+        ids.shape != (batch,)
+        or ids.is_floating_point()
+        or ids.is_complex()
+        or ids.dtype == torch.bool
+        or (batch and int(ids.min()) < 0)
+    ):
         shown = " ".join(repr(sample_ids).split())  # one line, even for a 2-D tensor
         raise ValueError(f"sample_ids={shown[:80]} is invalid: must be {batch} integers >= 0, one per image")
     rows = [np.random.default_rng(np.random.SeedSequence([int(seed), i])).random(latent_dim) for i in ids.tolist()]
     return torch.from_numpy(np.stack(rows) if rows else np.zeros((0, latent_dim)))
 
 
-def build_flow(decoder: nn.Module, x: torch.Tensor, *, order: int = 1, loss=None, alpha: float = 1.0,
-               nesterov_eps: float = 1e-5):
+def build_flow(
+    decoder: nn.Module, x: torch.Tensor, *, order: int = 1, loss=None, alpha: float = 1.0, nesterov_eps: float = 1e-5
+):
     """The vector field of the first- or second-order flow for targets x."""
     check_order(order)
     check_alpha(alpha)
@@ -100,9 +107,17 @@ def check_alpha(alpha) -> None:
         raise ValueError(f"alpha={alpha!r} is invalid: must be a number > 0")
 
 
-def check_encode_options(*, solver: str = "amd", order: int = 1, tau: float = 1e4, z0="zeros",
-                         loss: str | None = None, alpha: float = 1.0, latent_dim: int | None = None,
-                         **solver_options):
+def check_encode_options(
+    *,
+    solver: str = "amd",
+    order: int = 1,
+    tau: float = 1e4,
+    z0="zeros",
+    loss: str | None = None,
+    alpha: float = 1.0,
+    latent_dim: int | None = None,
+    **solver_options,
+):
     """Check the options of `encode` before any decoder or image is at hand (a config can be
     checked this way before a job starts); returns the solver. A ValueError names the option,
     its value and what is allowed."""
@@ -124,15 +139,19 @@ def check_encode_options(*, solver: str = "amd", order: int = 1, tau: float = 1e
 def latent_dim_of(decoder: nn.Module, z0=None, latent_dim: int | None = None) -> int:
     """The size of z: `latent_dim` if given, else the width of a (B, d) tensor z0, else the
     decoder's `latent_dim` attribute (the models of `gfe.models` have one)."""
-    sizes = {"latent_dim=": latent_dim,
-             "z0's width": int(z0.shape[1]) if isinstance(z0, torch.Tensor) and z0.ndim == 2 else None,
-             "decoder.latent_dim": int(decoder.latent_dim) if hasattr(decoder, "latent_dim") else None}
+    sizes = {
+        "latent_dim=": latent_dim,
+        "z0's width": int(z0.shape[1]) if isinstance(z0, torch.Tensor) and z0.ndim == 2 else None,
+        "decoder.latent_dim": int(decoder.latent_dim) if hasattr(decoder, "latent_dim") else None,
+    }
     given = {name: int(size) for name, size in sizes.items() if size is not None}
     if len(set(given.values())) > 1:
         raise ValueError(f"the size of z is ambiguous: {given}; make them agree")
     if not given:
-        raise ValueError("the size of z is unknown: pass latent_dim=d (or z0 as a (B, d) tensor), or give the "
-                         "decoder a `latent_dim` attribute")
+        raise ValueError(
+            "the size of z is unknown: pass latent_dim=d (or z0 as a (B, d) tensor), or give the "
+            "decoder a `latent_dim` attribute"
+        )
     return next(iter(given.values()))
 
 
@@ -151,11 +170,15 @@ def check_image_tensor(decoder: nn.Module, x) -> None:
     if param is None:
         return
     if x.dtype != param.dtype:
-        raise TypeError(f"x has dtype {x.dtype} but the decoder's parameters have dtype {param.dtype}; "
-                        f"use x.to({param.dtype}) or decoder.to({x.dtype})")
+        raise TypeError(
+            f"x has dtype {x.dtype} but the decoder's parameters have dtype {param.dtype}; "
+            f"use x.to({param.dtype}) or decoder.to({x.dtype})"
+        )
     if x.device != param.device:
-        raise ValueError(f"x is on device {x.device} but the decoder's parameters are on {param.device}; "
-                         f"use x.to('{param.device}') or decoder.to('{x.device}')")
+        raise ValueError(
+            f"x is on device {x.device} but the decoder's parameters are on {param.device}; "
+            f"use x.to('{param.device}') or decoder.to('{x.device}')"
+        )
 
 
 def decoder_output_shape(decoder: nn.Module, latent_dim: int, *, dtype=torch.float32, device="cpu") -> tuple:
@@ -200,8 +223,9 @@ def _match_image_shape(x: torch.Tensor, shape: tuple) -> torch.Tensor:
     if x.ndim == 2 and x.shape[1] == size:
         return x.reshape(x.shape[0], *shape)
     expected = f"(B, {', '.join(str(s) for s in shape)})" + (f" or flattened (B, {size})" if len(shape) > 1 else "")
-    raise ValueError(f"x has shape {tuple(x.shape)}; the decoder outputs images of shape {shape}, "
-                     f"so x must be {expected}")
+    raise ValueError(
+        f"x has shape {tuple(x.shape)}; the decoder outputs images of shape {shape}, so x must be {expected}"
+    )
 
 
 def _check_target_range(x: torch.Tensor, loss_name: str) -> None:
@@ -209,13 +233,27 @@ def _check_target_range(x: torch.Tensor, loss_name: str) -> None:
         return
     low, high = (float(v) for v in torch.aminmax(x))
     if low < 0 or high > 1:  # False for NaN: those are left to the solvers
-        raise ValueError(f"x has values in [{low:g}, {high:g}]; loss='bce' needs targets in [0, 1] "
-                         "(divide by 255, or rescale)")
+        raise ValueError(
+            f"x has values in [{low:g}, {high:g}]; loss='bce' needs targets in [0, 1] (divide by 255, or rescale)"
+        )
 
 
-def encode(decoder: nn.Module, x: torch.Tensor, *, solver: str = "amd", order: int = 1, tau: float = 1e4,
-           z0="zeros", loss: str | None = None, seed: int | None = None, sample_ids=None, alpha: float = 1.0,
-           latent_dim: int | None = None, trace: list | None = None, **solver_options) -> Encoding:
+def encode(
+    decoder: nn.Module,
+    x: torch.Tensor,
+    *,
+    solver: str = "amd",
+    order: int = 1,
+    tau: float = 1e4,
+    z0="zeros",
+    loss: str | None = None,
+    seed: int | None = None,
+    sample_ids=None,
+    alpha: float = 1.0,
+    latent_dim: int | None = None,
+    trace: list | None = None,
+    **solver_options,
+) -> Encoding:
     """Encode the images x by the gradient flow of `decoder` (no graph is built for the
     decoder's parameters, so a frozen decoder works).
 
@@ -243,23 +281,50 @@ def encode(decoder: nn.Module, x: torch.Tensor, *, solver: str = "amd", order: i
         forward+backward evaluations per sample, converged (B,) bool, t (B,) time reached,
         rejected (B,) rejected trial steps, and seconds (wall time of the batch).
     """
-    solver_impl = check_encode_options(solver=solver, order=order, tau=tau, z0=z0, loss=loss, alpha=alpha,
-                                       latent_dim=latent_dim, **solver_options)
+    solver_impl = check_encode_options(
+        solver=solver, order=order, tau=tau, z0=z0, loss=loss, alpha=alpha, latent_dim=latent_dim, **solver_options
+    )
     if trace is not None and solver != "amd":
         raise ValueError("trace= is recorded by solver='amd' only")
     latent_dim = latent_dim_of(decoder, z0, latent_dim)
     x = check_images(decoder, x, loss, latent_dim=latent_dim)
-    return encode_checked(decoder, x, solver_impl, latent_dim, order=order, tau=tau, z0=z0, loss=loss, seed=seed,
-                          sample_ids=sample_ids, alpha=alpha, trace=trace)
+    return encode_checked(
+        decoder,
+        x,
+        solver_impl,
+        latent_dim,
+        order=order,
+        tau=tau,
+        z0=z0,
+        loss=loss,
+        seed=seed,
+        sample_ids=sample_ids,
+        alpha=alpha,
+        trace=trace,
+    )
 
 
-def encode_checked(decoder: nn.Module, x: torch.Tensor, solver_impl, latent_dim: int, *, order, tau, z0, loss,
-                   seed, sample_ids, alpha, trace=None) -> Encoding:
+def encode_checked(
+    decoder: nn.Module,
+    x: torch.Tensor,
+    solver_impl,
+    latent_dim: int,
+    *,
+    order,
+    tau,
+    z0,
+    loss,
+    seed,
+    sample_ids,
+    alpha,
+    trace=None,
+) -> Encoding:
     """`encode` after its checks: x from `check_images`, the solver from `check_encode_options`
     (callers that have checked both already, e.g. `decoder_loss_and_gradient`, skip them)."""
     flow = build_flow(decoder, x, order=order, loss=loss, alpha=alpha)
-    z_start = initial_latents(z0, x.shape[0], latent_dim, seed=seed, sample_ids=sample_ids,
-                              dtype=x.dtype, device=x.device)
+    z_start = initial_latents(
+        z0, x.shape[0], latent_dim, seed=seed, sample_ids=sample_ids, dtype=x.dtype, device=x.device
+    )
     started = time.perf_counter()
     with torch.no_grad():
         extra = {"trace": trace} if trace is not None else {}

@@ -40,8 +40,15 @@ class Evaluation:
         }
 
 
-def evaluate(decoder: nn.Module, images: torch.Tensor, *, encoder: nn.Module | None = None, flow: dict | None = None,
-             batch_size: int = 500, seed: int = 0) -> Evaluation:
+def evaluate(
+    decoder: nn.Module,
+    images: torch.Tensor,
+    *,
+    encoder: nn.Module | None = None,
+    flow: dict | None = None,
+    batch_size: int = 500,
+    seed: int = 0,
+) -> Evaluation:
     """Encode `images` in batches (by `encoder` if given, else by `gfe.encode(**flow)`).
 
     Args:
@@ -72,7 +79,7 @@ def evaluate(decoder: nn.Module, images: torch.Tensor, *, encoder: nn.Module | N
     parts = []
     started = time.perf_counter()
     for start in range(0, len(images), batch_size):
-        x = images[start:start + batch_size]
+        x = images[start : start + batch_size]
         if encoder is not None:
             with torch.no_grad():
                 z = encoder(x)
@@ -83,5 +90,5 @@ def evaluate(decoder: nn.Module, images: torch.Tensor, *, encoder: nn.Module | N
             out = encode(decoder, x, seed=seed, sample_ids=ids, **flow)
             parts.append((out.loss, out.nfe, out.converged, out.z))
     seconds = time.perf_counter() - started
-    loss, nfe, converged, z = (torch.cat(column) for column in zip(*parts))
+    loss, nfe, converged, z = (torch.cat(column) for column in zip(*parts, strict=True))
     return Evaluation(loss=loss, nfe=nfe, converged=converged, z=z, seconds=seconds)

@@ -15,8 +15,15 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .encoding import (build_flow, check_encode_options, check_images, check_tau, encode_checked, initial_latents,
-                       latent_dim_of)
+from .encoding import (
+    build_flow,
+    check_encode_options,
+    check_images,
+    check_tau,
+    encode_checked,
+    initial_latents,
+    latent_dim_of,
+)
 from .losses import resolve_loss
 from .solvers.odeint import _TorchdiffeqSolver
 
@@ -41,9 +48,11 @@ def check_gradient_options(method: str = "approximate", **flow):
         raise ValueError(f"method={method!r} is unknown; allowed: {list(GRADIENT_METHODS)}")
     solver_impl = check_encode_options(**flow)
     if method != "approximate" and not isinstance(solver_impl, _TorchdiffeqSolver):
-        raise ValueError(f"method={method!r} needs solver 'euler', 'rk4' or 'dopri5'; "
-                         f"{flow.get('solver', 'amd')!r} makes non-differentiable step decisions "
-                         "(use method='approximate')")
+        raise ValueError(
+            f"method={method!r} needs solver 'euler', 'rk4' or 'dopri5'; "
+            f"{flow.get('solver', 'amd')!r} makes non-differentiable step decisions "
+            "(use method='approximate')"
+        )
     return solver_impl
 
 
@@ -51,15 +60,29 @@ def trainable_parameters(decoder: nn.Module) -> list[torch.nn.Parameter]:
     """The decoder's parameters with requires_grad; a ValueError when there is none."""
     params = [p for p in decoder.parameters() if p.requires_grad]
     if not params:
-        raise ValueError("the decoder has no trainable parameters (requires_grad=False everywhere); "
-                         "nothing to train (use gfe.encode to encode with a frozen decoder)")
+        raise ValueError(
+            "the decoder has no trainable parameters (requires_grad=False everywhere); "
+            "nothing to train (use gfe.encode to encode with a frozen decoder)"
+        )
     return params
 
 
-def decoder_loss_and_gradient(decoder: nn.Module, x: torch.Tensor, *, method: str = "approximate",
-                              solver: str = "rk4", order: int = 1, tau: float = 1e4, z0="zeros",
-                              loss: str | None = None, seed: int | None = None, sample_ids=None, alpha: float = 1.0,
-                              latent_dim: int | None = None, **solver_options) -> DecoderGradient:
+def decoder_loss_and_gradient(
+    decoder: nn.Module,
+    x: torch.Tensor,
+    *,
+    method: str = "approximate",
+    solver: str = "rk4",
+    order: int = 1,
+    tau: float = 1e4,
+    z0="zeros",
+    loss: str | None = None,
+    seed: int | None = None,
+    sample_ids=None,
+    alpha: float = 1.0,
+    latent_dim: int | None = None,
+    **solver_options,
+) -> DecoderGradient:
     """dL/dtheta (see `decoder_gradient`), with the per-sample loss, NFE and encodings.
 
     Args:
@@ -69,21 +92,43 @@ def decoder_loss_and_gradient(decoder: nn.Module, x: torch.Tensor, *, method: st
         solver, order, tau, z0, loss, seed, sample_ids, alpha, latent_dim, **solver_options:
             those of `gfe.encode`.
     """
-    solver_impl = check_gradient_options(method, solver=solver, order=order, tau=tau, z0=z0, loss=loss,
-                                         alpha=alpha, latent_dim=latent_dim, **solver_options)
+    solver_impl = check_gradient_options(
+        method,
+        solver=solver,
+        order=order,
+        tau=tau,
+        z0=z0,
+        loss=loss,
+        alpha=alpha,
+        latent_dim=latent_dim,
+        **solver_options,
+    )
     params = trainable_parameters(decoder)
     latent_dim = latent_dim_of(decoder, z0, latent_dim)
     x = check_images(decoder, x, loss, latent_dim=latent_dim)
     _, loss_fn = resolve_loss(loss, decoder)
     if method == "approximate":
-        enc = encode_checked(decoder, x, solver_impl, latent_dim, order=order, tau=tau, z0=z0, loss=loss,
-                             seed=seed, sample_ids=sample_ids, alpha=alpha)
+        enc = encode_checked(
+            decoder,
+            x,
+            solver_impl,
+            latent_dim,
+            order=order,
+            tau=tau,
+            z0=z0,
+            loss=loss,
+            seed=seed,
+            sample_ids=sample_ids,
+            alpha=alpha,
+        )
         z, nfe = enc.z.detach(), enc.nfe
     else:
-        z_start = initial_latents(z0, x.shape[0], latent_dim, seed=seed, sample_ids=sample_ids,
-                                  dtype=x.dtype, device=x.device)
-        z, nfe = _differentiable_encoding(decoder, x, method, solver_impl, order, check_tau(tau), z_start, loss,
-                                          alpha, params)
+        z_start = initial_latents(
+            z0, x.shape[0], latent_dim, seed=seed, sample_ids=sample_ids, dtype=x.dtype, device=x.device
+        )
+        z, nfe = _differentiable_encoding(
+            decoder, x, method, solver_impl, order, check_tau(tau), z_start, loss, alpha, params
+        )
     with torch.enable_grad():
         losses = loss_fn(decoder(z), x)
         grads = torch.autograd.grad(losses.sum(), params)
@@ -98,7 +143,9 @@ def _differentiable_encoding(decoder, x, method, solver_impl, order, tau, z_star
     return zs[-1], nfe
 
 
-def decoder_gradient(decoder: nn.Module, x: torch.Tensor, *, method: str = "approximate", **options) -> list[torch.Tensor]:
+def decoder_gradient(
+    decoder: nn.Module, x: torch.Tensor, *, method: str = "approximate", **options
+) -> list[torch.Tensor]:
     """The gradient of L(theta) = sum_m l(x_m, D(z*_m; theta)) w.r.t. the decoder's parameters.
 
     Args:

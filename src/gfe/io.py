@@ -27,9 +27,9 @@ import json
 import os
 import pickle
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -37,9 +37,27 @@ from torch import nn
 
 from .models import build_autoencoder, build_decoder
 
-__all__ = ["MODEL_KEYS", "PREPARED_IMAGES", "PREPARED_KEYS", "CheckpointError", "DamagedFileError", "SavedModel",
-           "atomic_torch_save", "atomic_write", "load_model", "load_prepared", "load_tensors", "read_model",
-           "save_model", "save_prepared", "temporary_path", "write_csv", "write_json", "write_npz", "write_text"]
+__all__ = [
+    "MODEL_KEYS",
+    "PREPARED_IMAGES",
+    "PREPARED_KEYS",
+    "CheckpointError",
+    "DamagedFileError",
+    "SavedModel",
+    "atomic_torch_save",
+    "atomic_write",
+    "load_model",
+    "load_prepared",
+    "load_tensors",
+    "read_model",
+    "save_model",
+    "save_prepared",
+    "temporary_path",
+    "write_csv",
+    "write_json",
+    "write_npz",
+    "write_text",
+]
 
 
 class CheckpointError(RuntimeError):
@@ -52,6 +70,7 @@ class DamagedFileError(CheckpointError):
 
 
 # ---------------------------------------------------------------- atomic writes
+
 
 def temporary_path(path) -> Path:
     """The temporary beside `path` that `atomic_write` fills: `.<name>.<pid>.tmp<suffix>`
@@ -106,6 +125,7 @@ def write_csv(frame, path) -> None:
 
 def write_npz(path, **arrays) -> None:
     """`arrays` as a compressed NPZ file, atomically."""
+
     def write(tmp: Path) -> None:
         with open(tmp, "wb") as handle:
             np.savez_compressed(handle, **arrays)
@@ -119,6 +139,7 @@ def atomic_torch_save(obj, path, *, previous=None) -> None:
     Saved through a file handle, so the archive's inner folder is torch's fixed 'archive'
     rather than the temporary's name: the same object gives the same bytes.
     """
+
     def write(tmp: Path) -> None:
         with open(tmp, "wb") as handle:
             torch.save(obj, handle)
@@ -127,6 +148,7 @@ def atomic_torch_save(obj, path, *, previous=None) -> None:
 
 
 # ---------------------------------------------------------------- safe loading
+
 
 def load_tensors(path) -> object:
     """torch.load with `weights_only=True` onto the CPU: tensors and plain values only.
@@ -168,13 +190,21 @@ def _load_entries(path, keys, what: str) -> dict:
 MODEL_KEYS = ("decoder", "encoder", "image_shape", "latent_dim")
 
 
-def save_model(path, *, decoder: nn.Module, encoder: nn.Module | None, model_name: str, image_shape,
-               latent_dim: int) -> None:
+def save_model(
+    path, *, decoder: nn.Module, encoder: nn.Module | None, model_name: str, image_shape, latent_dim: int
+) -> None:
     """A trained model's file: the decoder's and encoder's (None: a GFE model) parameters,
     its name, image shape and latent size."""
-    atomic_torch_save({"decoder": decoder.state_dict(),
-                       "encoder": encoder.state_dict() if encoder is not None else None,
-                       "model": model_name, "image_shape": image_shape, "latent_dim": latent_dim}, path)
+    atomic_torch_save(
+        {
+            "decoder": decoder.state_dict(),
+            "encoder": encoder.state_dict() if encoder is not None else None,
+            "model": model_name,
+            "image_shape": image_shape,
+            "latent_dim": latent_dim,
+        },
+        path,
+    )
 
 
 @dataclass(frozen=True)
@@ -223,8 +253,15 @@ def load_model(path, device="cpu") -> tuple[nn.Module, nn.Module | None]:
 # The entries a prepared-data file must hold. It may hold more: prepare_data.py also saves
 # the dataset's name, the validation labels and every split's indices into the official
 # files ("name", "train_idx", "val_labels", "val_idx", "test_idx").
-PREPARED_KEYS = ("image_shape", "train_images", "train_labels", "val_images", "test_images", "test_labels",
-                 "subset_order")
+PREPARED_KEYS = (
+    "image_shape",
+    "train_images",
+    "train_labels",
+    "val_images",
+    "test_images",
+    "test_labels",
+    "subset_order",
+)
 # Image entries: stored as uint8 bytes, read back as float32 in [0, 1].
 PREPARED_IMAGES = ("train_images", "val_images", "test_images")
 

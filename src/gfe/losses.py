@@ -37,15 +37,13 @@ def resolve_loss(name: str | None, decoder: torch.nn.Module) -> tuple[str, LossF
     if name is None:
         if output_kind not in LOSS_FOR_OUTPUT:
             raise ValueError(
-                "loss=None needs a decoder with `output` in "
-                f"{sorted(LOSS_FOR_OUTPUT)}; pass loss='bce' or loss='mse'"
+                f"loss=None needs a decoder with `output` in {sorted(LOSS_FOR_OUTPUT)}; pass loss='bce' or loss='mse'"
             )
         name = LOSS_FOR_OUTPUT[output_kind]
     if name not in LOSSES:
         raise ValueError(f"loss={name!r} is unknown; allowed: {sorted(LOSSES)}")
     if name == "bce" and output_kind == "probabilities":
         raise ValueError(
-            "loss='bce' expects a decoder that outputs logits, but this decoder outputs "
-            "probabilities; use loss='mse'"
+            "loss='bce' expects a decoder that outputs logits, but this decoder outputs probabilities; use loss='mse'"
         )
     return name, LOSSES[name]

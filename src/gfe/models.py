@@ -37,7 +37,7 @@ def _prod(shape: Sequence[int]) -> int:
 def _mlp(sizes: Sequence[int]) -> nn.Sequential:
     """Linear layers of the given sizes with ELU between them (none after the last)."""
     layers: list[nn.Module] = []
-    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
         if i > 0:
             layers.append(nn.ELU())
         layers.append(nn.Linear(n_in, n_out))
@@ -190,7 +190,7 @@ class ConvDecoder(nn.Module):
         self.base = (channels[0], h // 2**n_up, w // 2**n_up)
         self.fc = nn.Linear(self.latent_dim, _prod(self.base))
         self.blocks = nn.Sequential(
-            *(ResUpBlock(a, b, slope) for a, b in zip(channels[:-1], channels[1:]))
+            *(ResUpBlock(a, b, slope) for a, b in zip(channels[:-1], channels[1:], strict=True))
         )
         self.head = nn.Sequential(
             _conv3(channels[-1], channels[-1]),
@@ -249,7 +249,7 @@ class ConvEncoder(nn.Module):
             nn.LeakyReLU(slope),
         )
         self.blocks = nn.Sequential(
-            *(ResDownBlock(a, b, slope) for a, b in zip(channels[:-1], channels[1:]))
+            *(ResDownBlock(a, b, slope) for a, b in zip(channels[:-1], channels[1:], strict=True))
         )
         self.fc = nn.Linear(channels[-1] * (h // 2**n_down) * (w // 2**n_down), self.latent_dim)
 
@@ -264,9 +264,7 @@ class Autoencoder(nn.Module):
     def __init__(self, encoder: nn.Module, decoder: nn.Module):
         super().__init__()
         if encoder.latent_dim != decoder.latent_dim:
-            raise ValueError(
-                f"encoder latent_dim {encoder.latent_dim} != decoder latent_dim {decoder.latent_dim}"
-            )
+            raise ValueError(f"encoder latent_dim {encoder.latent_dim} != decoder latent_dim {decoder.latent_dim}")
         self.encoder = encoder
         self.decoder = decoder
         self.latent_dim = decoder.latent_dim
@@ -306,9 +304,7 @@ def build_encoder(image_shape: Sequence[int], latent_dim: int) -> nn.Module:
 
 def build_autoencoder(image_shape: Sequence[int], latent_dim: int) -> Autoencoder:
     """Encoder and decoder of the matching family, joined."""
-    return Autoencoder(
-        build_encoder(image_shape, latent_dim), build_decoder(image_shape, latent_dim)
-    )
+    return Autoencoder(build_encoder(image_shape, latent_dim), build_decoder(image_shape, latent_dim))
 
 
 def to_images(decoder_output: torch.Tensor, output_kind: str) -> torch.Tensor:

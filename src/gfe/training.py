@@ -69,7 +69,7 @@ class BatchSampler:
         if self.position + self.batch_size > self.n_items:  # drop the ragged end of an epoch
             self.order = torch.randperm(self.n_items, generator=self.generator)
             self.position = 0
-        batch = self.order[self.position:self.position + self.batch_size]
+        batch = self.order[self.position : self.position + self.batch_size]
         self.position += self.batch_size
         return batch
 
@@ -113,8 +113,10 @@ class TrainingRun:
             self.checks_since_best += 1
         if self.best_step is None or loss < self.best_loss:
             self.best_loss, self.best_step = loss, step
-            self.best_state = {"decoder": copy.deepcopy(decoder.state_dict()),
-                               "encoder": copy.deepcopy(encoder.state_dict()) if encoder is not None else None}
+            self.best_state = {
+                "decoder": copy.deepcopy(decoder.state_dict()),
+                "encoder": copy.deepcopy(encoder.state_dict()) if encoder is not None else None,
+            }
 
 
 def _batch_loss_and_step(decoder, encoder, x, flow, gradient, seed, optimizer, loss_fn):
@@ -129,7 +131,7 @@ def _batch_loss_and_step(decoder, encoder, x, flow, gradient, seed, optimizer, l
         nfe = torch.zeros_like(losses, dtype=torch.int64)
         return losses.detach(), nfe, None
     result = decoder_loss_and_gradient(decoder, x, method=gradient, seed=seed, **flow)
-    for param, grad in zip((p for p in decoder.parameters() if p.requires_grad), result.grads):
+    for param, grad in zip((p for p in decoder.parameters() if p.requires_grad), result.grads, strict=True):
         param.grad = grad
     return result.loss, result.nfe, result
 
@@ -147,16 +149,39 @@ def gradient_cosine(decoder: nn.Module, x: torch.Tensor, z: torch.Tensor, grads,
 
 
 def _grads_finite(modules) -> bool:
-    return all(bool(torch.isfinite(p.grad).all()) for m in modules if m is not None
-               for p in m.parameters() if p.grad is not None)
+    return all(
+        bool(torch.isfinite(p.grad).all())
+        for m in modules
+        if m is not None
+        for p in m.parameters()
+        if p.grad is not None
+    )
 
 
-def train(decoder: nn.Module, images: torch.Tensor, *, steps: int, batch_size: int = 5, seed: int = 2020,
-          encoder: nn.Module | None = None, flow: dict | None = None, gradient: str = "approximate",
-          optimizer: OptimizerSettings = OptimizerSettings(), checkpoint_path=None, checkpoint_every: int = 0,
-          val_images: torch.Tensor | None = None, val_every: int = 0, val_at: tuple = (),
-          val_batch_size: int = 500, val_flow: dict | None = None, patience: int = 0, min_improvement: float = 0.0,
-          log_gradient_cosine: bool = False, stop_after: int | None = None, log=None) -> TrainingRun:
+def train(
+    decoder: nn.Module,
+    images: torch.Tensor,
+    *,
+    steps: int,
+    batch_size: int = 5,
+    seed: int = 2020,
+    encoder: nn.Module | None = None,
+    flow: dict | None = None,
+    gradient: str = "approximate",
+    optimizer: OptimizerSettings = OptimizerSettings(),
+    checkpoint_path=None,
+    checkpoint_every: int = 0,
+    val_images: torch.Tensor | None = None,
+    val_every: int = 0,
+    val_at: tuple = (),
+    val_batch_size: int = 500,
+    val_flow: dict | None = None,
+    patience: int = 0,
+    min_improvement: float = 0.0,
+    log_gradient_cosine: bool = False,
+    stop_after: int | None = None,
+    log=None,
+) -> TrainingRun:
     """Train `decoder` (with `encoder`: an autoencoder; without: GFE with encode options
     `flow` and decoder gradient `gradient`) on `images` (N, C, H, W).
 
@@ -198,10 +223,26 @@ def train(decoder: nn.Module, images: torch.Tensor, *, steps: int, batch_size: i
     _, loss_fn = resolve_loss(flow.get("loss"), decoder)
     run = TrainingRun()
     state = load_checkpoint(checkpoint_path) if checkpoint_path else None
-    identity = run_identity(images=images, val_images=val_images, decoder=decoder, encoder=encoder,
-                            optimizer=optimizer, flow=flow, gradient=gradient, steps=steps, batch_size=batch_size,
-                            seed=seed, val_every=val_every, val_at=val_at, patience=patience,
-                            min_improvement=min_improvement) if checkpoint_path else None
+    identity = (
+        run_identity(
+            images=images,
+            val_images=val_images,
+            decoder=decoder,
+            encoder=encoder,
+            optimizer=optimizer,
+            flow=flow,
+            gradient=gradient,
+            steps=steps,
+            batch_size=batch_size,
+            seed=seed,
+            val_every=val_every,
+            val_at=val_at,
+            patience=patience,
+            min_improvement=min_improvement,
+        )
+        if checkpoint_path
+        else None
+    )
     if state is not None:
         _check_same_run(state, identity, checkpoint_path)
         _restore(state, decoder, encoder, opt, sampler, run)
@@ -210,11 +251,9 @@ def train(decoder: nn.Module, images: torch.Tensor, *, steps: int, batch_size: i
     def validate():
         if val_images is None or not val_every:
             return
-        result = evaluate(decoder, val_images, encoder=encoder, flow=val_flow, batch_size=val_batch_size,
-                          seed=seed)
+        result = evaluate(decoder, val_images, encoder=encoder, flow=val_flow, batch_size=val_batch_size, seed=seed)
         summary = result.summary()
-        run.validation.append({"step": run.step, "images_seen": run.step * batch_size,
-                               "elapsed_s": elapsed, **summary})
+        run.validation.append({"step": run.step, "images_seen": run.step * batch_size, "elapsed_s": elapsed, **summary})
         run.note_validation(summary["loss_mean"], run.step, decoder, encoder, min_improvement)
         if patience and run.checks_since_best >= patience:
             run.stop_reason = "plateau"
@@ -226,17 +265,21 @@ def train(decoder: nn.Module, images: torch.Tensor, *, steps: int, batch_size: i
         x = images[idx]
         started = time.perf_counter()
         try:
-            losses, nfe, result = _batch_loss_and_step(decoder, encoder, x, flow, gradient,
-                                                       seed * 1_000_003 + run.step, opt, loss_fn)
+            losses, nfe, result = _batch_loss_and_step(
+                decoder, encoder, x, flow, gradient, seed * 1_000_003 + run.step, opt, loss_fn
+            )
         except FlowDivergedError as error:
-            raise TrainingDivergedError(f"training step {run.step + 1}: the encoding flow diverged for "
-                                        f"training images {idx[error.samples].tolist()} ({error}); the last "
-                                        "checkpoint is kept. Lower the learning rate or check the data") from error
+            raise TrainingDivergedError(
+                f"training step {run.step + 1}: the encoding flow diverged for "
+                f"training images {idx[error.samples].tolist()} ({error}); the last "
+                "checkpoint is kept. Lower the learning rate or check the data"
+            ) from error
         if nfe is None or not bool(torch.isfinite(losses).all()) or not _grads_finite(modules):
             bad = idx[~torch.isfinite(losses)].tolist()
             raise TrainingDivergedError(
                 f"training step {run.step + 1}: non-finite loss or gradient (training images {bad or 'all'}); "
-                "the last checkpoint is kept. Lower the learning rate or check the data")
+                "the last checkpoint is kept. Lower the learning rate or check the data"
+            )
         seconds = time.perf_counter() - started
         cosine = None
         if log_gradient_cosine and result is not None and gradient != "approximate":
@@ -246,8 +289,14 @@ def train(decoder: nn.Module, images: torch.Tensor, *, steps: int, batch_size: i
         seconds += time.perf_counter() - started
         elapsed += seconds
         run.step += 1
-        row = {"step": run.step, "images_seen": run.step * batch_size, "loss": float(losses.double().mean()),
-               "nfe": float(nfe.double().mean()), "seconds": seconds, "elapsed_s": elapsed}
+        row = {
+            "step": run.step,
+            "images_seen": run.step * batch_size,
+            "loss": float(losses.double().mean()),
+            "nfe": float(nfe.double().mean()),
+            "seconds": seconds,
+            "elapsed_s": elapsed,
+        }
         if cosine is not None:
             row["grad_cosine"] = cosine
         run.steps.append(row)
@@ -257,8 +306,9 @@ def train(decoder: nn.Module, images: torch.Tensor, *, steps: int, batch_size: i
             validate()
         if run.stop_reason is None and run.step >= steps:
             run.stop_reason = "cap" if patience else "steps"
-        if checkpoint_path and ((checkpoint_every and run.step % checkpoint_every == 0) or run.stop_reason
-                                or run.step == stop_after):
+        if checkpoint_path and (
+            (checkpoint_every and run.step % checkpoint_every == 0) or run.stop_reason or run.step == stop_after
+        ):
             save_checkpoint(_snapshot(decoder, encoder, opt, sampler, run, identity), checkpoint_path)
     return run
 
@@ -279,17 +329,43 @@ def _architecture(module: nn.Module | None) -> dict | None:
     return {name: list(value.shape) for name, value in module.state_dict().items()}
 
 
-def run_identity(*, images, val_images, decoder, encoder, optimizer, flow, gradient, steps, batch_size, seed,
-                 val_every, val_at, patience, min_improvement) -> dict:
+def run_identity(
+    *,
+    images,
+    val_images,
+    decoder,
+    encoder,
+    optimizer,
+    flow,
+    gradient,
+    steps,
+    batch_size,
+    seed,
+    val_every,
+    val_at,
+    patience,
+    min_improvement,
+) -> dict:
     """What identifies a training run (plain values only): a checkpoint is resumed only by
     the run with the same identity. Training and validation images enter as hashes of
     their values, the networks as their parameter shapes."""
     plain_flow = {k: v for k, v in sorted(flow.items()) if isinstance(v, (int, float, str, bool))}
-    return {"optimizer": asdict(optimizer), "flow": plain_flow, "gradient": gradient, "steps": int(steps),
-            "batch_size": batch_size, "seed": seed, "val_every": val_every, "val_at": sorted(int(s) for s in val_at),
-            "patience": patience, "min_improvement": min_improvement, "train_images": fingerprint(images),
-            "val_images": fingerprint(val_images) if val_every else None,
-            "decoder": _architecture(decoder), "encoder": _architecture(encoder)}
+    return {
+        "optimizer": asdict(optimizer),
+        "flow": plain_flow,
+        "gradient": gradient,
+        "steps": int(steps),
+        "batch_size": batch_size,
+        "seed": seed,
+        "val_every": val_every,
+        "val_at": sorted(int(s) for s in val_at),
+        "patience": patience,
+        "min_improvement": min_improvement,
+        "train_images": fingerprint(images),
+        "val_images": fingerprint(val_images) if val_every else None,
+        "decoder": _architecture(decoder),
+        "encoder": _architecture(encoder),
+    }
 
 
 CHECKPOINT_KEYS = ("step", "decoder", "encoder", "optimizer", "sampler", "history", "early_stopping", "settings")
@@ -306,14 +382,18 @@ def _describe_difference(key, saved, now) -> str:
 def _check_same_run(state, identity, path) -> None:
     missing = [key for key in CHECKPOINT_KEYS if key not in state]
     if missing:
-        raise CheckpointError(f"checkpoint {path} lacks {missing}: it was not written by this version of gfe. "
-                              f"Delete {path} (and {path}.prev) to restart the run from scratch")
+        raise CheckpointError(
+            f"checkpoint {path} lacks {missing}: it was not written by this version of gfe. "
+            f"Delete {path} (and {path}.prev) to restart the run from scratch"
+        )
     saved = state["settings"] if isinstance(state["settings"], dict) else {}
     changed = [_describe_difference(k, saved.get(k), identity[k]) for k in identity if saved.get(k) != identity[k]]
     if changed:
-        raise CheckpointError(f"checkpoint {path} belongs to another run: {'; '.join(changed)} differ. Resuming "
-                              f"would mix two runs: delete {path} (and {path}.prev) to start this run from scratch, "
-                              "or restore the settings it was made with")
+        raise CheckpointError(
+            f"checkpoint {path} belongs to another run: {'; '.join(changed)} differ. Resuming "
+            f"would mix two runs: delete {path} (and {path}.prev) to start this run from scratch, "
+            "or restore the settings it was made with"
+        )
 
 
 def _snapshot(decoder, encoder, opt, sampler, run, settings) -> dict:
@@ -325,10 +405,14 @@ def _snapshot(decoder, encoder, opt, sampler, run, settings) -> dict:
         "optimizer": opt.state_dict(),
         "sampler": sampler.state_dict(),
         "history": {"steps": run.steps, "validation": run.validation},
-        "early_stopping": {"best_loss": run.best_loss, "best_step": run.best_step,
-                           "reference_loss": run.reference_loss,
-                           "checks_since_best": run.checks_since_best, "best_state": run.best_state,
-                           "stop_reason": run.stop_reason},
+        "early_stopping": {
+            "best_loss": run.best_loss,
+            "best_step": run.best_step,
+            "reference_loss": run.reference_loss,
+            "checks_since_best": run.checks_since_best,
+            "best_state": run.best_state,
+            "stop_reason": run.stop_reason,
+        },
         "settings": settings,
     }
 

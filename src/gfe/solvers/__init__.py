@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from .amd import AMDOptions, AMDSolver
 from .base import FlowDivergedError, SolverOutput
-from .lbfgs import LBFGSOptions, LBFGSSolver
+from .lbfgs import LBFGSOptions as LBFGSOptions
+from .lbfgs import LBFGSSolver
 from .odeint import Dopri5Solver, FixedStepSolver
 
 SOLVERS = {
@@ -26,5 +27,13 @@ def make_solver(name: str, **options):
         raise ValueError(f"solver={name!r} got an option it does not take: {error}") from error
 
 
-__all__ = ["AMDOptions", "AMDSolver", "Dopri5Solver", "FixedStepSolver", "FlowDivergedError",
-           "SolverOutput", "SOLVERS", "make_solver"]
+__all__ = [
+    "AMDOptions",
+    "AMDSolver",
+    "Dopri5Solver",
+    "FixedStepSolver",
+    "FlowDivergedError",
+    "SolverOutput",
+    "SOLVERS",
+    "make_solver",
+]

@@ -61,22 +61,33 @@ class AMDOptions:
         Numbers must be real numbers (not bools or strings), counts integers, `shared` a bool."""
         checks = [
             ("dt_init", lambda: is_number(self.dt_init) and self.dt_init > 0, "a number > 0"),
-            ("dt_max", lambda: is_number(self.dt_max) and self.dt_max >= self.dt_init,
-             f"a number >= dt_init ({self.dt_init})"),
+            (
+                "dt_max",
+                lambda: is_number(self.dt_max) and self.dt_max >= self.dt_init,
+                f"a number >= dt_init ({self.dt_init})",
+            ),
             ("shrink", lambda: is_number(self.shrink) and 0 < self.shrink < 1, "a number in (0, 1)"),
             ("max_halvings", lambda: is_integer(self.max_halvings) and self.max_halvings >= 0, "an integer >= 0"),
             ("sigma", lambda: is_number(self.sigma) and self.sigma >= 0, "a number >= 0"),
-            ("conv_fraction", lambda: is_number(self.conv_fraction) and 0 <= self.conv_fraction <= 1,
-             "a number in [0, 1]"),
+            (
+                "conv_fraction",
+                lambda: is_number(self.conv_fraction) and 0 <= self.conv_fraction <= 1,
+                "a number in [0, 1]",
+            ),
             ("conv_tol", lambda: is_number(self.conv_tol) and self.conv_tol >= 0, "a number >= 0"),
             ("conv_window", lambda: is_integer(self.conv_window) and self.conv_window >= 2, "an integer >= 2"),
             ("dt_stall", lambda: is_number(self.dt_stall) and self.dt_stall > 0, "a number > 0"),
             ("growth", lambda: is_number(self.growth) and self.growth >= 1, "a number >= 1"),
             ("shared", lambda: is_bool(self.shared), "True or False"),
             ("max_evals", lambda: is_integer(self.max_evals) and self.max_evals >= 1, "an integer >= 1"),
-            ("working_set", lambda: self.working_set is None or (is_integer(self.working_set)
-                                                                and self.working_set >= 1 and not self.shared),
-             "None or an integer >= 1, and only without shared=True"),
+            (
+                "working_set",
+                lambda: (
+                    self.working_set is None
+                    or (is_integer(self.working_set) and self.working_set >= 1 and not self.shared)
+                ),
+                "None or an integer >= 1, and only without shared=True",
+            ),
         ]
         for name, ok, allowed in checks:
             if not ok():
@@ -162,12 +173,18 @@ class AMDSolver:
             samples = idx[bad][:10].tolist()
             raise FlowDivergedError(
                 f"AMD: non-finite loss or gradient at the starting point for samples {samples}; "
-                "check the decoder weights and the data", samples, step=0)
+                "check the decoder weights and the data",
+                samples,
+                step=0,
+            )
         time_opts = dict(dtype=torch.float64, device=z0.device)
         count_opts = dict(dtype=torch.int64, device=z0.device)
         return _Batch(
-            idx=idx, target=target,
-            z=z, velocity=velocity, loss=loss,
+            idx=idx,
+            target=target,
+            z=z,
+            velocity=velocity,
+            loss=loss,
             dt=torch.full((batch,), o.dt_init, **time_opts),
             t=torch.zeros(batch, **time_opts),
             history=torch.zeros(batch, o.conv_window, **time_opts),
@@ -189,7 +206,7 @@ class AMDSolver:
         # A non-finite loss or velocity makes the comparison False (NaN, or a decrease
         # that cannot reach an infinite requirement), so `accepted` implies finite.
         accepted = s.loss - loss1 >= required
-        forced = dt < o.shrink ** o.max_halvings
+        forced = dt < o.shrink**o.max_halvings
         if o.shared:
             finite = torch.isfinite(loss1 + speed2)
             accepted = accepted.all().expand_as(accepted)
@@ -199,8 +216,21 @@ class AMDSolver:
         advanced = accepted | forced
         step = torch.where(forced, remaining.clamp(max=o.dt_stall), dt)
         if trace is not None:
-            trace.append(dict(idx=s.idx, t=s.t, dt=dt, z=s.z, z1=z1, loss=s.loss, loss1=loss1, required=required,
-                              accepted=accepted, forced=forced, moved=moved))
+            trace.append(
+                dict(
+                    idx=s.idx,
+                    t=s.t,
+                    dt=dt,
+                    z=s.z,
+                    z1=z1,
+                    loss=s.loss,
+                    loss1=loss1,
+                    required=required,
+                    accepted=accepted,
+                    forced=forced,
+                    moved=moved,
+                )
+            )
         moved_col = moved[:, None]
         s.z = torch.where(moved_col, z1, s.z)
         s.velocity = torch.where(moved_col, velocity1, s.velocity)
@@ -225,8 +255,15 @@ class AMDSolver:
     def _empty_output(s: _Batch, batch: int) -> SolverOutput:
         def empty(like):
             return like.new_empty((batch, *like.shape[1:]))
-        return SolverOutput(z=empty(s.z), loss=empty(s.loss), nfe=empty(s.born), converged=empty(s.converged),
-                            t=empty(s.t), rejected=empty(s.rejected))
+
+        return SolverOutput(
+            z=empty(s.z),
+            loss=empty(s.loss),
+            nfe=empty(s.born),
+            converged=empty(s.converged),
+            t=empty(s.t),
+            rejected=empty(s.rejected),
+        )
 
     @staticmethod
     def _store(out: SolverOutput, s: _Batch, done: torch.Tensor, iterations: int) -> None:

@@ -65,10 +65,12 @@ class LBFGSOptions:
             ("grad_tol", lambda: is_number(self.grad_tol) and self.grad_tol >= 0, "a number >= 0"),
             ("c1", lambda: is_number(self.c1) and 0 < self.c1 < 1, "a number in (0, 1)"),
             ("shrink", lambda: is_number(self.shrink) and 0 < self.shrink < 1, "a number in (0, 1)"),
-            ("max_backtracks", lambda: is_integer(self.max_backtracks) and self.max_backtracks >= 0,
-             "an integer >= 0"),
-            ("initial_step", lambda: is_number(self.initial_step) and 0 < self.initial_step < float("inf"),
-             "a finite number > 0"),
+            ("max_backtracks", lambda: is_integer(self.max_backtracks) and self.max_backtracks >= 0, "an integer >= 0"),
+            (
+                "initial_step",
+                lambda: is_number(self.initial_step) and 0 < self.initial_step < float("inf"),
+                "a finite number > 0",
+            ),
             ("max_evals", lambda: is_integer(self.max_evals) and self.max_evals >= 1, "an integer >= 1"),
         ]
         for name, ok, allowed in checks:
@@ -162,18 +164,33 @@ class LBFGSSolver:
             samples = first_samples(bad)
             raise FlowDivergedError(
                 f"L-BFGS: non-finite loss or gradient at the starting point for samples {samples}; "
-                "check the decoder weights and the data", samples, step=0)
+                "check the decoder weights and the data",
+                samples,
+                step=0,
+            )
         m = int(self.options.memory)
         count = dict(dtype=torch.int64, device=z0.device)
         flag = dict(dtype=torch.bool, device=z0.device)
         state = _Batch(
-            idx=torch.arange(batch, device=z0.device), target=flow.target, z=z0, loss=loss, grad=grad,
-            direction=torch.zeros_like(z0), slope=torch.zeros_like(loss), step=torch.zeros_like(loss),
-            s=z0.new_zeros(batch, m, dim), y=z0.new_zeros(batch, m, dim), rho=z0.new_zeros(batch, m),
-            gamma=torch.ones_like(loss), pairs=torch.zeros(batch, **count),
-            backtracks=torch.zeros(batch, **count), iters=torch.zeros(batch, **count),
-            rejected=torch.zeros(batch, **count), converged=self._stationary(grad),
-            failed=torch.zeros(batch, **flag))
+            idx=torch.arange(batch, device=z0.device),
+            target=flow.target,
+            z=z0,
+            loss=loss,
+            grad=grad,
+            direction=torch.zeros_like(z0),
+            slope=torch.zeros_like(loss),
+            step=torch.zeros_like(loss),
+            s=z0.new_zeros(batch, m, dim),
+            y=z0.new_zeros(batch, m, dim),
+            rho=z0.new_zeros(batch, m),
+            gamma=torch.ones_like(loss),
+            pairs=torch.zeros(batch, **count),
+            backtracks=torch.zeros(batch, **count),
+            iters=torch.zeros(batch, **count),
+            rejected=torch.zeros(batch, **count),
+            converged=self._stationary(grad),
+            failed=torch.zeros(batch, **flag),
+        )
         self._new_direction(state, torch.ones(batch, **flag))
         return state
 
@@ -247,8 +264,15 @@ class LBFGSSolver:
     def _empty_output(s: _Batch, batch: int) -> SolverOutput:
         def empty(like, dtype=None):
             return like.new_empty((batch, *like.shape[1:]), dtype=dtype)
-        return SolverOutput(z=empty(s.z), loss=empty(s.loss), nfe=empty(s.iters), converged=empty(s.converged),
-                            t=empty(s.iters, torch.float64), rejected=empty(s.rejected))
+
+        return SolverOutput(
+            z=empty(s.z),
+            loss=empty(s.loss),
+            nfe=empty(s.iters),
+            converged=empty(s.converged),
+            t=empty(s.iters, torch.float64),
+            rejected=empty(s.rejected),
+        )
 
     @staticmethod
     def _store(out: SolverOutput, s: _Batch, done: torch.Tensor, iterations: int) -> None:
@@ -259,8 +283,9 @@ class LBFGSSolver:
         out.nfe[idx] = iterations + 1  # the start plus one evaluation per iteration it took part in
 
 
-def _two_loop(grad: torch.Tensor, s: torch.Tensor, y: torch.Tensor, rho: torch.Tensor,
-              gamma: torch.Tensor) -> torch.Tensor:
+def _two_loop(
+    grad: torch.Tensor, s: torch.Tensor, y: torch.Tensor, rho: torch.Tensor, gamma: torch.Tensor
+) -> torch.Tensor:
     """H grad for every sample, H the L-BFGS inverse Hessian of its pairs (missing pairs
     have rho = 0 and drop out); a loop over the memory slots, not over samples."""
     q = grad
@@ -270,7 +295,7 @@ def _two_loop(grad: torch.Tensor, s: torch.Tensor, y: torch.Tensor, rho: torch.T
         q = q - a[:, None] * y[:, j]
         alphas.append(a)
     r = gamma[:, None] * q
-    for j, a in zip(range(s.shape[1]), reversed(alphas)):
+    for j, a in zip(range(s.shape[1]), reversed(alphas), strict=True):
         b = rho[:, j] * (y[:, j] * r).sum(1)
         r = r + (a - b)[:, None] * s[:, j]
     return r

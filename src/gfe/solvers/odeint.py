@@ -51,8 +51,11 @@ class _TorchdiffeqSolver:
             else:
                 states = odeint(flow, state0, times, **self.odeint_kwargs())
         except AssertionError as error:  # torchdiffeq's way of reporting dt underflow on NaN
-            raise FlowDivergedError(f"{self.name}: the flow diverged ({error}); check the decoder "
-                                    "weights, tau and the step settings", samples=[], step=None) from error
+            raise FlowDivergedError(
+                f"{self.name}: the flow diverged ({error}); check the decoder weights, tau and the step settings",
+                samples=[],
+                step=None,
+            ) from error
         zs = latent_part(states)
         self._check_finite(zs)
         return zs
@@ -65,17 +68,23 @@ class _TorchdiffeqSolver:
             step = int(bad_at.any(1).nonzero()[0])
             raise FlowDivergedError(
                 f"{self.name}: non-finite latent at output step {step} of {zs.shape[0] - 1} for samples {samples}; "
-                "lower tau, use more steps, or use solver='amd' (it rejects such steps)", samples, step)
+                "lower tau, use more steps, or use solver='amd' (it rejects such steps)",
+                samples,
+                step,
+            )
 
     def solve(self, flow, z0: torch.Tensor, tau: float) -> SolverOutput:
         zs = self.integrate(flow, z0, tau)
         loss_before, loss = flow.losses(zs[-2]), flow.losses(zs[-1])
         if not bool(torch.isfinite(loss).all()):
             samples = first_samples(~torch.isfinite(loss))
-            raise FlowDivergedError(f"{self.name}: non-finite final loss for samples {samples}", samples, zs.shape[0] - 1)
+            raise FlowDivergedError(
+                f"{self.name}: non-finite final loss for samples {samples}", samples, zs.shape[0] - 1
+            )
         batch = z0.shape[0]
         return SolverOutput(
-            z=zs[-1], loss=loss,
+            z=zs[-1],
+            loss=loss,
             nfe=torch.full((batch,), flow.nfe, dtype=torch.int64, device=z0.device),
             converged=(loss - loss_before).abs() < self.conv_tol,
             t=torch.full((batch,), float(tau), dtype=torch.float64, device=z0.device),
@@ -117,5 +126,9 @@ class Dopri5Solver(_TorchdiffeqSolver):
         return torch.tensor([0.0, 0.99 * tau, tau], dtype=dtype, device=device)
 
     def odeint_kwargs(self):
-        return {"method": "dopri5", "rtol": self.rtol, "atol": self.atol,
-                "options": {"max_num_steps": self.max_num_steps}}
+        return {
+            "method": "dopri5",
+            "rtol": self.rtol,
+            "atol": self.atol,
+            "options": {"max_num_steps": self.max_num_steps},
+        }
