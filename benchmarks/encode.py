@@ -48,6 +48,14 @@ issue's targets). Not a test.
      5. gfe_lbfgs training at batch 5 >= 5x the images/s of gfe_amd shared at batch 5 over
         the same steps, at a test loss no higher.
 
+`--device cuda` puts the decoders, images and latents on the GPU (with `--decoder`/`--ae`,
+load the CPU-trained networks, so that both CSVs measure the same decoder) and writes
+`results/benchmarks/encode_cuda.csv`: wall clock after `torch.cuda.synchronize`, the GPU's
+name, CUDA version and peak memory in the JSON, and two extra floor rows
+(`decoder_fwd_bwd_cuda_graph`, batch 5 and 512): the same forward+backward replayed as one
+captured CUDA graph, i.e. what a fixed-shape step could cost without per-kernel launches.
+The CSV is rewritten after every row, so a run cut short keeps what it measured.
+
 Torch runs with `--threads` (default 1) threads: on a shared 2-core machine a 2-thread
 team stalls whenever another process holds a core. Wall-clock rates depend on what else
 runs on the machine; the load average before and after is written to the `.json` beside
@@ -78,6 +86,7 @@ import torch
 
 import gfe
 from gfe.data import authors_split, load_dataset
+from gfe.devices import resolve_device
 from gfe.encoding import build_flow
 from gfe.evaluation import evaluate
 from gfe.io import atomic_torch_save, load_tensors, write_text
@@ -88,11 +97,31 @@ GFE_AMD = dict(solver="amd", z0="uniform", tau=1e4, max_halvings=15)  # the gfe_
 GFE_LBFGS = dict(solver="lbfgs", z0="uniform", tau=1e4, memory=8, tol=1e-6)  # the gfe_lbfgs settings (tau unused)
 OPTIMIZER = OptimizerSettings(name="rmsprop", lr=5e-4, alpha=0.9, eps=1e-6)
 SEED = 2020
-COLUMNS = ["kind", "method", "batch", "n_images", "images_per_s", "nfe_mean", "s_per_nfe_per_image",
-           "floor_s_per_image", "overhead_ratio", "loss_mean", "loss_median", "converged_frac", "peak_rss_mb",
-           "speedup", "cpu_images_per_s", "cpu_s_per_nfe_per_image", "cpu_floor_s_per_image", "cpu_overhead_ratio",
-           "cpu_speedup",
-           "seconds", "steps", "notes", "test_loss_mean"]
+COLUMNS = [
+    "kind",
+    "method",
+    "batch",
+    "n_images",
+    "images_per_s",
+    "nfe_mean",
+    "s_per_nfe_per_image",
+    "floor_s_per_image",
+    "overhead_ratio",
+    "loss_mean",
+    "loss_median",
+    "converged_frac",
+    "peak_rss_mb",
+    "speedup",
+    "cpu_images_per_s",
+    "cpu_s_per_nfe_per_image",
+    "cpu_floor_s_per_image",
+    "cpu_overhead_ratio",
+    "cpu_speedup",
+    "seconds",
+    "steps",
+    "notes",
+    "test_loss_mean",
+]
 ISA_FLAGS = ["avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile"]
 
 
@@ -130,25 +159,62 @@ def fresh_autoencoder(shape, seed=SEED):
 
 
 FLOOR_ROWS = 40_000  # decoder rows per floor measurement (--floor-rows)
+DEVICE = torch.device("cpu")  # --device
+
+
+def synchronize():
+    """Wait for the device's queued work, so that a wall-clock reading covers it (CUDA)."""
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize(DEVICE)
 
 
 def bare_floor(decoder, images, batch, repeats_rows=None):
     """Seconds per image of one decoder forward+backward w.r.t. z at this batch size."""
     x = images[:batch]
     flow = build_flow(decoder, x)
-    z = torch.rand(x.shape[0], 20, generator=torch.Generator().manual_seed(1))
+    z = torch.rand(x.shape[0], 20, generator=torch.Generator().manual_seed(1)).to(DEVICE)
     repeats = max(20, (repeats_rows or FLOOR_ROWS) // x.shape[0])
     with torch.no_grad():
         for _ in range(3):
             flow.loss_and_velocity(z)
         times, cpu_times = [], []
         for _ in range(5):  # the median of 5 blocks, against the noise of a shared machine
+            synchronize()
             started, cpu = time.perf_counter(), time.process_time()
             for _ in range(repeats // 5):
                 flow.loss_and_velocity(z)
+            synchronize()
             times.append((time.perf_counter() - started) / (repeats // 5) / x.shape[0])
             cpu_times.append((time.process_time() - cpu) / (repeats // 5) / x.shape[0])
     return sorted(times)[2], sorted(cpu_times)[2]
+
+
+def cuda_graph_floor(decoder, images, batch):
+    """Seconds per image of the same forward+backward w.r.t. z replayed as one captured CUDA
+    graph: what a fixed-shape flow step could cost without the per-kernel launch overhead."""
+    x = images[:batch]
+    flow = build_flow(decoder, x)
+    z = torch.rand(x.shape[0], 20, generator=torch.Generator().manual_seed(1)).to(DEVICE)
+    repeats = max(20, FLOOR_ROWS // x.shape[0])
+    with torch.no_grad():
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):  # warm-up on a side stream, as capture requires
+            for _ in range(3):
+                flow.loss_and_velocity(z)
+        torch.cuda.current_stream().wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            flow.loss_and_velocity(z)
+        times = []
+        for _ in range(5):
+            synchronize()
+            started = time.perf_counter()
+            for _ in range(repeats // 5):
+                graph.replay()
+            synchronize()
+            times.append((time.perf_counter() - started) / (repeats // 5) / x.shape[0])
+    return sorted(times)[2]
 
 
 def encode_row(name, decoder, images, z0, batch, options, notes="", encoder=None):
@@ -158,7 +224,7 @@ def encode_row(name, decoder, images, z0, batch, options, notes="", encoder=None
     with PeakRSS() as rss:
         wall, cpu = time.perf_counter(), time.process_time()
         for start in range(0, n, batch):
-            x = images[start:start + batch]
+            x = images[start : start + batch]
             if encoder is not None:
                 with torch.no_grad():
                     loss = decoder_loss(decoder, encoder(x), x)
@@ -166,19 +232,31 @@ def encode_row(name, decoder, images, z0, batch, options, notes="", encoder=None
                 nfes.append(torch.zeros_like(loss))
                 converged.append(torch.ones_like(loss))
                 continue
-            out = gfe.encode(decoder, x, **{**options, "z0": z0[start:start + batch]})
+            out = gfe.encode(decoder, x, **{**options, "z0": z0[start : start + batch]})
             losses.append(out.loss)
             nfes.append(out.nfe)
             converged.append(out.converged)
+        synchronize()
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     loss = torch.cat(losses).double()
     nfe = torch.cat(nfes).double()
-    return {"kind": "encode", "method": name, "batch": batch, "n_images": n, "images_per_s": n / wall,
-            "cpu_images_per_s": n / cpu, "seconds": wall, "nfe_mean": float(nfe.mean()),
-            "s_per_nfe_per_image": wall / float(nfe.sum()) if float(nfe.sum()) else None,
-            "cpu_s_per_nfe_per_image": cpu / float(nfe.sum()) if float(nfe.sum()) else None,
-            "loss_mean": float(loss.mean()), "loss_median": float(loss.median()),
-            "converged_frac": float(torch.cat(converged).double().mean()), "peak_rss_mb": rss.mb, "notes": notes}
+    return {
+        "kind": "encode",
+        "method": name,
+        "batch": batch,
+        "n_images": n,
+        "images_per_s": n / wall,
+        "cpu_images_per_s": n / cpu,
+        "seconds": wall,
+        "nfe_mean": float(nfe.mean()),
+        "s_per_nfe_per_image": wall / float(nfe.sum()) if float(nfe.sum()) else None,
+        "cpu_s_per_nfe_per_image": cpu / float(nfe.sum()) if float(nfe.sum()) else None,
+        "loss_mean": float(loss.mean()),
+        "loss_median": float(loss.median()),
+        "converged_frac": float(torch.cat(converged).double().mean()),
+        "peak_rss_mb": rss.mb,
+        "notes": notes,
+    }
 
 
 def decoder_loss(decoder, z, x):
@@ -189,11 +267,18 @@ def train_row(name, run, batch, steps, notes=""):
     rows = run.steps[:steps]
     seconds = sum(r["seconds"] for r in rows)
     last = rows[-10:]
-    return {"kind": "train", "method": name, "batch": batch, "n_images": batch * len(rows),
-            "images_per_s": batch * len(rows) / seconds, "seconds": seconds,
-            "nfe_mean": sum(r["nfe"] for r in rows) / len(rows),
-            "loss_mean": sum(r["loss"] for r in last) / len(last), "steps": len(rows),
-            "notes": f"loss_mean = mean training loss of steps {rows[-len(last)]['step']}-{rows[-1]['step']}; {notes}"}
+    return {
+        "kind": "train",
+        "method": name,
+        "batch": batch,
+        "n_images": batch * len(rows),
+        "images_per_s": batch * len(rows) / seconds,
+        "seconds": seconds,
+        "nfe_mean": sum(r["nfe"] for r in rows) / len(rows),
+        "loss_mean": sum(r["loss"] for r in last) / len(last),
+        "steps": len(rows),
+        "notes": f"loss_mean = mean training loss of steps {rows[-len(last)]['step']}-{rows[-1]['step']}; {notes}",
+    }
 
 
 def test_loss(decoder, images):
@@ -207,7 +292,7 @@ def timed_train(name, shape, train_images, batch, options, row_steps, notes, tes
     """Train a fresh decoder (same init and seed) for max(row_steps) steps; one row per entry of
     `row_steps` over the first that many steps, with process CPU time; with `test_images`, the
     row over `test_at` steps gets the test loss of the decoder at that step (not timed)."""
-    decoder = fresh_decoder(shape)
+    decoder = fresh_decoder(shape).to(DEVICE)
     cpu_marks, tested, outside = {}, {}, [0.0]
 
     def log(step_row):
@@ -218,16 +303,26 @@ def timed_train(name, shape, train_images, batch, options, row_steps, notes, tes
             outside[0] += time.process_time() - started
 
     cpu = time.process_time()
-    run = train(decoder, train_images, steps=max(row_steps), batch_size=batch, seed=SEED, flow=options,
-                optimizer=OPTIMIZER, log=log)
+    run = train(
+        decoder,
+        train_images,
+        steps=max(row_steps),
+        batch_size=batch,
+        seed=SEED,
+        flow=options,
+        optimizer=OPTIMIZER,
+        log=log,
+    )
     rows = []
     for steps in row_steps:
         row = train_row(name, run, batch, steps, notes + "; same init and seed")
         row["cpu_images_per_s"] = row["n_images"] / (cpu_marks[steps] - cpu)
         if steps == test_at and tested:
             row["test_loss_mean"] = tested["loss"]
-            row["notes"] += (f"; test_loss_mean: {len(test_images)} test images encoded by per-sample AMD "
-                             f"(gfe_amd settings, z0 seed 0), NFE {tested['nfe']:.1f}")
+            row["notes"] += (
+                f"; test_loss_mean: {len(test_images)} test images encoded by per-sample AMD "
+                f"(gfe_amd settings, z0 seed 0), NFE {tested['nfe']:.1f}"
+            )
         rows.append(row)
     return rows
 
@@ -245,11 +340,35 @@ def cpu_info():
     except OSError:  # not Linux: provenance only
         pass
     get_capability = getattr(torch.backends.cpu, "get_cpu_capability", None)
-    return {"cpu_model": model or platform.processor() or None,
-            "cpu_flags": {flag: flag in flags for flag in ISA_FLAGS} if flags else None,
-            "torch_cpu_capability": get_capability() if get_capability else None,
-            "torch_mkl": torch.backends.mkl.is_available(),
-            "torch_mkldnn": torch.backends.mkldnn.is_available()}
+    return {
+        "cpu_model": model or platform.processor() or None,
+        "cpu_flags": {flag: flag in flags for flag in ISA_FLAGS} if flags else None,
+        "torch_cpu_capability": get_capability() if get_capability else None,
+        "torch_mkl": torch.backends.mkl.is_available(),
+        "torch_mkldnn": torch.backends.mkldnn.is_available(),
+    }
+
+
+def device_info():
+    """The torch device of the run; for CUDA the GPU's name, CUDA version and peak memory."""
+    info = {"device": str(DEVICE)}
+    if DEVICE.type == "cuda":
+        info.update(
+            gpu=torch.cuda.get_device_name(DEVICE),
+            cuda=torch.version.cuda,
+            gpu_peak_memory_mb=torch.cuda.max_memory_allocated(DEVICE) / 2**20,
+        )
+    return info
+
+
+def write_rows(rows, out):
+    """The CSV of the rows so far (rewritten after each row, so a run cut short keeps them)."""
+    table = io.StringIO(newline="")
+    writer = csv.DictWriter(table, fieldnames=COLUMNS)
+    writer.writeheader()
+    for r in rows:
+        writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
+    write_text(table.getvalue(), out)
 
 
 def git_commit():
@@ -260,35 +379,64 @@ def git_commit():
 
 
 def main(argv=None):
-    global FLOOR_ROWS
+    global FLOOR_ROWS, DEVICE
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default="results/benchmarks/encode.csv")
+    parser.add_argument(
+        "--out", help="the CSV (default results/benchmarks/encode.csv, encode_cuda.csv with --device cuda)"
+    )
+    parser.add_argument(
+        "--device",
+        default="cpu",
+        help="cpu (default), cuda or cuda:N: where decoders, images and latents live; the decoders are "
+        "trained there too unless --decoder/--ae load them",
+    )
     parser.add_argument("--data", default="data")
     parser.add_argument("--decoder", help="a GFE-amd decoder state_dict to load; trained (and saved here) if missing")
     parser.add_argument("--ae", help="an autoencoder state_dict to load; trained (and saved here) if missing")
     parser.add_argument("--decoder-steps", type=int, default=500)
     parser.add_argument("--train-steps", type=int, default=100, help="steps of the training-throughput rows")
-    parser.add_argument("--slow-train-steps", type=int, default=20,
-                        help="steps of the gfe_amd per-sample, shared and batch-64 training rows (the slow ones); "
-                             "the shared run goes on to --train-steps for a second row")
+    parser.add_argument(
+        "--slow-train-steps",
+        type=int,
+        default=20,
+        help="steps of the gfe_amd per-sample, shared and batch-64 training rows (the slow ones); "
+        "the shared run goes on to --train-steps for a second row",
+    )
     parser.add_argument("--n-images", type=int, default=1000)
-    parser.add_argument("--dopri5-images", type=int, default=5,
-                        help="images for the dopri5 row (about 4e4 NFE per image: 0.1 images/s)")
-    parser.add_argument("--test-images", type=int, default=200,
-                        help="test images of the test loss of the gfe_amd_shared and gfe_lbfgs training rows")
-    parser.add_argument("--floor-rows", type=int, default=FLOOR_ROWS,
-                        help="decoder rows per floor measurement (lower it for a toy run only)")
+    parser.add_argument(
+        "--dopri5-images",
+        type=int,
+        default=5,
+        help="images for the dopri5 row (about 4e4 NFE per image: 0.1 images/s; 0: no dopri5 row)",
+    )
+    parser.add_argument(
+        "--test-images",
+        type=int,
+        default=200,
+        help="test images of the test loss of the gfe_amd_shared and gfe_lbfgs training rows",
+    )
+    parser.add_argument(
+        "--floor-rows",
+        type=int,
+        default=FLOOR_ROWS,
+        help="decoder rows per floor measurement (lower it for a toy run only)",
+    )
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
     FLOOR_ROWS = args.floor_rows
+    DEVICE = resolve_device(args.device)
+    out = Path(
+        args.out or ("results/benchmarks/encode.csv" if DEVICE.type == "cpu" else "results/benchmarks/encode_cuda.csv")
+    )
     torch.set_num_threads(args.threads)
     began = time.perf_counter()
     load_before = os.getloadavg()
 
     data = load_dataset("fashion_mnist", args.data)
     train_idx, _ = authors_split()
-    train_images = data.train_images[train_idx]
-    test = data.test_images[:args.n_images]
+    train_images = data.train_images[train_idx].to(DEVICE)
+    test_images = data.test_images.to(DEVICE)
+    test = test_images[: args.n_images]
     shape = data.image_shape
     rows = []
 
@@ -297,22 +445,36 @@ def main(argv=None):
     gfe_run = None
     if args.decoder and Path(args.decoder).exists():
         decoder.load_state_dict(load_tensors(args.decoder))
+        decoder.to(DEVICE)
         print(f"loaded decoder {args.decoder}")
     else:
+        decoder.to(DEVICE)
         started = time.perf_counter()
-        gfe_run = train(decoder, train_images, steps=args.decoder_steps, batch_size=5, seed=SEED, flow=GFE_AMD,
-                        optimizer=OPTIMIZER)
-        print(f"trained the GFE-amd decoder: {args.decoder_steps} steps in {time.perf_counter() - started:.0f} s, "
-              f"last-10 training loss {sum(r['loss'] for r in gfe_run.steps[-10:]) / 10:.4f}")
+        gfe_run = train(
+            decoder, train_images, steps=args.decoder_steps, batch_size=5, seed=SEED, flow=GFE_AMD, optimizer=OPTIMIZER
+        )
+        print(
+            f"trained the GFE-amd decoder: {args.decoder_steps} steps in {time.perf_counter() - started:.0f} s, "
+            f"last-10 training loss {sum(r['loss'] for r in gfe_run.steps[-10:]) / 10:.4f}"
+        )
         if args.decoder:
             atomic_torch_save(decoder.state_dict(), args.decoder)
     ae = fresh_autoencoder(shape)
     if args.ae and Path(args.ae).exists():
         ae.load_state_dict(load_tensors(args.ae))
+        ae.to(DEVICE)
         ae_run = None
     else:
-        ae_run = train(ae.decoder, train_images, steps=max(args.decoder_steps, args.train_steps), batch_size=5,
-                       seed=SEED, encoder=ae.encoder, optimizer=OPTIMIZER)
+        ae.to(DEVICE)
+        ae_run = train(
+            ae.decoder,
+            train_images,
+            steps=max(args.decoder_steps, args.train_steps),
+            batch_size=5,
+            seed=SEED,
+            encoder=ae.encoder,
+            optimizer=OPTIMIZER,
+        )
         if args.ae:
             atomic_torch_save(ae.state_dict(), args.ae)
     for module in (decoder, ae):
@@ -320,19 +482,50 @@ def main(argv=None):
 
     # 2. the floor: bare decoder forward+backward w.r.t. z per image
     n_dopri = min(args.dopri5_images, args.n_images)
-    batches = sorted({5, 64, min(100, args.n_images), min(512, args.n_images), min(2048, args.n_images), n_dopri})
-    measured = {b: bare_floor(decoder, data.test_images, b) for b in batches}
+    batches = sorted({5, 64, min(100, args.n_images), min(512, args.n_images), min(2048, args.n_images), n_dopri} - {0})
+    measured = {b: bare_floor(decoder, test_images, b) for b in batches}
     floor = {b: wall for b, (wall, _) in measured.items()}
     cpu_floor = {b: cpu for b, (_, cpu) in measured.items()}
     for b, seconds in floor.items():
-        rows.append({"kind": "floor", "method": "decoder_fwd_bwd", "batch": b, "n_images": b,
-                     "images_per_s": 1 / seconds, "cpu_images_per_s": 1 / cpu_floor[b], "s_per_nfe_per_image": seconds,
-                     "cpu_s_per_nfe_per_image": cpu_floor[b], "floor_s_per_image": seconds, "overhead_ratio": 1.0,
-                     "cpu_overhead_ratio": 1.0, "notes": "one decoder forward+backward w.r.t. z (median of 5 blocks)"})
+        rows.append(
+            {
+                "kind": "floor",
+                "method": "decoder_fwd_bwd",
+                "batch": b,
+                "n_images": b,
+                "images_per_s": 1 / seconds,
+                "cpu_images_per_s": 1 / cpu_floor[b],
+                "s_per_nfe_per_image": seconds,
+                "cpu_s_per_nfe_per_image": cpu_floor[b],
+                "floor_s_per_image": seconds,
+                "overhead_ratio": 1.0,
+                "cpu_overhead_ratio": 1.0,
+                "notes": "one decoder forward+backward w.r.t. z (median of 5 blocks)",
+            }
+        )
     print("floor (s per image per fwd+bwd):", {b: f"{s:.2e}" for b, s in floor.items()})
+    if DEVICE.type == "cuda":
+        for b in (5, min(512, args.n_images)):
+            seconds = cuda_graph_floor(decoder, test_images, b)
+            rows.append(
+                {
+                    "kind": "floor",
+                    "method": "decoder_fwd_bwd_cuda_graph",
+                    "batch": b,
+                    "n_images": b,
+                    "images_per_s": 1 / seconds,
+                    "s_per_nfe_per_image": seconds,
+                    "floor_s_per_image": seconds,
+                    "overhead_ratio": seconds / floor[b],
+                    "notes": "the same forward+backward replayed as one captured CUDA graph (median of 5 blocks); "
+                    "overhead_ratio here: its time over the plain floor's",
+                }
+            )
+            print(f"  CUDA graph floor at batch {b}: {seconds:.2e} s per image ({seconds / floor[b]:.2f} of the plain)")
+    write_rows(rows, out)
 
     # 3. encoding
-    z0 = torch.rand(args.n_images, 20, generator=torch.Generator().manual_seed(0))
+    z0 = torch.rand(args.n_images, 20, generator=torch.Generator().manual_seed(0)).to(DEVICE)
     rk4 = dict(solver="rk4", steps=100, tau=1e4)
     big = min(512, args.n_images)
     top = min(2048, args.n_images)
@@ -344,9 +537,19 @@ def main(argv=None):
         ("amd", 64, GFE_AMD, "per-sample AMD (paper's step rule per sample)"),
         ("amd", big, GFE_AMD, "per-sample AMD"),
         ("amd", top, GFE_AMD, f"per-sample AMD; {capped}".strip("; ")),
-        ("amd_refill", args.n_images, dict(GFE_AMD, working_set=big),
-         f"per-sample AMD, all images in one call, working_set={big} refilled as samples finish"),
-        ("rk4", big, rk4, "torchdiffeq rk4, 100 steps, tau 1e4 (the authors' rk4 models use tau 1.5e4: loss 0.362 vs 0.291 in a trial)"),
+        (
+            "amd_refill",
+            args.n_images,
+            dict(GFE_AMD, working_set=big),
+            f"per-sample AMD, all images in one call, working_set={big} refilled as samples finish",
+        ),
+        (
+            "rk4",
+            big,
+            rk4,
+            "torchdiffeq rk4, 100 steps, tau 1e4 (the authors' rk4 models use tau 1.5e4: "
+            "loss 0.362 vs 0.291 in a trial)",
+        ),
         ("rk4_10", big, dict(rk4, steps=10), "rk4, 10 steps, tau 1e4"),
         ("nesterov_rk4", big, dict(rk4, order=2), "2nd-order (Nesterov) flow, rk4 100 steps, tau 1e4"),
         ("amd_dtmax50", big, dict(GFE_AMD, dt_max=50.0), "beyond the paper: per-sample AMD with dt_max 50"),
@@ -354,52 +557,124 @@ def main(argv=None):
         ("lbfgs", 5, lbfgs, "beyond the papers: per-sample L-BFGS, memory 8, tol 1e-6 (the gfe_lbfgs settings)"),
         ("lbfgs", mid, lbfgs, "beyond the papers: per-sample L-BFGS, memory 8, tol 1e-6"),
         ("lbfgs", big, lbfgs, "beyond the papers: per-sample L-BFGS, memory 8, tol 1e-6"),
-        ("lbfgs_tight", big, dict(lbfgs, tol=1e-8),
-         "beyond the papers: per-sample L-BFGS, memory 8, tol 1e-8 (its tightest setting: a step lowering the "
-         "loss by < 1e-8 is about the float32 resolution of a loss near 0.3)"),
+        (
+            "lbfgs_tight",
+            big,
+            dict(lbfgs, tol=1e-8),
+            "beyond the papers: per-sample L-BFGS, memory 8, tol 1e-8 (its tightest setting: a step lowering the "
+            "loss by < 1e-8 is about the float32 resolution of a loss near 0.3)",
+        ),
         ("lbfgs_tol1e-4", big, dict(lbfgs, tol=1e-4), "beyond the papers: per-sample L-BFGS, tol 1e-4 (fast)"),
-        ("lbfgs_evals25", big, dict(lbfgs, max_evals=25),
-         "beyond the papers: per-sample L-BFGS, tol 1e-6, at most 25 decoder evaluations (fast)"),
+        (
+            "lbfgs_evals25",
+            big,
+            dict(lbfgs, max_evals=25),
+            "beyond the papers: per-sample L-BFGS, tol 1e-6, at most 25 decoder evaluations (fast)",
+        ),
     ]
     for name, batch, options, notes in plan:
         # the floor again, just before the row and at its batch size, so that the overhead ratio compares
         # two measurements taken under the same load of a shared machine
-        row_floor = bare_floor(decoder, data.test_images, min(options.get("working_set") or batch, args.n_images))
+        row_floor = bare_floor(decoder, test_images, min(options.get("working_set") or batch, args.n_images))
         row = encode_row(name, decoder, test, z0, batch, options, notes + "; z0 U[0,1) per image, seed 0")
         row["floor_s_per_image"], row["cpu_floor_s_per_image"] = row_floor
         rows.append(row)
-        print(f"  {name:14s} batch {batch:5d}: {row['images_per_s']:8.1f} img/s  nfe {row['nfe_mean']:6.1f}  "
-              f"ovh {row['s_per_nfe_per_image'] / row_floor[0]:5.2f}  "
-              f"loss {row['loss_mean']:.4f}  ({row['seconds']:.1f} s)", flush=True)
-    row = encode_row("dopri5", decoder, test[:n_dopri], z0[:n_dopri], min(big, n_dopri),
-                     dict(solver="dopri5", rtol=1e-5, tau=1e4),
-                     f"torchdiffeq dopri5 rtol 1e-5 atol 1e-9, tau 1e4; first {n_dopri} of the images only (slow)")
-    rows.append(row)
-    print(f"  dopri5 on {n_dopri}: {row['images_per_s']:.1f} img/s nfe {row['nfe_mean']:.0f} loss {row['loss_mean']:.4f}")
-    rows.append(encode_row("ae_encoder", ae.decoder, test, z0, big, {}, "autoencoder: one encoder forward pass",
-                           encoder=ae.encoder))
+        print(
+            f"  {name:14s} batch {batch:5d}: {row['images_per_s']:8.1f} img/s  nfe {row['nfe_mean']:6.1f}  "
+            f"ovh {row['s_per_nfe_per_image'] / row_floor[0]:5.2f}  "
+            f"loss {row['loss_mean']:.4f}  ({row['seconds']:.1f} s)",
+            flush=True,
+        )
+        write_rows(rows, out)
+    if n_dopri:
+        row = encode_row(
+            "dopri5",
+            decoder,
+            test[:n_dopri],
+            z0[:n_dopri],
+            min(big, n_dopri),
+            dict(solver="dopri5", rtol=1e-5, tau=1e4),
+            f"torchdiffeq dopri5 rtol 1e-5 atol 1e-9, tau 1e4; first {n_dopri} of the images only (slow)",
+        )
+        rows.append(row)
+        print(
+            f"  dopri5 on {n_dopri}: {row['images_per_s']:.1f} img/s nfe {row['nfe_mean']:.0f} "
+            f"loss {row['loss_mean']:.4f}"
+        )
+    rows.append(
+        encode_row(
+            "ae_encoder", ae.decoder, test, z0, big, {}, "autoencoder: one encoder forward pass", encoder=ae.encoder
+        )
+    )
 
     # 4. training throughput from the same initial weights and batches
     steps, slow = args.train_steps, args.slow_train_steps
     if ae_run is None:
-        ae_run = train(fresh_autoencoder(shape).decoder, train_images, steps=steps, batch_size=5, seed=SEED,
-                       encoder=fresh_autoencoder(shape).encoder, optimizer=OPTIMIZER)
+        fresh = fresh_autoencoder(shape).to(DEVICE)
+        ae_run = train(
+            fresh.decoder,
+            train_images,
+            steps=steps,
+            batch_size=5,
+            seed=SEED,
+            encoder=fresh.encoder,
+            optimizer=OPTIMIZER,
+        )
     rows.append(train_row("ae", ae_run, 5, steps))
     if gfe_run is None:
-        gfe_run = train(fresh_decoder(shape), train_images, steps=steps, batch_size=5, seed=SEED, flow=GFE_AMD,
-                        optimizer=OPTIMIZER)
+        gfe_run = train(
+            fresh_decoder(shape).to(DEVICE),
+            train_images,
+            steps=steps,
+            batch_size=5,
+            seed=SEED,
+            flow=GFE_AMD,
+            optimizer=OPTIMIZER,
+        )
     rows.append(train_row("gfe_amd", gfe_run, 5, steps, f"per-sample AMD; steps 1-{steps} of a fresh gfe_amd training"))
+    write_rows(rows, out)
     # the slow rows back to back, from the same initial weights and batches, with process CPU time too
-    tests = data.test_images[:args.test_images]
+    tests = test_images[: args.test_images]
     rows.extend(timed_train("gfe_amd", shape, train_images, 5, GFE_AMD, [slow], "per-sample AMD"))
-    rows.extend(timed_train("gfe_amd_shared", shape, train_images, 5, dict(GFE_AMD, shared=True),
-                            sorted({slow, steps}), "the authors' batch rule", tests, steps))
-    rows.extend(timed_train("gfe_lbfgs", shape, train_images, 5, GFE_LBFGS, [steps],
-                            "beyond the papers: per-sample L-BFGS encoder (memory 8, tol 1e-6, z0 uniform), "
-                            "approximate gradient", tests, steps))
-    rows.extend(timed_train("gfe_amd", shape, train_images, 64, GFE_AMD, [slow],
-                            "per-sample AMD at batch 64 (a sample's encoding does not depend on its batch; the "
-                            "optimiser sees bigger batches, so the loss is not comparable)"))
+    write_rows(rows, out)
+    rows.extend(
+        timed_train(
+            "gfe_amd_shared",
+            shape,
+            train_images,
+            5,
+            dict(GFE_AMD, shared=True),
+            sorted({slow, steps}),
+            "the authors' batch rule",
+            tests,
+            steps,
+        )
+    )
+    rows.extend(
+        timed_train(
+            "gfe_lbfgs",
+            shape,
+            train_images,
+            5,
+            GFE_LBFGS,
+            [steps],
+            "beyond the papers: per-sample L-BFGS encoder (memory 8, tol 1e-6, z0 uniform), approximate gradient",
+            tests,
+            steps,
+        )
+    )
+    rows.extend(
+        timed_train(
+            "gfe_amd",
+            shape,
+            train_images,
+            64,
+            GFE_AMD,
+            [slow],
+            "per-sample AMD at batch 64 (a sample's encoding does not depend on its batch; the "
+            "optimiser sees bigger batches, so the loss is not comparable)",
+        )
+    )
 
     # derived columns
     base = next(r for r in rows if r["method"] == "amd_shared")
@@ -422,19 +697,22 @@ def main(argv=None):
             if r.get("cpu_images_per_s"):
                 r["cpu_speedup"] = r["cpu_images_per_s"] / ref["cpu_images_per_s"]
 
-    out = Path(args.out)
-    table = io.StringIO(newline="")
-    writer = csv.DictWriter(table, fieldnames=COLUMNS)
-    writer.writeheader()
-    for r in rows:
-        writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
-    write_text(table.getvalue(), out)
-    meta = {"command": " ".join([Path(sys.argv[0]).as_posix(), *(argv if argv is not None else sys.argv[1:])]),
-            "git_commit": git_commit(), "torch": torch.__version__, "python": platform.python_version(),
-            "threads": args.threads, "cpus": os.cpu_count(), "loadavg_before": load_before,
-            "loadavg_after": os.getloadavg(), "total_seconds": time.perf_counter() - began,
-            "decoder": args.decoder if gfe_run is None else f"trained here, {args.decoder_steps} steps",
-            "peak_rss_mb_process": psutil.Process().memory_info().rss / 2**20, **cpu_info()}
+    write_rows(rows, out)
+    meta = {
+        "command": " ".join([Path(sys.argv[0]).as_posix(), *(argv if argv is not None else sys.argv[1:])]),
+        "git_commit": git_commit(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "threads": args.threads,
+        "cpus": os.cpu_count(),
+        "loadavg_before": load_before,
+        "loadavg_after": os.getloadavg(),
+        "total_seconds": time.perf_counter() - began,
+        "decoder": args.decoder if gfe_run is None else f"trained here, {args.decoder_steps} steps",
+        "peak_rss_mb_process": psutil.Process().memory_info().rss / 2**20,
+        **cpu_info(),
+        **device_info(),
+    }
     write_text(json.dumps(meta, indent=2) + "\n", out.with_suffix(".json"))
     print_table(rows)
     print_targets(rows, base, train_base, big)
@@ -447,16 +725,20 @@ def fmt(v, spec):
 
 
 def print_table(rows):
-    print(f"\n{'kind':6s} {'method':15s} {'batch':>5s} {'n':>5s} {'img/s':>8s} {'nfe':>6s} {'s/nfe/img':>9s} "
-          f"{'ovh':>5s} {'loss':>7s} {'median':>7s} {'conv':>5s} {'rss MB':>7s} {'speedup':>7s} {'steps':>5s} "
-          f"{'test':>7s}")
+    print(
+        f"\n{'kind':6s} {'method':15s} {'batch':>5s} {'n':>5s} {'img/s':>8s} {'nfe':>6s} {'s/nfe/img':>9s} "
+        f"{'ovh':>5s} {'loss':>7s} {'median':>7s} {'conv':>5s} {'rss MB':>7s} {'speedup':>7s} {'steps':>5s} "
+        f"{'test':>7s}"
+    )
     for r in rows:
-        print(f"{r['kind']:6s} {r['method']:15s} {r['batch']:5d} {r['n_images']:5d} {fmt(r.get('images_per_s'), '8.1f')} "
-              f"{fmt(r.get('nfe_mean'), '6.1f')} {fmt(r.get('s_per_nfe_per_image'), '9.2e')} "
-              f"{fmt(r.get('overhead_ratio'), '5.2f')} {fmt(r.get('loss_mean'), '7.4f')} "
-              f"{fmt(r.get('loss_median'), '7.4f')} {fmt(r.get('converged_frac'), '5.2f')} "
-              f"{fmt(r.get('peak_rss_mb'), '7.0f')} {fmt(r.get('speedup'), '7.2f')} {fmt(r.get('steps'), '5d')} "
-              f"{fmt(r.get('test_loss_mean'), '7.4f')}")
+        print(
+            f"{r['kind']:6s} {r['method']:15s} {r['batch']:5d} {r['n_images']:5d} {fmt(r.get('images_per_s'), '8.1f')} "
+            f"{fmt(r.get('nfe_mean'), '6.1f')} {fmt(r.get('s_per_nfe_per_image'), '9.2e')} "
+            f"{fmt(r.get('overhead_ratio'), '5.2f')} {fmt(r.get('loss_mean'), '7.4f')} "
+            f"{fmt(r.get('loss_median'), '7.4f')} {fmt(r.get('converged_frac'), '5.2f')} "
+            f"{fmt(r.get('peak_rss_mb'), '7.0f')} {fmt(r.get('speedup'), '7.2f')} {fmt(r.get('steps'), '5d')} "
+            f"{fmt(r.get('test_loss_mean'), '7.4f')}"
+        )
 
 
 def print_targets(rows, base, train_base, big):
@@ -467,19 +749,30 @@ def print_targets(rows, base, train_base, big):
     train_rows = [r for r in rows if r["kind"] == "train" and r["method"] == "gfe_amd" and r.get("cpu_speedup")]
     best_train = max(train_rows, key=lambda r: r["images_per_s"])
     targets = [
-        (f"amd per-sample batch {big} >= 5x amd_shared batch 5 images/s, mean loss no higher",
-         f"{amd_big['speedup']:.1f}x (CPU time {amd_big['cpu_speedup']:.1f}x), "
-         f"loss {amd_big['loss_mean']:.4f} vs {base['loss_mean']:.4f}",
-         amd_big["speedup"] >= 5 and amd_big["loss_mean"] <= base["loss_mean"]),
-        (f"overhead ratio at batch {big} <= 1.3",
-         f"{amd_big['overhead_ratio']:.2f} (CPU time {amd_big['cpu_overhead_ratio']:.2f})", amd_big["overhead_ratio"] <= 1.3),
-        ("best row reaching the amd_shared mean loss >= 20x its images/s",
-         f"{best['method']} batch {best['batch']}: {best['speedup']:.1f}x (CPU time {best['cpu_speedup']:.1f}x)"
-         if best else "no row reaches it",
-         bool(best) and best["speedup"] >= 20),
-        ("GFE-amd training images/s >= 5x gfe_amd shared at batch 5",
-         f"{best_train['method']} batch {best_train['batch']}: {best_train['speedup']:.1f}x "
-         f"(CPU time {best_train['cpu_speedup']:.1f}x)", best_train["speedup"] >= 5),
+        (
+            f"amd per-sample batch {big} >= 5x amd_shared batch 5 images/s, mean loss no higher",
+            f"{amd_big['speedup']:.1f}x (CPU time {amd_big['cpu_speedup']:.1f}x), "
+            f"loss {amd_big['loss_mean']:.4f} vs {base['loss_mean']:.4f}",
+            amd_big["speedup"] >= 5 and amd_big["loss_mean"] <= base["loss_mean"],
+        ),
+        (
+            f"overhead ratio at batch {big} <= 1.3",
+            f"{amd_big['overhead_ratio']:.2f} (CPU time {amd_big['cpu_overhead_ratio']:.2f})",
+            amd_big["overhead_ratio"] <= 1.3,
+        ),
+        (
+            "best row reaching the amd_shared mean loss >= 20x its images/s",
+            f"{best['method']} batch {best['batch']}: {best['speedup']:.1f}x (CPU time {best['cpu_speedup']:.1f}x)"
+            if best
+            else "no row reaches it",
+            bool(best) and best["speedup"] >= 20,
+        ),
+        (
+            "GFE-amd training images/s >= 5x gfe_amd shared at batch 5",
+            f"{best_train['method']} batch {best_train['batch']}: {best_train['speedup']:.1f}x "
+            f"(CPU time {best_train['cpu_speedup']:.1f}x)",
+            best_train["speedup"] >= 5,
+        ),
     ]
     print("\ntargets (issue #5):")
     for text, value, met in targets:
@@ -490,49 +783,75 @@ def print_lbfgs_targets(rows, base, shared, big):
     """The L-BFGS issue's targets, against the amd_shared batch-5 row (encoding) and the
     gfe_amd_shared batch-5 training row over the same steps (training)."""
     # rows comparable with the baseline: the same images, encoded with the GFE decoder
-    enc = [r for r in rows if r["kind"] == "encode" and r is not base and r["method"] != "ae_encoder"
-           and r["n_images"] == base["n_images"]]
+    enc = [
+        r
+        for r in rows
+        if r["kind"] == "encode" and r is not base and r["method"] != "ae_encoder" and r["n_images"] == base["n_images"]
+    ]
 
     def fastest(candidates):
         return max(candidates, key=lambda r: r["images_per_s"]) if candidates else None
 
     def describe(r):
-        return (f"{r['method']} batch {r['batch']}: {r['speedup']:.1f}x (CPU time {r['cpu_speedup']:.1f}x), "
-                f"loss {r['loss_mean']:.4f} vs {base['loss_mean']:.4f}" if r else "no row reaches the loss")
+        return (
+            f"{r['method']} batch {r['batch']}: {r['speedup']:.1f}x (CPU time {r['cpu_speedup']:.1f}x), "
+            f"loss {r['loss_mean']:.4f} vs {base['loss_mean']:.4f}"
+            if r
+            else "no row reaches the loss"
+        )
 
     at_loss = fastest([r for r in enc if r["loss_mean"] <= base["loss_mean"]])
     at_loss_5 = fastest([r for r in enc if r["loss_mean"] <= base["loss_mean"] and r["batch"] == 5])
     lower = fastest([r for r in enc if r["loss_mean"] <= 0.98 * base["loss_mean"]])
     overhead = {}
     for batch in (5, big):
-        candidates = [r for r in enc if r["method"].startswith("lbfgs") and r["batch"] == batch
-                      and r.get("overhead_ratio")]
+        candidates = [
+            r for r in enc if r["method"].startswith("lbfgs") and r["batch"] == batch and r.get("overhead_ratio")
+        ]
         overhead[batch] = min(candidates, key=lambda r: r["overhead_ratio"]) if candidates else None
     lbfgs_train = next((r for r in rows if r["kind"] == "train" and r["method"] == "gfe_lbfgs"), None)
     targets = [
-        ("a row at mean loss <= the baseline's with images/s >= 50x (stretch 100x)",
-         describe(at_loss) + (" (stretch 100x met)" if at_loss and at_loss["speedup"] >= 100 else ""),
-         bool(at_loss) and at_loss["speedup"] >= 50),
-        ("a row at batch 5 at mean loss <= the baseline's with images/s >= 5x", describe(at_loss_5),
-         bool(at_loss_5) and at_loss_5["speedup"] >= 5),
-        ("a row with mean loss >= 2% below the baseline's at images/s >= 5x",
-         describe(lower).replace("reaches the loss", f"reaches {0.98 * base['loss_mean']:.4f}"),
-         bool(lower) and lower["speedup"] >= 5),
+        (
+            "a row at mean loss <= the baseline's with images/s >= 50x (stretch 100x)",
+            describe(at_loss) + (" (stretch 100x met)" if at_loss and at_loss["speedup"] >= 100 else ""),
+            bool(at_loss) and at_loss["speedup"] >= 50,
+        ),
+        (
+            "a row at batch 5 at mean loss <= the baseline's with images/s >= 5x",
+            describe(at_loss_5),
+            bool(at_loss_5) and at_loss_5["speedup"] >= 5,
+        ),
+        (
+            "a row with mean loss >= 2% below the baseline's at images/s >= 5x",
+            describe(lower).replace("reaches the loss", f"reaches {0.98 * base['loss_mean']:.4f}"),
+            bool(lower) and lower["speedup"] >= 5,
+        ),
     ]
     for batch, limit in ((5, 1.3), (big, 1.15)):
         r = overhead[batch]
-        targets.append((f"per-NFE overhead of the best lbfgs row at batch {batch} <= {limit}",
-                        f"{r['method']}: {r['overhead_ratio']:.2f} (CPU time {r['cpu_overhead_ratio']:.2f})"
-                        if r else "no lbfgs row", bool(r) and r["overhead_ratio"] <= limit))
+        targets.append(
+            (
+                f"per-NFE overhead of the best lbfgs row at batch {batch} <= {limit}",
+                f"{r['method']}: {r['overhead_ratio']:.2f} (CPU time {r['cpu_overhead_ratio']:.2f})"
+                if r
+                else "no lbfgs row",
+                bool(r) and r["overhead_ratio"] <= limit,
+            )
+        )
     if lbfgs_train and shared and shared.get("test_loss_mean") is not None:
-        targets.append((f"gfe_lbfgs training at batch 5 >= 5x gfe_amd shared images/s over {lbfgs_train['steps']} "
-                        "steps, test loss no higher",
-                        f"{lbfgs_train['speedup']:.1f}x (CPU time {lbfgs_train['cpu_speedup']:.1f}x), test loss "
-                        f"{lbfgs_train['test_loss_mean']:.4f} vs {shared['test_loss_mean']:.4f}",
-                        lbfgs_train["speedup"] >= 5 and lbfgs_train["test_loss_mean"] <= shared["test_loss_mean"]))
+        targets.append(
+            (
+                f"gfe_lbfgs training at batch 5 >= 5x gfe_amd shared images/s over {lbfgs_train['steps']} "
+                "steps, test loss no higher",
+                f"{lbfgs_train['speedup']:.1f}x (CPU time {lbfgs_train['cpu_speedup']:.1f}x), test loss "
+                f"{lbfgs_train['test_loss_mean']:.4f} vs {shared['test_loss_mean']:.4f}",
+                lbfgs_train["speedup"] >= 5 and lbfgs_train["test_loss_mean"] <= shared["test_loss_mean"],
+            )
+        )
     else:
-        targets.append(("gfe_lbfgs training at batch 5 >= 5x gfe_amd shared, test loss no higher",
-                        "no comparable rows", False))
+        targets.append(
+            ("gfe_lbfgs training at batch 5 >= 5x gfe_amd shared, test loss no higher", "no comparable rows", False)
+        )
     print("\ntargets (L-BFGS issue; encoding against amd_shared batch 5, same images, GFE decoder rows only):")
     for text, value, met in targets:
         print(f"  [{'MET' if met else 'MISSED'}] {text}: {value}")
