@@ -38,8 +38,8 @@ def main(argv=None):
                     marker="o",
                     capsize=3,
                     color=color,
-                    ls=":" if model in plotstyle.BEYOND_THE_PAPERS else "-",
-                    label=plotstyle.model_label(model),
+                    ls=plotstyle.model_ls(model),
+                    label=f"{plotstyle.model_label(model)}, {plotstyle.seeds_text(g)}",
                 )
                 capped = s[s["capped"] > 0]
                 ax.plot(
@@ -61,9 +61,9 @@ def main(argv=None):
         seen_ax.set_yscale("log")
         loss_ax.set_ylabel(plotstyle.loss_label(ds, "test loss"))
         seen_ax.set_ylabel("images seen (images, log scale)")
-        loss_ax.set_title("test loss of the best checkpoint")
-        seen_ax.set_title("training images seen at the best checkpoint")
-        fig.suptitle(f"{ds}: E1, trained to a validation plateau, mean ± std over {part['seed'].nunique()} seed(s)")
+        loss_ax.set_title(f"{plotstyle.dataset_name(ds)}: test loss of the best checkpoint")
+        seen_ax.set_title(f"{plotstyle.dataset_name(ds)}: images seen at the best checkpoint")
+    fig.suptitle("E1: trained to a validation plateau, mean ± std over seeds")
     plotstyle.save(fig, a.png, a.pdf)
 
 

@@ -36,12 +36,19 @@ def main(argv=None):
                 )
                 .fillna(0)
             )
-            style = "--" if rule == "per-sample" else ":" if model in plotstyle.BEYOND_THE_PAPERS else "-"
+            style = "--" if rule == "per-sample" else plotstyle.model_ls(model)
             color = plotstyle.COLORS.get(model)
-            n = g["seed"].nunique()
             timed = s[s["sec"] > 0]  # step 0 has no place on the log time axis
             for ax, x, c in ((row[0], s["images"], s), (row[1], timed["sec"], timed)):
-                ax.plot(x, c["loss"], style, marker=".", ms=3, label=f"{label(model, rule)}, {n} seed(s)", color=color)
+                ax.plot(
+                    x,
+                    c["loss"],
+                    style,
+                    marker=".",
+                    ms=3,
+                    label=f"{label(model, rule)}, {plotstyle.seeds_text(g)}",
+                    color=color,
+                )
                 ax.fill_between(x, c["loss"] - c["std"], c["loss"] + c["std"], alpha=0.2, color=color)
         if points is not None:
             for target in sorted(points.loc[points["dataset"] == ds, "target_images_seen"].unique()):
@@ -52,9 +59,11 @@ def main(argv=None):
         for ax in row:
             ax.set_ylabel(plotstyle.loss_label(ds, "validation loss"))
             ax.legend()
-        row[0].set_title("against images seen")
-        row[1].set_title("against wall-clock time")
-        fig.suptitle(f"{ds}: E2, N = {part['train_size'].iloc[0]}, {part['n_images'].iloc[0]} validation images")
+        where = f"{plotstyle.dataset_name(ds)}, N = {part['train_size'].iloc[0]}"
+        row[0].set_title(f"{where}: against images seen")
+        row[1].set_title(f"{where}: against wall-clock time")
+    n_val = ", ".join(str(n) for n in sorted(t["n_images"].unique()))
+    fig.suptitle(f"E2: validation loss during training ({n_val} validation images, mean ± std over seeds)")
     plotstyle.save(fig, a.png, a.pdf)
 
 

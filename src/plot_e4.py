@@ -12,16 +12,6 @@ import plotstyle
 from plotstyle import plt
 
 
-def two_lines(label: str) -> str:
-    """An axis label with its unit part on a second line, so that it fits beside one panel."""
-    return label.replace(" (", "\n(", 1)
-
-
-def seeds_text(frame) -> str:
-    n = frame["seed"].nunique()
-    return f"{n} seed{'s' if n != 1 else ''}"
-
-
 def adjoint_models(train) -> list[str]:
     """The models whose rows carry a gradient cosine (the adjoint runs)."""
     has = train.groupby("model")["grad_cosine"].apply(lambda c: bool(np.isfinite(c).any()))
@@ -49,19 +39,25 @@ def main(argv=None):
     )
     for row, ds in zip(axes, datasets, strict=True):
         part, hpart = train[train["dataset"] == ds], held[held["dataset"] == ds]
+        name = plotstyle.dataset_name(ds)
         adjoint = adjoint_models(part) if len(part) else []
         # Held-out loss, mean ± std over seeds.
         for model, g in hpart.groupby("model", sort=True):
             color = plotstyle.COLORS.get(model)
             s = g.groupby("step")["loss_mean"].agg(["mean", "std"])
             row[0].plot(
-                s.index, s["mean"], marker="o", ms=3, color=color, label=f"{model} (mean ± std, {seeds_text(g)})"
+                s.index,
+                s["mean"],
+                marker="o",
+                ms=3,
+                color=color,
+                label=f"{model} (mean ± std, {plotstyle.seeds_text(g)})",
             )
             row[0].fill_between(s.index, s["mean"] - s["std"], s["mean"] + s["std"], color=color, alpha=0.2, lw=0)
         n_held = sorted(hpart["n_images"].unique()) if len(hpart) else []
-        row[0].set_title(f"{ds}: held-out loss ({', '.join(map(str, n_held))} val. images)")
+        row[0].set_title(f"{name}: held-out loss ({', '.join(map(str, n_held))} val. images)")
         row[0].set_xlabel("training iteration (optimiser steps)")
-        row[0].set_ylabel(two_lines(plotstyle.loss_label(ds, "held-out loss")))
+        row[0].set_ylabel(plotstyle.two_lines(plotstyle.loss_label(ds, "held-out loss")))
         # Gradient cosine of the adjoint runs.
         for model in adjoint:
             g = part[(part["model"] == model) & np.isfinite(part["grad_cosine"])]
@@ -73,15 +69,16 @@ def main(argv=None):
                     lw=0.7,
                     alpha=0.6,
                     color=color,
-                    label=f"{model} runs (one line per seed, {seeds_text(g)})" if i == 0 else None,
+                    label=f"{model} runs (one line per seed, {plotstyle.seeds_text(g)})" if i == 0 else None,
                 )
             if g["seed"].nunique() > 1:
                 mean = g.groupby("step")["grad_cosine"].mean()
-                row[1].plot(mean.index, mean, lw=1.8, color="black", label=f"{model}: mean over seeds")
-            cos_range = (g["grad_cosine"].min(), g["grad_cosine"].max())
-            row[1].set_ylim(min(0.0, cos_range[0] - 0.05), 1.02)
+                row[1].plot(mean.index, mean, lw=1.2, color="black", label=f"{model}: mean over seeds")
         row[1].axhline(1.0, color="gray", lw=0.8, ls=":")
-        row[1].set_title(f"{ds}: adjoint vs approximate gradient")
+        if adjoint:  # zoomed to the cosines (from at most 0.9 up to 1), so that the seeds' lines can be told apart
+            low = part.loc[part["model"].isin(adjoint), "grad_cosine"].min()
+            row[1].set_ylim(min(0.9, low - 0.02), 1.005)
+        row[1].set_title(f"{name}: adjoint vs approximate gradient")
         row[1].set_xlabel("training iteration (optimiser steps)")
         row[1].set_ylabel("cosine(adjoint, approximate)\n(decoder gradient, unitless)")
         if not adjoint:
@@ -103,9 +100,9 @@ def main(argv=None):
         approx = [m for m in names if m not in adjoint]
         if adjoint and approx:
             ratio = per_run.loc[adjoint[0], "mean"] / per_run.loc[approx[0], "mean"]
-            row[2].set_title(f"{ds}: cost per iteration\n{adjoint[0]} / {approx[0]} = {ratio:.2f}×")
+            row[2].set_title(f"{name}: cost per iteration\n{adjoint[0]} / {approx[0]} = {ratio:.2f}×")
         else:
-            row[2].set_title(f"{ds}: cost of one iteration")
+            row[2].set_title(f"{name}: cost of one iteration")
         for ax in row[:2]:
             if ax.has_data():
                 ax.legend()

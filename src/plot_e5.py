@@ -16,22 +16,9 @@ from plotstyle import plt
 OWN, COMMON = "own decoder", "common decoder"
 CURVE = ["decoder_model", "solver", "order", "steps", "tau", "z0"]
 ORDER = {1: "1st order", 2: "2nd order"}
-RK4_COLORS = [
-    "tab:blue",
-    "tab:green",
-    "tab:purple",
-    "tab:orange",
-    "tab:brown",
-    "tab:cyan",
-    "tab:olive",
-    "tab:pink",
-    "tab:gray",
-]
-
-
-def two_lines(label: str) -> str:
-    """An axis label with its unit part on a second line, so that it fits beside one panel."""
-    return label.replace(" (", "\n(", 1)
+# The common-decoder panel colours rk4 settings (tau, steps) from a sequential map, apart
+# from the per-model colours of plotstyle.COLORS, which mean models in every figure.
+RK4_CMAP = plt.get_cmap("viridis")
 
 
 def curves(part):
@@ -101,8 +88,9 @@ def draw(ax, panel_curves, x_col, label_of, style_of, limits):
         axis(FuncFormatter(lambda v, _: f"{v:.3g}"))
     if limits is not None:
         ax.set_ylim(*limits)
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=7)
+    handles = ax.get_legend_handles_labels()[0]
+    if handles:  # below the panel, where it covers no curve
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncols=2 if len(handles) > 4 else 1, fontsize=7.5)
 
 
 def main(argv=None):
@@ -111,7 +99,7 @@ def main(argv=None):
     a = p.parse_args(argv)
     t = pd.read_csv(a.table)
     datasets = sorted(t["dataset"].unique())
-    fig, axes = plt.subplots(len(datasets), 2, figsize=(12, 4.2 * len(datasets)), squeeze=False, layout="constrained")
+    fig, axes = plt.subplots(len(datasets), 2, figsize=(12, 5.6 * len(datasets)), squeeze=False, layout="constrained")
     for row, ds in zip(axes, datasets, strict=True):
         part = t[t["dataset"] == ds]
         own = curves(part[part["panel"] == OWN])
@@ -124,7 +112,7 @@ def main(argv=None):
             return plotstyle.COLORS.get(key["decoder_model"]), {"ls": ls, "lw": 2 if key["solver"] == "amd" else 1.5}
 
         rk4_keys = sorted({(k["tau"], k["steps"]) for k, _ in common if k["solver"] == "rk4"})
-        rk4_color = {k: RK4_COLORS[i % len(RK4_COLORS)] for i, k in enumerate(rk4_keys)}
+        rk4_color = {k: RK4_CMAP(0.85 * i / max(len(rk4_keys) - 1, 1)) for i, k in enumerate(rk4_keys)}
 
         def common_style(key, rk4_color=rk4_color):
             if key["solver"] == "amd":
@@ -147,20 +135,20 @@ def main(argv=None):
             common_style,
             y_limits(common, "nfe_mean"),
         )
-        row[0].set_title(f"{ds}: each model on its own decoder")
+        row[0].set_title(f"{plotstyle.dataset_name(ds)}: each model on its own decoder")
         names = ", ".join(sorted({k["decoder_model"] for k, _ in common}))
-        row[1].set_title(f"{ds}: common decoder ({names})")
+        row[1].set_title(f"{plotstyle.dataset_name(ds)}: common decoder ({names})")
         row[0].set_xlabel("integration time t (flow time units, log scale; t = 0 not shown)")
         row[1].set_xlabel("decoder evaluations per image (NFE, forward+backward; log scale)")
         for ax in row:
-            ax.set_ylabel(two_lines(plotstyle.loss_label(ds, "mean encoding loss")))
+            ax.set_ylabel(plotstyle.two_lines(plotstyle.loss_label(ds, "mean encoding loss")))
             if not ax.has_data():
                 ax.text(0.5, 0.5, "no curves", transform=ax.transAxes, ha="center", va="center")
     n_images = ", ".join(str(n) for n in sorted(t["n_images"].unique()))
     z0 = ", ".join(sorted(t["z0"].unique()))
     fig.suptitle(
-        f"E5: encoding loss along the flow ({n_images} test images, z0 = {z0}; "
-        "solid 1st order, dashed 2nd order, dotted AMD; x: last finite point)"
+        f"E5: encoding loss along the flow ({n_images} test images, z0 = {z0})\n"
+        "solid: 1st order, dashed: 2nd order, dotted: AMD; ×: last finite point before a divergence"
     )
     plotstyle.save(fig, a.png, a.pdf)
 

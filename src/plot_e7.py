@@ -8,24 +8,6 @@ from matplotlib.lines import Line2D
 import plotstyle
 from plotstyle import plt
 
-DIGITS = [str(i) for i in range(10)]
-CLASS_NAMES = {
-    "mnist": DIGITS,
-    "fashion_mnist": [
-        "T-shirt/top",
-        "Trouser",
-        "Pullover",
-        "Dress",
-        "Coat",
-        "Sandal",
-        "Shirt",
-        "Sneaker",
-        "Bag",
-        "Ankle boot",
-    ],
-    "cifar10": ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"],
-}
-DATASET_NAMES = {"mnist": "MNIST", "fashion_mnist": "Fashion-MNIST", "cifar10": "CIFAR-10"}
 SPLIT_NAMES = {"train": "training", "test": "test"}
 CMAP = plt.get_cmap("tab10")
 
@@ -39,15 +21,18 @@ def split_words(t: pd.DataFrame) -> str:
 
 def class_legend(subfig, dataset: str) -> None:
     """One legend of the ten class names with their colours, right of the subfigure's panels."""
-    names = CLASS_NAMES.get(dataset, DIGITS)
-    handles = [Line2D([], [], ls="", marker="o", ms=5, color=CMAP(i), label=name) for i, name in enumerate(names)]
+    handles = [
+        Line2D([], [], ls="", marker="o", ms=5, color=CMAP(i), label=plotstyle.class_name(dataset, i))
+        for i in range(10)
+    ]
     subfig.legend(handles=handles, loc="outside right upper", title="class", frameon=False)
 
 
 def panel(ax, g: pd.DataFrame, model: str) -> None:
     """Scatter of one run's embedded latents g (rows with tsne_x, tsne_y, label), coloured by class."""
     ax.scatter(g["tsne_x"], g["tsne_y"], c=CMAP(g["label"].to_numpy() % 10), s=4, linewidths=0)
-    ax.set_title(f"{plotstyle.model_label(model)}\nN = {g['train_size'].iloc[0]}, {len(g)} latents", fontsize=8)
+    title = f"{plotstyle.model_label(model)}\nN = {g['train_size'].iloc[0]}, {len(g)} latents"
+    ax.set_title(title, fontsize=9, color=plotstyle.COLORS.get(model, "black"))
     ax.set_xlabel("t-SNE 1 (arbitrary units)")
     ax.set_ylabel("t-SNE 2 (arbitrary units)")
 
@@ -57,7 +42,7 @@ def main(argv=None):
     p.add_argument("--table", required=True)
     a = p.parse_args(argv)
     t = pd.read_csv(a.table)
-    order = list(DATASET_NAMES)
+    order = list(plotstyle.DATASET_NAMES)
     datasets = sorted(t["dataset"].unique(), key=lambda d: (order.index(d) if d in order else len(order), d))
     n_cols = t.groupby("dataset")["model"].nunique().max()
     fig = plt.figure(figsize=(3.2 * n_cols + 1.6, 3.4 * len(datasets) + 0.4), layout="constrained")
@@ -69,7 +54,7 @@ def main(argv=None):
             panel(ax, g, model)
         for ax in axes[len(groups) :]:
             ax.set_visible(False)
-        subfig.suptitle(DATASET_NAMES.get(ds, ds), fontsize=9)
+        subfig.suptitle(plotstyle.dataset_name(ds), fontsize=9)
         class_legend(subfig, ds)
     fig.suptitle(f"t-SNE of {split_words(t)} latents, coloured by class")
     plotstyle.save(fig, a.png, a.pdf)

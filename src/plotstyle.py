@@ -35,12 +35,54 @@ COLORS = {
     "gfe_adjoint": "tab:orange",
     "gfe_lbfgs": "tab:gray",
 }
-# Models beyond the papers are labelled so in every legend.
+# Models beyond the papers are labelled so in every legend, and drawn dotted.
 BEYOND_THE_PAPERS = {"gfe_lbfgs"}
+DATASET_NAMES = {"mnist": "MNIST", "fashion_mnist": "Fashion-MNIST", "cifar10": "CIFAR-10"}
+CLASS_NAMES = {
+    "mnist": [str(i) for i in range(10)],
+    "fashion_mnist": [
+        "T-shirt/top",
+        "Trouser",
+        "Pullover",
+        "Dress",
+        "Coat",
+        "Sandal",
+        "Shirt",
+        "Sneaker",
+        "Bag",
+        "Ankle boot",
+    ],
+    "cifar10": ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"],
+}
 
 
 def model_label(model: str) -> str:
     return f"{model} (beyond the papers)" if model in BEYOND_THE_PAPERS else model
+
+
+def model_ls(model: str) -> str:
+    """The line style of a model: dotted beyond the papers, solid otherwise."""
+    return ":" if model in BEYOND_THE_PAPERS else "-"
+
+
+def dataset_name(dataset: str) -> str:
+    return DATASET_NAMES.get(dataset, dataset)
+
+
+def class_name(dataset: str, label: int) -> str:
+    names = CLASS_NAMES.get(dataset)
+    return names[label] if names and 0 <= label < len(names) else str(label)
+
+
+def seeds_text(frame) -> str:
+    """'1 seed' or 'n seeds': the number of seeds in a frame with a `seed` column."""
+    n = frame["seed"].nunique()
+    return f"{n} seed{'s' if n != 1 else ''}"
+
+
+def two_lines(label: str) -> str:
+    """An axis label with its unit part on a second line, so that it fits beside one panel."""
+    return label.replace(" (", "\n(", 1)
 
 
 def loss_label(dataset: str, what: str = "loss") -> str:
