@@ -52,6 +52,7 @@ from gfe.checkpoints import (
     previous_path,
     save_checkpoint,
 )
+from gfe.data import DatasetError, load_dataset
 from gfe.models import MLPDecoder, MLPEncoder
 from gfe.training import OptimizerSettings, TrainingDivergedError, train
 from helpers import FunctionDecoder, TinyDecoder
@@ -177,6 +178,29 @@ def test_missing_data_lists_where_it_looked_and_how_to_provide_it(tmp_path):
 
 @pytest.mark.skipif(not FASHION.is_dir(), reason="needs dataset-fashion-mnist (make data)")
 @pytest.mark.parametrize("case", list(DAMAGE))
+def test_the_loader_names_a_damaged_data_file_and_leaves_nothing_partial(tmp_path, case):
+    """Every damage as the workflow's data job meets it (load_dataset with the job's arguments),
+    without the workflow; the next test runs each through snakemake."""
+    damage, problem = DAMAGE[case]
+    local = _local_fashion_copy(tmp_path / "local")
+    bad_file = damage(local)
+    root = tmp_path / "raw"
+    with pytest.raises(DatasetError) as info:
+        load_dataset("fashion_mnist", root, local_dir=local)
+    message = str(info.value)
+    assert f"Fashion-MNIST file {bad_file} is damaged" in message and problem in message, message
+    assert "Replace it with an intact copy" in message
+    assert not (root / "FashionMNIST/raw" / bad_file.name.removesuffix(".gz")).exists()
+    assert leftovers(tmp_path) == []
+
+
+# Through snakemake: one case in the fast tier; the same job and log plumbing for the other
+# three (each detected by the loader above) in the slow tier.
+WORKFLOW_DAMAGE = [case if case == "truncated gz" else pytest.param(case, marks=pytest.mark.slow) for case in DAMAGE]
+
+
+@pytest.mark.skipif(not FASHION.is_dir(), reason="needs dataset-fashion-mnist (make data)")
+@pytest.mark.parametrize("case", WORKFLOW_DAMAGE)
 def test_damaged_data_file_is_named_and_nothing_partial_is_left(tmp_path, case):
     damage, problem = DAMAGE[case]
     repo = copy_repo(tmp_path / "repo")
