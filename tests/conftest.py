@@ -6,6 +6,15 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 
+def pytest_configure(config):
+    """torch on one thread in the test process, as in every workflow job (the rules' `threads`,
+    1 by default). The tests' tensors are small: a second thread does not speed them up, and
+    while another process holds a core it slows torch's small kernels down by 5-20x."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
 def pytest_collection_modifyitems(config, items):
     """Run the SLURM tests last. Once Debian's slurm-client is installed (the SLURM tests
     install it), every snakemake start asks `scontrol show config`, which waits about 9 s

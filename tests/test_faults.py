@@ -52,6 +52,7 @@ from gfe.checkpoints import (
     previous_path,
     save_checkpoint,
 )
+from gfe.data import DatasetError, load_dataset
 from gfe.models import MLPDecoder, MLPEncoder
 from gfe.training import OptimizerSettings, TrainingDivergedError, train
 from helpers import FunctionDecoder, TinyDecoder
@@ -177,6 +178,29 @@ def test_missing_data_lists_where_it_looked_and_how_to_provide_it(tmp_path):
 
 @pytest.mark.skipif(not FASHION.is_dir(), reason="needs dataset-fashion-mnist (make data)")
 @pytest.mark.parametrize("case", list(DAMAGE))
+def test_the_loader_names_a_damaged_data_file_and_leaves_nothing_partial(tmp_path, case):
+    """Every damage as the workflow's data job meets it (load_dataset with the job's arguments),
+    without the workflow; the next test runs each through snakemake."""
+    damage, problem = DAMAGE[case]
+    local = _local_fashion_copy(tmp_path / "local")
+    bad_file = damage(local)
+    root = tmp_path / "raw"
+    with pytest.raises(DatasetError) as info:
+        load_dataset("fashion_mnist", root, local_dir=local)
+    message = str(info.value)
+    assert f"Fashion-MNIST file {bad_file} is damaged" in message and problem in message, message
+    assert "Replace it with an intact copy" in message
+    assert not (root / "FashionMNIST/raw" / bad_file.name.removesuffix(".gz")).exists()
+    assert leftovers(tmp_path) == []
+
+
+# Through snakemake: one case in the fast tier; the same job and log plumbing for the other
+# three (each detected by the loader above) in the slow tier.
+WORKFLOW_DAMAGE = [case if case == "truncated gz" else pytest.param(case, marks=pytest.mark.slow) for case in DAMAGE]
+
+
+@pytest.mark.skipif(not FASHION.is_dir(), reason="needs dataset-fashion-mnist (make data)")
+@pytest.mark.parametrize("case", WORKFLOW_DAMAGE)
 def test_damaged_data_file_is_named_and_nothing_partial_is_left(tmp_path, case):
     damage, problem = DAMAGE[case]
     repo = copy_repo(tmp_path / "repo")
@@ -958,12 +982,11 @@ def test_config_strings_in_shell_commands_cannot_inject_commands(tmp_path):
     config = write_config(
         repo, "inject", {"data": {"root": "raw; touch INJECTED_ROOT", "local_dir": "nowhere$(touch INJECTED_LOCAL)"}}
     )
-    result = snakemake(repo, "-n", "-p", PREPARED, "--configfile", config)
+    # One run, its shell command printed (-p): the system copy is found, nothing is executed.
+    result = snakemake(repo, "-p", PREPARED, "--cores", "1", "--configfile", config)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert "--root 'raw; touch INJECTED_ROOT'" in result.stdout
-    assert "--local-dir 'nowhere$(touch INJECTED_LOCAL)'" in result.stdout
-    # Run it too: the system copy is found, nothing is executed.
-    result = snakemake(repo, PREPARED, "--cores", "1", "--configfile", config)
-    assert result.returncode == 0, result.stderr[-2000:]
+    printed = result.stdout + result.stderr  # a real run logs to stderr
+    assert "--root 'raw; touch INJECTED_ROOT'" in printed, printed[-3000:]
+    assert "--local-dir 'nowhere$(touch INJECTED_LOCAL)'" in printed, printed[-3000:]
     assert (repo / "raw; touch INJECTED_ROOT" / "FashionMNIST").is_dir()
     assert not list(repo.rglob("INJECTED*")) and not list(Path.cwd().glob("INJECTED*"))

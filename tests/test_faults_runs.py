@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -207,12 +208,22 @@ def _one_error_line(result: subprocess.CompletedProcess, *fragments: str) -> Non
         assert fragment in errors[0], errors[0]
 
 
-def test_a_finished_training_job_deletes_its_checkpoint(tmp_path):
-    _tiny_prepared(tmp_path / "prepared.pt")
-    result = _train(tmp_path, tmp_path / "prepared.pt")
+@pytest.fixture(scope="module")
+def finished_job(tmp_path_factory):
+    """One training job of 2 steps run to its end by src/train.py, checkpointing every step:
+    its folder (prepared.pt, m.pt, run.json, ...) and its result. Read-only to the tests:
+    a test that changes a file copies it first."""
+    folder = tmp_path_factory.mktemp("finished_job")
+    _tiny_prepared(folder / "prepared.pt")
+    return folder, _train(folder, folder / "prepared.pt")
+
+
+def test_a_finished_training_job_deletes_its_checkpoint(finished_job):
+    folder, result = finished_job
     assert result.returncode == 0, result.stderr[-2000:]
-    assert json.loads((tmp_path / "run.json").read_text())["steps"] == 2
-    assert not (tmp_path / "ckpt.pt").exists() and not (tmp_path / "ckpt.pt.prev").exists()
+    assert json.loads((folder / "run.json").read_text())["steps"] == 2
+    assert (folder / "m.pt").exists()
+    assert not (folder / "ckpt.pt").exists() and not (folder / "ckpt.pt.prev").exists()
 
 
 @pytest.mark.parametrize("damage", ["truncated", "an older format"])
@@ -230,14 +241,16 @@ def test_a_damaged_prepared_file_is_named_with_its_fix(tmp_path, damage):
 
 
 @pytest.mark.parametrize("damage", ["truncated", "another latent_dim"])
-def test_a_damaged_model_file_is_named_with_its_fix(tmp_path, damage):
-    _tiny_prepared(tmp_path / "prepared.pt")
-    assert _train(tmp_path, tmp_path / "prepared.pt").returncode == 0
+def test_a_damaged_model_file_is_named_with_its_fix(finished_job, tmp_path, damage):
+    folder, result = finished_job
+    assert result.returncode == 0, result.stderr[-2000:]
+    for name in ("prepared.pt", "run.json"):
+        shutil.copy(folder / name, tmp_path / name)
     model = tmp_path / "m.pt"
     if damage == "truncated":
-        model.write_bytes(model.read_bytes()[:3000])
+        model.write_bytes((folder / "m.pt").read_bytes()[:3000])
     else:
-        state = torch.load(model, weights_only=True)
+        state = torch.load(folder / "m.pt", weights_only=True)
         state["latent_dim"] = 6
         torch.save(state, model)
     _one_error_line(
