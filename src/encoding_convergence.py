@@ -188,7 +188,7 @@ def parse_own(values: list[str]) -> list[tuple[str, str]]:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--prepared", required=True, help="prepared dataset file (prepare_data.py)")
-    p.add_argument("--dataset", required=True)
+    p.add_argument("--dataset", required=True, help="the dataset's name: a column of the output")
     p.add_argument("--latent-dim", type=int, required=True, help="the latent size d of the decoders")
     p.add_argument("--loss", required=True, choices=["bce", "mse"], help="the encoding loss")
     p.add_argument(
@@ -224,8 +224,8 @@ def main(argv=None) -> int:
     )
     p.add_argument("--z0", default="zeros", choices=["zeros", "uniform"], help="z(0) of the common-decoder curves")
     p.add_argument("--seed", type=int, default=0, help="seed of a uniform z(0)")
-    p.add_argument("--output", required=True)
-    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--output", required=True, help="the curves (CSV)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads")
     a = p.parse_args(argv)
     log = wfcommon.setup(a.threads)
     own_flows = json.loads(a.own_flows)

@@ -27,20 +27,20 @@ from gfe.models import to_images
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--prepared", required=True)
-    p.add_argument("--model-file", required=True)
-    p.add_argument("--run-json", required=True)
+    p.add_argument("--prepared", required=True, help="prepared dataset file (prepare_data.py)")
+    p.add_argument("--model-file", required=True, help="the trained model (train.py --model-out)")
+    p.add_argument("--run-json", required=True, help="the run record (train.py): dataset, model, N, seed")
     encoding = p.add_mutually_exclusive_group(required=True)
     encoding.add_argument(
         "--autoencoder", action="store_true", help="the model file holds an autoencoder: encode by its encoder"
     )
     encoding.add_argument("--flow", metavar="JSON", help="JSON: a GFE model's encode options, as gfe.encode takes them")
     p.add_argument("--loss", choices=["bce", "mse"], help="an autoencoder's reconstruction loss")
-    p.add_argument("--batch-size", type=int, default=500)
-    p.add_argument("--eval-seed", type=int, default=0)
-    p.add_argument("--n-latents", type=int, default=1000)
-    p.add_argument("--n-recon", type=int, default=8)
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--batch-size", type=int, default=500, help="images encoded at once")
+    p.add_argument("--eval-seed", type=int, default=0, help="seed of a uniform z(0)")
+    p.add_argument("--n-latents", type=int, default=1000, help="test images whose latents are kept")
+    p.add_argument("--n-recon", type=int, default=8, help="test images whose reconstructions are kept")
+    p.add_argument("--device", default="cpu", help="cpu, cuda[:i] or auto")
     p.add_argument(
         "--latents-of-training",
         type=int,
@@ -49,8 +49,8 @@ def main(argv=None) -> int:
         help="encode the first N training images of the run instead of the test subset",
     )
     p.add_argument("--metrics", default=None, help="test mode: the metrics JSON")
-    p.add_argument("--outputs", required=True)
-    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--outputs", required=True, help="the NPZ of latents (and reconstructions)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads")
     a = p.parse_args(argv)
     if a.autoencoder != (a.loss is not None):
         p.error("--loss goes with --autoencoder (a GFE model's loss is in --flow)")

@@ -55,8 +55,8 @@ def build(autoencoder: bool, image_shape, latent_dim: int, seed: int):
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--prepared", required=True)
-    p.add_argument("--dataset", required=True)
+    p.add_argument("--prepared", required=True, help="prepared dataset file (prepare_data.py)")
+    p.add_argument("--dataset", required=True, help="the dataset's name: recorded in the run record")
     p.add_argument("--experiment", required=True, help="e1..e4: recorded in the run record")
     p.add_argument("--model", required=True, help="the model's name: recorded in the run record and model file")
     p.add_argument("--latent-dim", type=int, required=True, help="the latent size d")
@@ -85,12 +85,12 @@ def main(argv=None) -> int:
         help="a GFE model's decoder gradient (an autoencoder's is backprop)",
     )
     p.add_argument("--train-size", required=True, help="an integer or 'full'")
-    p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--seed", type=int, required=True, help="seed of the training subset, initial weights and batches")
     p.add_argument("--steps", type=int, required=True, help="optimiser steps (the cap with --patience)")
-    p.add_argument("--batch-size", type=int, required=True)
-    p.add_argument("--checkpoint", required=True)
-    p.add_argument("--checkpoint-every", type=int, default=0)
-    p.add_argument("--val-every", type=int, default=0)
+    p.add_argument("--batch-size", type=int, required=True, help="images per optimiser step")
+    p.add_argument("--checkpoint", required=True, help="resumable checkpoint of this run (deleted once done)")
+    p.add_argument("--checkpoint-every", type=int, default=0, help="steps between checkpoints (0: only at the end)")
+    p.add_argument("--val-every", type=int, default=0, help="steps between validation checks (0: none)")
     p.add_argument("--val-at", type=int, nargs="*", default=[], help="extra steps to validate at")
     p.add_argument("--patience", type=int, default=0, help="early stopping: checks without improvement")
     p.add_argument("--min-improvement", type=float, default=0.0, help="relative improvement that counts")
@@ -99,12 +99,12 @@ def main(argv=None) -> int:
         action="store_true",
         help="log the cosine between this model's decoder gradient and the approximate one",
     )
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--model-out", required=True)
-    p.add_argument("--train-log", required=True)
-    p.add_argument("--validation", required=True)
-    p.add_argument("--run-json", required=True)
-    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--device", default="cpu", help="cpu, cuda[:i] or auto")
+    p.add_argument("--model-out", required=True, help="the trained weights (model file)")
+    p.add_argument("--train-log", required=True, help="per-step log (CSV)")
+    p.add_argument("--validation", required=True, help="validation log (CSV)")
+    p.add_argument("--run-json", required=True, help="the run record (JSON)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads")
     a = p.parse_args(argv)
     if a.autoencoder and (a.loss is None or a.eval_flow is not None):
         p.error("--autoencoder takes --loss and no --eval-flow")
