@@ -1,13 +1,14 @@
 """E5: encoding loss along the integration time t and against NFE, on test images.
 
 Two panels of curves:
-  'own decoder'    every --own model encoded by its own flow (solver, order, tau, z0 and
-                   solver options from --model-settings) on its own decoder;
+  'own decoder'    every --own model encoded by its own flow (its encode options in
+                   --own-flows: solver, order, tau, z0, solver options) on its own decoder;
   'common decoder' one decoder (--common) encoded by first-order rk4 with --steps and with
                    each of --coarse-steps at --tau; by rk4 with --steps, order 1 and 2, at
-                   every tau of --tau-sweep; and by AMD at --tau with the options of the
-                   model-settings entry whose solver is 'amd' (none: no AMD curve). All
-                   start from --z0. AMD always runs its per-sample rule here, as at evaluation.
+                   every tau of --tau-sweep; and by AMD at --tau with the solver options of
+                   --amd-flow (absent: no AMD curve). All start from --z0.
+The encode options are resolved by the workflow (src/wfplan.py): those of evaluation, so
+AMD always runs its per-sample rule here.
 
 rk4 curves have a point at every step (t = k tau / steps, NFE = 4 k); AMD curves are read
 off its per-iteration trace on a geometric time grid. One CSV row per (curve, time point):
@@ -150,11 +151,12 @@ def amd_grid(tau: float) -> np.ndarray:
     return np.concatenate([[0.0], np.geomspace(min(1e-2, tau), tau, AMD_GRID_POINTS)])
 
 
-def rk4_settings(name: str, settings: dict, ds: dict) -> dict:
-    options = wfcommon.flow_options(settings, ds)
+def rk4_settings(name: str, options: dict) -> dict:
+    """order, tau, steps, z0 and alpha of an rk4 model's encode options."""
     extra = {k: v for k, v in options.items() if k not in (*FLOW_KEYS, "steps", "conv_tol", "alpha")}
     if extra or "steps" not in options:
-        raise ValueError(f"model {name}: rk4 takes solver_options {{steps}} here; got {settings.get('solver_options')}")
+        solver_options = {k: v for k, v in options.items() if k not in FLOW_KEYS}
+        raise ValueError(f"model {name}: rk4 takes solver_options {{steps}} here; got {solver_options}")
     return {
         "order": int(options["order"]),
         "tau": options["tau"],
@@ -164,9 +166,8 @@ def rk4_settings(name: str, settings: dict, ds: dict) -> dict:
     }
 
 
-def amd_settings(settings: dict, ds: dict) -> dict:
-    """AMD's tau, z0 and options for a model, with its per-sample rule (as at evaluation)."""
-    options = wfcommon.evaluation_flow(wfcommon.flow_options(settings, ds))
+def amd_settings(options: dict) -> dict:
+    """tau, z0 and solver options of an AMD model's encode options."""
     return {
         "tau": options["tau"],
         "z0": options["z0"],
@@ -187,17 +188,26 @@ def parse_own(values: list[str]) -> list[tuple[str, str]]:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--prepared", required=True, help="prepared dataset file (prepare_data.py)")
-    p.add_argument("--dataset", required=True)
-    p.add_argument(
-        "--dataset-settings", required=True, help="JSON: the dataset's settings (latent_dim, loss, amd_options)"
-    )
-    p.add_argument("--model-settings", required=True, help="JSON: {model name: its settings}")
+    p.add_argument("--dataset", required=True, help="the dataset's name: a column of the output")
+    p.add_argument("--latent-dim", type=int, required=True, help="the latent size d of the decoders")
+    p.add_argument("--loss", required=True, choices=["bce", "mse"], help="the encoding loss")
     p.add_argument(
         "--own",
         action="append",
         default=[],
         metavar="MODEL=MODEL_FILE",
         help="a model encoded by its own flow on its own decoder (repeatable)",
+    )
+    p.add_argument(
+        "--own-flows",
+        default="{}",
+        metavar="JSON",
+        help="JSON: {model: its encode options, as gfe.encode takes them} for every --own model",
+    )
+    p.add_argument(
+        "--amd-flow",
+        metavar="JSON",
+        help="JSON: encode options of an AMD model, whose solver options the common-decoder AMD curve takes",
     )
     p.add_argument("--common", required=True, metavar="MODEL_FILE", help="the decoder of the 'common decoder' panel")
     p.add_argument("--common-model", required=True, metavar="NAME", help="the model name of --common")
@@ -214,26 +224,28 @@ def main(argv=None) -> int:
     )
     p.add_argument("--z0", default="zeros", choices=["zeros", "uniform"], help="z(0) of the common-decoder curves")
     p.add_argument("--seed", type=int, default=0, help="seed of a uniform z(0)")
-    p.add_argument("--output", required=True)
-    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--output", required=True, help="the curves (CSV)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads")
     a = p.parse_args(argv)
     log = wfcommon.setup(a.threads)
-    ds, model_settings = json.loads(a.dataset_settings), json.loads(a.model_settings)
+    own_flows = json.loads(a.own_flows)
     try:
         own = parse_own(a.own)
     except ValueError as error:
         p.error(str(error))
     for name, _ in own:
-        if name not in model_settings:
-            p.error(f"--own {name}: no entry for {name} in --model-settings ({sorted(model_settings)})")
-        if model_settings[name].get("solver") not in ("rk4", "amd"):
-            p.error(f"--own {name}: solver {model_settings[name].get('solver')!r} is not 'rk4' or 'amd'")
-    amd_models = [name for name, s in model_settings.items() if s.get("solver") == "amd"]
+        if name not in own_flows:
+            p.error(f"--own {name}: no entry for {name} in --own-flows ({sorted(own_flows)})")
+        if own_flows[name].get("solver") not in ("rk4", "amd"):
+            p.error(f"--own {name}: solver {own_flows[name].get('solver')!r} is not 'rk4' or 'amd'")
+    amd_flow = json.loads(a.amd_flow) if a.amd_flow is not None else None
+    if amd_flow is not None and amd_flow.get("solver") != "amd":
+        p.error(f"--amd-flow: solver {amd_flow.get('solver')!r} is not 'amd'")
     prepared = io.load_prepared(a.prepared)
     x = prepared["test_images"][: a.n_images]
     if len(x) < a.n_images:
         log.warning("only %d test images in %s (asked for %d)", len(x), a.prepared, a.n_images)
-    latent_dim, loss = ds["latent_dim"], ds["loss"]
+    latent_dim, loss = a.latent_dim, a.loss
     frames = []
 
     def z_start(rule):
@@ -289,11 +301,11 @@ def main(argv=None) -> int:
         decoder, saved_name = saved.decoder, saved.name
         if saved_name not in (None, name):
             log.warning("--own %s=%s: the file says it holds model %r", name, path, saved_name)
-        settings = model_settings[name]
-        if settings["solver"] == "rk4":
-            add_rk4(OWN, name, decoder, **rk4_settings(name, settings, ds))
+        flow = own_flows[name]
+        if flow["solver"] == "rk4":
+            add_rk4(OWN, name, decoder, **rk4_settings(name, flow))
         else:
-            add_amd(OWN, name, decoder, **amd_settings(settings, ds))
+            add_amd(OWN, name, decoder, **amd_settings(flow))
 
     # Panel 'common decoder': step counts, tau sweep and orders, AMD, all from --z0.
     saved = io.read_model(a.common)
@@ -308,13 +320,12 @@ def main(argv=None) -> int:
             continue  # the same curve is asked for twice (e.g. --tau is in --tau-sweep)
         done.add((order, steps, float(tau)))
         add_rk4(COMMON, a.common_model, decoder, order=order, tau=float(tau), steps=steps, z0=a.z0)
-    if amd_models:
-        if len(amd_models) > 1:
-            log.info("AMD options of the common-decoder curve from %s (of %s)", amd_models[0], amd_models)
-        amd = amd_settings(model_settings[amd_models[0]], ds)
+    if amd_flow is not None:
+        amd = amd_settings(amd_flow)
+        log.info("AMD options of the common-decoder curve: %s", amd["options"])
         add_amd(COMMON, a.common_model, decoder, tau=a.tau, z0=a.z0, options=amd["options"])
     else:
-        log.info("no model with solver 'amd' in --model-settings: no AMD curve on the common decoder")
+        log.info("no --amd-flow: no AMD curve on the common decoder")
 
     table = pd.concat(frames, ignore_index=True).assign(dataset=a.dataset, n_images=len(x))
     table["steps"] = table["steps"].astype("Int64")

@@ -5,7 +5,8 @@ provenance) and --outputs (NPZ: latents and labels of the first --n-latents test
 the first --n-recon test images and their reconstructions), which the figures read.
 --latents-of-training N: writes only --outputs (NPZ: z, labels, train_idx) of the first N
 images of the run's training subset (E7's t-SNE of training latents).
-GFE models encode with their training flow, AMD with its per-sample rule (wfcommon.evaluation_flow).
+A GFE model encodes with --flow, resolved by the workflow (src/wfplan.py): its training
+encode options, AMD with its per-sample rule.
 """
 
 from __future__ import annotations
@@ -26,16 +27,20 @@ from gfe.models import to_images
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--prepared", required=True)
-    p.add_argument("--model-file", required=True)
-    p.add_argument("--run-json", required=True)
-    p.add_argument("--model-settings", required=True)
-    p.add_argument("--dataset-settings", required=True)
-    p.add_argument("--batch-size", type=int, default=500)
-    p.add_argument("--eval-seed", type=int, default=0)
-    p.add_argument("--n-latents", type=int, default=1000)
-    p.add_argument("--n-recon", type=int, default=8)
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--prepared", required=True, help="prepared dataset file (prepare_data.py)")
+    p.add_argument("--model-file", required=True, help="the trained model (train.py --model-out)")
+    p.add_argument("--run-json", required=True, help="the run record (train.py): dataset, model, N, seed")
+    encoding = p.add_mutually_exclusive_group(required=True)
+    encoding.add_argument(
+        "--autoencoder", action="store_true", help="the model file holds an autoencoder: encode by its encoder"
+    )
+    encoding.add_argument("--flow", metavar="JSON", help="JSON: a GFE model's encode options, as gfe.encode takes them")
+    p.add_argument("--loss", choices=["bce", "mse"], help="an autoencoder's reconstruction loss")
+    p.add_argument("--batch-size", type=int, default=500, help="images encoded at once")
+    p.add_argument("--eval-seed", type=int, default=0, help="seed of a uniform z(0)")
+    p.add_argument("--n-latents", type=int, default=1000, help="test images whose latents are kept")
+    p.add_argument("--n-recon", type=int, default=8, help="test images whose reconstructions are kept")
+    p.add_argument("--device", default="cpu", help="cpu, cuda[:i] or auto")
     p.add_argument(
         "--latents-of-training",
         type=int,
@@ -44,16 +49,25 @@ def main(argv=None) -> int:
         help="encode the first N training images of the run instead of the test subset",
     )
     p.add_argument("--metrics", default=None, help="test mode: the metrics JSON")
-    p.add_argument("--outputs", required=True)
-    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--outputs", required=True, help="the NPZ of latents (and reconstructions)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads")
     a = p.parse_args(argv)
+    if a.autoencoder != (a.loss is not None):
+        p.error("--loss goes with --autoencoder (a GFE model's loss is in --flow)")
     log = wfcommon.setup(a.threads)
-    model, ds = json.loads(a.model_settings), json.loads(a.dataset_settings)
+    flow = {"loss": a.loss} if a.autoencoder else json.loads(a.flow)
     run = json.loads(open(a.run_json).read())
     device = resolve_device(a.device)
     prepared = io.load_prepared(a.prepared)
     decoder, encoder = io.load_model(a.model_file, device)
-    flow = {"loss": ds["loss"]} if encoder is not None else wfcommon.evaluation_flow(wfcommon.flow_options(model, ds))
+    if a.autoencoder != (encoder is not None):
+        log.error(
+            "%s holds %s, but the arguments are %s's",
+            a.model_file,
+            "an autoencoder" if encoder is not None else "a GFE decoder",
+            "an autoencoder" if a.autoencoder else "a GFE model",
+        )
+        return 1
     if a.latents_of_training:
         return training_latents(a, prepared, run, decoder, encoder, flow, device, log)
     images = prepared["test_images"].to(device)

@@ -6,8 +6,9 @@ plateau, else the last step's), the per-step log (--train-log, CSV), the validat
 reason and provenance (--run-json). Resumes from --checkpoint if a checkpoint of this very
 run is there (another run's is refused, naming what differs); deletes it once the outputs
 are written.
-Validation encodes with the per-sample AMD rule even for a model trained with the shared
-rule (wfcommon.evaluation_flow), so that held-out numbers do not depend on a batch.
+The arguments are resolved by the workflow (src/wfplan.py): a GFE model's encode options
+(--flow) and those of validation (--eval-flow: the per-sample AMD rule even for a model
+trained with the shared rule, so that held-out numbers do not depend on a batch).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import wfcommon
 from gfe import io
 from gfe.checkpoints import remove_checkpoint
 from gfe.devices import resolve_device
+from gfe.gradients import GRADIENT_METHODS
 from gfe.models import build_autoencoder, build_decoder, count_parameters
 from gfe.training import OptimizerSettings, train
 
@@ -43,9 +45,9 @@ VALIDATION_COLUMNS = [
 STEP_COLUMNS = ["step", "images_seen", "loss", "nfe", "seconds", "elapsed_s", "grad_cosine"]
 
 
-def build(model: dict, image_shape, latent_dim: int, seed: int):
+def build(autoencoder: bool, image_shape, latent_dim: int, seed: int):
     torch.manual_seed(seed)
-    if model["kind"] == "autoencoder":
+    if autoencoder:
         ae = build_autoencoder(image_shape, latent_dim)
         return ae.decoder, ae.encoder
     return build_decoder(image_shape, latent_dim), None
@@ -53,19 +55,42 @@ def build(model: dict, image_shape, latent_dim: int, seed: int):
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--prepared", required=True)
-    p.add_argument("--dataset", required=True)
+    p.add_argument("--prepared", required=True, help="prepared dataset file (prepare_data.py)")
+    p.add_argument("--dataset", required=True, help="the dataset's name: recorded in the run record")
     p.add_argument("--experiment", required=True, help="e1..e4: recorded in the run record")
-    p.add_argument("--model", required=True)
-    p.add_argument("--model-settings", required=True, help="JSON: the config's model_settings entry")
-    p.add_argument("--dataset-settings", required=True, help="JSON: the config's dataset_settings entry")
+    p.add_argument("--model", required=True, help="the model's name: recorded in the run record and model file")
+    p.add_argument("--latent-dim", type=int, required=True, help="the latent size d")
+    p.add_argument(
+        "--optimizer",
+        required=True,
+        metavar="JSON",
+        help='JSON: fields of gfe.training.OptimizerSettings, e.g. {"name": "rmsprop", "lr": 0.0005}',
+    )
+    encoding = p.add_mutually_exclusive_group(required=True)
+    encoding.add_argument(
+        "--autoencoder", action="store_true", help="train an encoder network with the decoder (needs --loss)"
+    )
+    encoding.add_argument(
+        "--flow",
+        metavar="JSON",
+        help='JSON: a GFE model\'s encode options, as gfe.encode takes them (e.g. {"solver": "rk4", '
+        '"order": 1, "tau": 15000.0, "z0": "zeros", "loss": "bce", "steps": 20})',
+    )
+    p.add_argument("--eval-flow", metavar="JSON", help="JSON: the encode options of validation (default: --flow)")
+    p.add_argument("--loss", choices=["bce", "mse"], help="an autoencoder's reconstruction loss")
+    p.add_argument(
+        "--gradient",
+        default="approximate",
+        choices=GRADIENT_METHODS,
+        help="a GFE model's decoder gradient (an autoencoder's is backprop)",
+    )
     p.add_argument("--train-size", required=True, help="an integer or 'full'")
-    p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--seed", type=int, required=True, help="seed of the training subset, initial weights and batches")
     p.add_argument("--steps", type=int, required=True, help="optimiser steps (the cap with --patience)")
-    p.add_argument("--batch-size", type=int, required=True)
-    p.add_argument("--checkpoint", required=True)
-    p.add_argument("--checkpoint-every", type=int, default=0)
-    p.add_argument("--val-every", type=int, default=0)
+    p.add_argument("--batch-size", type=int, required=True, help="images per optimiser step")
+    p.add_argument("--checkpoint", required=True, help="resumable checkpoint of this run (deleted once done)")
+    p.add_argument("--checkpoint-every", type=int, default=0, help="steps between checkpoints (0: only at the end)")
+    p.add_argument("--val-every", type=int, default=0, help="steps between validation checks (0: none)")
     p.add_argument("--val-at", type=int, nargs="*", default=[], help="extra steps to validate at")
     p.add_argument("--patience", type=int, default=0, help="early stopping: checks without improvement")
     p.add_argument("--min-improvement", type=float, default=0.0, help="relative improvement that counts")
@@ -74,15 +99,21 @@ def main(argv=None) -> int:
         action="store_true",
         help="log the cosine between this model's decoder gradient and the approximate one",
     )
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--model-out", required=True)
-    p.add_argument("--train-log", required=True)
-    p.add_argument("--validation", required=True)
-    p.add_argument("--run-json", required=True)
-    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--device", default="cpu", help="cpu, cuda[:i] or auto")
+    p.add_argument("--model-out", required=True, help="the trained weights (model file)")
+    p.add_argument("--train-log", required=True, help="per-step log (CSV)")
+    p.add_argument("--validation", required=True, help="validation log (CSV)")
+    p.add_argument("--run-json", required=True, help="the run record (JSON)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads")
     a = p.parse_args(argv)
+    if a.autoencoder and (a.loss is None or a.eval_flow is not None):
+        p.error("--autoencoder takes --loss and no --eval-flow")
+    if a.flow is not None and a.loss is not None:
+        p.error("--loss is an autoencoder's: a GFE model's loss is in --flow")
     log = wfcommon.setup(a.threads)
-    model, ds = json.loads(a.model_settings), json.loads(a.dataset_settings)
+    flow = {"loss": a.loss} if a.autoencoder else json.loads(a.flow)
+    val_flow = flow if a.eval_flow is None else json.loads(a.eval_flow)
+    optimizer = json.loads(a.optimizer)
     device = resolve_device(a.device)
     prepared = io.load_prepared(a.prepared)
     n_train = len(prepared["train_images"])
@@ -92,12 +123,11 @@ def main(argv=None) -> int:
         return 1
     order = prepared["subset_order"][str(a.seed)]
     images = prepared["train_images"][order[:n]].to(device)
-    decoder, encoder = build(model, prepared["image_shape"], ds["latent_dim"], a.seed)
+    decoder, encoder = build(a.autoencoder, prepared["image_shape"], a.latent_dim, a.seed)
     decoder.to(device)
     if encoder is not None:
         encoder.to(device)
-    flow = {"loss": ds["loss"]} if encoder is not None else wfcommon.flow_options(model, ds)
-    opt = OptimizerSettings(**ds["optimizer"])
+    opt = OptimizerSettings(**optimizer)
     val = prepared["val_images"].to(device) if a.val_every else None
     log.info(
         "training %s on %s, N=%d, seed %d, at most %d steps of %d images (flow %s)",
@@ -123,7 +153,7 @@ def main(argv=None) -> int:
         seed=a.seed,
         encoder=encoder,
         flow=flow,
-        gradient=model.get("gradient", "approximate"),
+        gradient=a.gradient,
         optimizer=opt,
         checkpoint_path=a.checkpoint,
         checkpoint_every=a.checkpoint_every,
@@ -131,7 +161,7 @@ def main(argv=None) -> int:
         val_every=a.val_every,
         val_at=tuple(a.val_at),
         val_batch_size=500,
-        val_flow=wfcommon.evaluation_flow(flow),
+        val_flow=val_flow,
         patience=a.patience,
         min_improvement=a.min_improvement,
         log_gradient_cosine=a.gradient_cosine,
@@ -148,7 +178,7 @@ def main(argv=None) -> int:
         encoder=encoder,
         model_name=a.model,
         image_shape=prepared["image_shape"],
-        latent_dim=ds["latent_dim"],
+        latent_dim=a.latent_dim,
     )
     keys = {"dataset": a.dataset, "experiment": a.experiment, "model": a.model, "train_size": n, "seed": a.seed}
     steps = pd.DataFrame(run.steps, columns=STEP_COLUMNS)
@@ -182,9 +212,9 @@ def main(argv=None) -> int:
         "decoder_params": n_decoder,
         "encoder_params": n_encoder,
         "total_params": n_decoder + n_encoder,
-        "gradient": model.get("gradient", "backprop" if encoder is not None else "approximate"),
+        "gradient": "backprop" if encoder is not None else a.gradient,
         "flow": json.dumps(flow, sort_keys=True),
-        "optimizer": json.dumps(ds["optimizer"], sort_keys=True),
+        "optimizer": json.dumps(optimizer, sort_keys=True),
         **wfcommon.provenance(str(device)),
     }
     io.write_json(record, a.run_json)

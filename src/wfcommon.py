@@ -1,9 +1,9 @@
 """Helpers shared by the workflow's command-line scripts (not part of the library).
 
 Provenance of every result row, torch threads and logging, a script's expected failures
-as one log line, and the translation of the config's per-model / per-dataset settings
-(passed to the scripts as JSON) into keyword arguments of `gfe`. Files are written and
-read through the library (gfe.io).
+as one log line, and the AMD rule of a run's encode options. The scripts take resolved
+arguments (encode options, latent size, optimiser: src/wfplan.py), never the config's
+sections. Files are written and read through the library (gfe.io).
 """
 
 from __future__ import annotations
@@ -98,28 +98,6 @@ def provenance(device: str) -> dict:
 
 def parse_n(value: str, n_train: int) -> int:
     return n_train if value == "full" else int(value)
-
-
-def flow_options(model: dict, dataset: dict) -> dict:
-    """Encode options for a GFE model on a dataset (dataset AMD overrides merged in)."""
-    flow = {
-        "solver": model["solver"],
-        "order": model.get("order", 1),
-        "tau": float(model["tau"]),
-        "z0": model.get("z0", "zeros"),
-        "loss": dataset["loss"],
-    }
-    options = dict(model.get("solver_options", {}))
-    if model["solver"] == "amd":
-        options.update(dataset.get("amd_options", {}))
-    flow.update(options)
-    return flow
-
-
-def evaluation_flow(flow: dict) -> dict:
-    """Encode options for validation and test: those of training, but AMD always with its
-    per-sample rule (a sample's encoding then does not depend on the batch it is in)."""
-    return {k: v for k, v in flow.items() if k != "shared"}
 
 
 def amd_rule(flow: dict) -> str:

@@ -496,15 +496,15 @@ def _check_flows(cfg: dict) -> None:
     """Each GFE model's solver options on each dataset, checked by the library with the very
     options a job would pass it (dt_max >= dt_init, 0 < shrink < 1, known option names, a
     differentiable solver for the adjoint, ...)."""
-    import wfcommon
     from gfe import check_gradient_options
+    from wfplan import flow_options
 
     for ds in cfg["datasets"]:
         for model in models_in_use(cfg):
             settings = cfg["model_settings"][model]
             if settings["kind"] != "gfe":
                 continue
-            flow = wfcommon.flow_options(settings, cfg["dataset_settings"][ds])
+            flow = flow_options(settings, cfg["dataset_settings"][ds])
             try:
                 check_gradient_options(settings["gradient"], **flow)
             except ValueError as error:

@@ -1,6 +1,8 @@
 """What the workflow runs, as pure functions of a checked config (a helper of the workflow,
-not part of the library): the runs of every experiment, their budgets, and where each file
-goes. workflow/rules/common.smk builds one `Plan(config)`; tests build one from a YAML file.
+not part of the library): the runs of every experiment, their budgets, where each file
+goes, and the resolved arguments of each job (encode options, latent size, optimiser), so
+that the scripts never read the config's shape. workflow/rules/common.smk builds one
+`Plan(config)`; tests build one from a YAML file.
 
 A run is a tuple (dataset, experiment, model, N, seed). Every file of a config lives under
 its `name`: results/<name>/, figures/<name>/, logs/<name>/, data/prepared/<name>/.
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import shlex
 
 TABLE_NAMES = [
     "e1_data_efficiency",
@@ -35,6 +38,35 @@ FIGURE_NAMES = [
 ]
 # Per-run files written by training, evaluation and the t-SNE embedding.
 TRAIN_FILES = ("train_log.csv", "validation.csv", "run.json")
+
+
+def flow_options(model: dict, dataset: dict) -> dict:
+    """The encode options (keyword arguments of `gfe.encode`) of a GFE model's entry of
+    model_settings on a dataset's entry of dataset_settings: the one place the config becomes
+    encode options (the dataset's amd_options are merged into an AMD model's solver options)."""
+    flow = {
+        "solver": model["solver"],
+        "order": model.get("order", 1),
+        "tau": float(model["tau"]),
+        "z0": model.get("z0", "zeros"),
+        "loss": dataset["loss"],
+    }
+    options = dict(model.get("solver_options", {}))
+    if model["solver"] == "amd":
+        options.update(dataset.get("amd_options", {}))
+    flow.update(options)
+    return flow
+
+
+def evaluation_flow(flow: dict) -> dict:
+    """Encode options for validation and test: those of training, but AMD always with its
+    per-sample rule (a sample's encoding then does not depend on the batch it is in)."""
+    return {k: v for k, v in flow.items() if k != "shared"}
+
+
+def _json_arg(value) -> str:
+    """A value as one shell word of JSON (keys sorted)."""
+    return shlex.quote(json.dumps(value, sort_keys=True))
 
 
 class Plan:
@@ -158,14 +190,41 @@ class Plan:
         args = f"--steps {sc['steps']} --batch-size {sc['batch_size']} --val-every {sc['val_every']}"
         return args + (" --gradient-cosine" if experiment == "e4" else "")
 
-    def model_json(self, model: str) -> str:
-        return json.dumps(self.cfg["model_settings"][model], sort_keys=True)
+    def is_autoencoder(self, model: str) -> bool:
+        return self.cfg["model_settings"][model]["kind"] == "autoencoder"
 
-    def models_json(self, models) -> str:
-        return json.dumps({m: self.cfg["model_settings"][m] for m in models}, sort_keys=True)
+    def flow(self, model: str, dataset: str) -> dict:
+        """A GFE model's training encode options on a dataset (`flow_options`)."""
+        return flow_options(self.cfg["model_settings"][model], self.cfg["dataset_settings"][dataset])
 
-    def dataset_json(self, dataset: str) -> str:
-        return json.dumps(self.cfg["dataset_settings"][dataset], sort_keys=True)
+    def eval_flow(self, model: str, dataset: str) -> dict:
+        """A GFE model's validation and test encode options (`evaluation_flow`)."""
+        return evaluation_flow(self.flow(model, dataset))
+
+    def latent_dim(self, dataset: str) -> int:
+        return self.cfg["dataset_settings"][dataset]["latent_dim"]
+
+    def loss(self, dataset: str) -> str:
+        return self.cfg["dataset_settings"][dataset]["loss"]
+
+    def optimizer_json(self, dataset: str) -> str:
+        """The dataset's optimiser (fields of gfe.training.OptimizerSettings) as JSON."""
+        return json.dumps(self.cfg["dataset_settings"][dataset]["optimizer"], sort_keys=True)
+
+    def encoding_args(self, model: str, dataset: str, *, training: bool) -> str:
+        """How a run encodes images (arguments of train.py and evaluate.py): an autoencoder's
+        `--autoencoder --loss L`; a GFE model's `--flow` (its encode options; for evaluation
+        the per-sample AMD rule), and for training also `--eval-flow` (those of validation)
+        and `--gradient` (the decoder gradient)."""
+        if self.is_autoencoder(model):
+            return f"--autoencoder --loss {self.loss(dataset)}"
+        if not training:
+            return f"--flow {_json_arg(self.eval_flow(model, dataset))}"
+        gradient = self.cfg["model_settings"][model]["gradient"]
+        return (
+            f"--flow {_json_arg(self.flow(model, dataset))} --eval-flow {_json_arg(self.eval_flow(model, dataset))}"
+            f" --gradient {gradient}"
+        )
 
     def e5_inputs(self, dataset: str) -> dict:
         return {
@@ -175,8 +234,21 @@ class Plan:
         }
 
     def e5_own_args(self, dataset: str) -> str:
-        return " ".join(f"--own {r[2]}={self.model_file(*r)}" for r in self.e5_own_runs(dataset))
+        """E5's own-decoder curves: `--own MODEL=MODEL_FILE` per model, and `--own-flows`, the
+        evaluation encode options of each (AMD with its per-sample rule)."""
+        runs = self.e5_own_runs(dataset)
+        flows = {r[2]: self.eval_flow(r[2], dataset) for r in runs}
+        own = " ".join(f"--own {r[2]}={self.model_file(*r)}" for r in runs)
+        return f"{own} --own-flows {_json_arg(flows)}"
 
-    def e5_models_json(self, dataset: str) -> str:
-        models = [r[2] for r in self.e5_own_runs(dataset)] + [self.cfg["encoding_convergence"]["common_model"]]
-        return self.models_json(models)
+    def e5_amd_model(self, dataset: str) -> str | None:
+        """The model whose AMD options E5's common-decoder AMD curve takes: the first by name,
+        of E5's own models and its common model, with solver 'amd' (None: no AMD curve)."""
+        models = {r[2] for r in self.e5_own_runs(dataset)} | {self.cfg["encoding_convergence"]["common_model"]}
+        amd = [m for m in sorted(models) if self.cfg["model_settings"][m].get("solver") == "amd"]
+        return amd[0] if amd else None
+
+    def e5_amd_args(self, dataset: str) -> str:
+        """`--amd-flow` (the evaluation encode options of `e5_amd_model`), or '' if none."""
+        model = self.e5_amd_model(dataset)
+        return f"--amd-flow {_json_arg(self.eval_flow(model, dataset))}" if model else ""

@@ -885,15 +885,14 @@ def test_scripts_refuse_a_model_or_checkpoint_that_would_run_code(tmp_path, scri
     evil = tmp_path / "evil.pt"
     torch.save({"step": 1, "decoder": _RunsCode(marker)}, evil, pickle_module=pickle)
     _tiny_prepared(tmp_path / "prepared.pt")
-    model = '{"kind": "autoencoder"}'
-    dataset = (
-        '{"latent_dim": 4, "batch_size": 5, "loss": "bce", "n_pool": 12, "n_val": 2, '
-        '"optimizer": {"name": "rmsprop", "lr": 0.0005}}'
-    )
-    common = ["--prepared", str(tmp_path / "prepared.pt"), "--model-settings", model, "--dataset-settings", dataset]
+    common = ["--prepared", str(tmp_path / "prepared.pt"), "--autoencoder", "--loss", "bce"]
     if script == "train":
         args = [
             *common,
+            "--latent-dim",
+            "4",
+            "--optimizer",
+            '{"name": "rmsprop", "lr": 0.0005}',
             "--dataset",
             "fashion_mnist",
             "--experiment",

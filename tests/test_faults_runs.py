@@ -134,21 +134,19 @@ def _tiny_prepared(path: Path) -> None:
     )
 
 
-MODEL = '{"kind": "autoencoder"}'
-DATASET = (
-    '{"latent_dim": 4, "batch_size": 5, "loss": "bce", "n_pool": 12, "n_val": 2, '
-    '"optimizer": {"name": "rmsprop", "lr": 0.0005}}'
-)
+# The resolved arguments of an autoencoder (wfplan.Plan.encoding_args).
+AUTOENCODER = ["--autoencoder", "--loss", "bce"]
 
 
 def _train(tmp_path, prepared, steps=2) -> subprocess.CompletedProcess:
     args = [
         "--prepared",
         str(prepared),
-        "--model-settings",
-        MODEL,
-        "--dataset-settings",
-        DATASET,
+        *AUTOENCODER,
+        "--latent-dim",
+        "4",
+        "--optimizer",
+        '{"name": "rmsprop", "lr": 0.0005}',
         "--dataset",
         "fashion_mnist",
         "--experiment",
@@ -183,10 +181,7 @@ def _evaluate(tmp_path, prepared, model) -> subprocess.CompletedProcess:
     args = [
         "--prepared",
         str(prepared),
-        "--model-settings",
-        MODEL,
-        "--dataset-settings",
-        DATASET,
+        *AUTOENCODER,
         "--model-file",
         str(model),
         "--run-json",

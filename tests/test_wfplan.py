@@ -1,6 +1,8 @@
 """The workflow's plan (src/wfplan.py): runs, budgets and file names as plain functions of a
 config, tested without Snakemake."""
 
+import json
+import shlex
 import sys
 
 import pytest
@@ -10,7 +12,7 @@ from workflow_helpers import REPO
 
 sys.path.insert(0, str(REPO / "src"))
 from wfconfig import check_config  # noqa: E402  (the workflow's helpers live in src/)
-from wfplan import Plan  # noqa: E402
+from wfplan import Plan, flow_options  # noqa: E402
 
 
 def _plan(name: str) -> Plan:
@@ -64,3 +66,34 @@ def test_e6_takes_the_smallest_and_largest_n_and_e5_the_decoders_each_flow_train
     own = plan.e5_own_runs("fashion_mnist")
     assert {r[2] for r in own} >= set(plan.cfg["solver_comparison"]["models"])
     assert all(plan.cfg["model_settings"][r[2]]["kind"] == "gfe" for r in own)
+
+
+def _options(args: str) -> dict:
+    """`--name value` pairs of a resolved argument string (flags map to True)."""
+    words, out = shlex.split(args), {}
+    for i, word in enumerate(words):
+        if word.startswith("--"):
+            value = words[i + 1] if i + 1 < len(words) and not words[i + 1].startswith("--") else True
+            out[word] = json.loads(value) if isinstance(value, str) and value.startswith("{") else value
+    return out
+
+
+def test_jobs_get_resolved_encode_options_not_config_sections():
+    plan = _plan("quick")
+    cfg, ds = plan.cfg, "fashion_mnist"
+    settings = cfg["dataset_settings"][ds]
+    assert _options(plan.encoding_args("ae", ds, training=True)) == {"--autoencoder": True, "--loss": settings["loss"]}
+    train = _options(plan.encoding_args("gfe_amd", ds, training=True))
+    flow = flow_options(cfg["model_settings"]["gfe_amd"], settings)
+    assert train["--flow"] == flow and flow["shared"] is True
+    assert flow["max_halvings"] == settings["amd_options"]["max_halvings"]  # the dataset's AMD options merged in
+    # validation and test: AMD with its per-sample rule
+    assert train["--eval-flow"] == {k: v for k, v in flow.items() if k != "shared"}
+    assert train["--gradient"] == cfg["model_settings"]["gfe_amd"]["gradient"]
+    assert _options(plan.encoding_args("gfe_amd", ds, training=False)) == {"--flow": train["--eval-flow"]}
+    assert json.loads(plan.optimizer_json(ds)) == settings["optimizer"]
+    own = _options(plan.e5_own_args(ds))
+    assert set(own["--own-flows"]) == {r[2] for r in plan.e5_own_runs(ds)}
+    assert own["--own-flows"]["gfe_rk4"] == flow_options(cfg["model_settings"]["gfe_rk4"], settings)
+    assert plan.e5_amd_model(ds) == "gfe_amd"
+    assert _options(plan.e5_amd_args(ds))["--amd-flow"] == train["--eval-flow"]

@@ -16,8 +16,7 @@ rule evaluate:
         "../../environment.yml"
     threads: THREADS
     params:
-        model_settings=lambda w: plan.model_json(w.model),
-        dataset_settings=lambda w: plan.dataset_json(w.dataset),
+        encoding=lambda w: plan.encoding_args(w.model, w.dataset, training=False),
         batch_size=config["evaluation"]["batch_size"],
         eval_seed=config["evaluation"]["eval_seed"],
         n_latents=config["evaluation"]["n_latents"],
@@ -25,8 +24,7 @@ rule evaluate:
         device=config["device"],
     shell:
         "python src/evaluate.py --prepared {input.prepared} --model-file {input.model}"
-        " --run-json {input.run} --model-settings {params.model_settings:q}"
-        " --dataset-settings {params.dataset_settings:q} --batch-size {params.batch_size}"
+        " --run-json {input.run} {params.encoding} --batch-size {params.batch_size}"
         " --eval-seed {params.eval_seed} --n-latents {params.n_latents} --n-recon {params.n_recon}"
         " --device {params.device} --metrics {output.metrics} --outputs {output.outputs}"
         " --threads {threads} 2> {log}"
@@ -45,16 +43,14 @@ rule training_latents:
         "../../environment.yml"
     threads: THREADS
     params:
-        model_settings=lambda w: plan.model_json(w.model),
-        dataset_settings=lambda w: plan.dataset_json(w.dataset),
+        encoding=lambda w: plan.encoding_args(w.model, w.dataset, training=False),
         batch_size=config["evaluation"]["batch_size"],
         eval_seed=config["evaluation"]["eval_seed"],
         n_images=config["latent_maps"]["n_images"],
         device=config["device"],
     shell:
         "python src/evaluate.py --prepared {input.prepared} --model-file {input.model}"
-        " --run-json {input.run} --model-settings {params.model_settings:q}"
-        " --dataset-settings {params.dataset_settings:q} --batch-size {params.batch_size}"
+        " --run-json {input.run} {params.encoding} --batch-size {params.batch_size}"
         " --eval-seed {params.eval_seed} --latents-of-training {params.n_images}"
         " --device {params.device} --outputs {output} --threads {threads} 2> {log}"
 
@@ -90,9 +86,10 @@ rule encoding_convergence:
         "../../environment.yml"
     threads: THREADS
     params:
-        dataset_settings=lambda w: plan.dataset_json(w.dataset),
-        model_settings=lambda w: plan.e5_models_json(w.dataset),
+        latent_dim=lambda w: plan.latent_dim(w.dataset),
+        loss=lambda w: plan.loss(w.dataset),
         own=lambda w: plan.e5_own_args(w.dataset),
+        amd=lambda w: plan.e5_amd_args(w.dataset),
         common_model=config["encoding_convergence"]["common_model"],
         n_images=config["encoding_convergence"]["n_images"],
         tau=config["encoding_convergence"]["tau"],
@@ -102,8 +99,8 @@ rule encoding_convergence:
         tau_sweep=" ".join(str(t) for t in config["encoding_convergence"]["tau_sweep"]),
     shell:
         "python src/encoding_convergence.py --prepared {input.prepared} --dataset {wildcards.dataset}"
-        " --dataset-settings {params.dataset_settings:q} --model-settings {params.model_settings:q}"
-        " {params.own} --common {input.common} --common-model {params.common_model}"
+        " --latent-dim {params.latent_dim} --loss {params.loss} {params.own} {params.amd}"
+        " --common {input.common} --common-model {params.common_model}"
         " --n-images {params.n_images} --tau {params.tau} --steps {params.steps} --z0 {params.z0}"
         " --coarse-steps {params.coarse} --tau-sweep {params.tau_sweep}"
         " --output {output} --threads {threads} 2> {log}"

@@ -19,8 +19,9 @@ rule train:
         # One GPU per training job when the config asks for CUDA (SLURM: sbatch --gpus=1).
         gpu=1 if str(config["device"]).startswith("cuda") else 0,
     params:
-        model_settings=lambda w: plan.model_json(w.model),
-        dataset_settings=lambda w: plan.dataset_json(w.dataset),
+        latent_dim=lambda w: plan.latent_dim(w.dataset),
+        optimizer=lambda w: plan.optimizer_json(w.dataset),
+        encoding=lambda w: plan.encoding_args(w.model, w.dataset, training=True),
         budget=lambda w: plan.train_args(w.dataset, w.experiment, w.model),
         checkpoint_every=config["training"]["checkpoint_every"],
         checkpoint=lambda w: plan.checkpoint_pattern.format(**w),
@@ -28,7 +29,7 @@ rule train:
     shell:
         "python src/train.py --prepared {input.prepared} --dataset {wildcards.dataset}"
         " --experiment {wildcards.experiment} --model {wildcards.model}"
-        " --model-settings {params.model_settings:q} --dataset-settings {params.dataset_settings:q}"
+        " --latent-dim {params.latent_dim} --optimizer {params.optimizer:q} {params.encoding}"
         " --train-size {wildcards.N} --seed {wildcards.seed} {params.budget}"
         " --checkpoint {params.checkpoint} --checkpoint-every {params.checkpoint_every}"
         " --device {params.device} --model-out {output.model} --train-log {output.train_log}"
