@@ -54,7 +54,9 @@ load the CPU-trained networks, so that both CSVs measure the same decoder) and w
 name, CUDA version and peak memory in the JSON, and two extra floor rows
 (`decoder_fwd_bwd_cuda_graph`, batch 5 and 512): the same forward+backward replayed as one
 captured CUDA graph, i.e. what a fixed-shape step could cost without per-kernel launches.
-The CSV is rewritten after every row, so a run cut short keeps what it measured.
+The CSV is rewritten after every row, so a run cut short keeps what it measured;
+`--only-training-comparison` measures the compared training rows alone (for a device with
+little time).
 
 Torch runs with `--threads` (default 1) threads: on a shared 2-core machine a 2-thread
 team stalls whenever another process holds a core. Wall-clock rates depend on what else
@@ -327,6 +329,39 @@ def timed_train(name, shape, train_images, batch, options, row_steps, notes, tes
     return rows
 
 
+def comparison_training_rows(shape, train_images, tests, steps, slow, rows, out):
+    """The training rows compared with each other, back to back from the same initial weights
+    and batches, with process CPU time too (the CSV rewritten after each): gfe_amd shared over
+    `slow` and `steps` steps and gfe_lbfgs over `steps` (both with the test loss of the
+    decoder after `steps` on `tests`), then per-sample gfe_amd at batch 5 and 64 over `slow`."""
+    plan = [
+        ("gfe_amd_shared", 5, dict(GFE_AMD, shared=True), sorted({slow, steps}), "the authors' batch rule", tests),
+        (
+            "gfe_lbfgs",
+            5,
+            GFE_LBFGS,
+            [steps],
+            "beyond the papers: per-sample L-BFGS encoder (memory 8, tol 1e-6, z0 uniform), approximate gradient",
+            tests,
+        ),
+        ("gfe_amd", 5, GFE_AMD, [slow], "per-sample AMD", None),
+        (
+            "gfe_amd",
+            64,
+            GFE_AMD,
+            [slow],
+            "per-sample AMD at batch 64 (a sample's encoding does not depend on its batch; the "
+            "optimiser sees bigger batches, so the loss is not comparable)",
+            None,
+        ),
+    ]
+    measured = []
+    for name, batch, options, row_steps, notes, test_images in plan:
+        measured += timed_train(name, shape, train_images, batch, options, row_steps, notes, test_images, steps)
+        write_rows(rows + measured, out)
+    return measured
+
+
 def cpu_info():
     """CPU model and ISA flags (/proc/cpuinfo), torch's CPU capability and MKL / oneDNN."""
     model, flags = None, set()
@@ -422,6 +457,12 @@ def main(argv=None):
         help="decoder rows per floor measurement (lower it for a toy run only)",
     )
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--only-training-comparison",
+        action="store_true",
+        help="measure only the compared training rows (gfe_amd shared, gfe_lbfgs, per-sample gfe_amd at batch 5 "
+        "and 64; no decoders, floors or encoding rows): for a device with little time",
+    )
     args = parser.parse_args(argv)
     FLOOR_ROWS = args.floor_rows
     DEVICE = resolve_device(args.device)
@@ -439,6 +480,16 @@ def main(argv=None):
     test = test_images[: args.n_images]
     shape = data.image_shape
     rows = []
+    if args.only_training_comparison:
+        rows = comparison_training_rows(
+            shape, train_images, test_images[: args.test_images], args.train_steps, args.slow_train_steps, [], out
+        )
+        shared_train = {r["steps"]: r for r in rows if r["method"] == "gfe_amd_shared"}
+        add_training_speedups(rows, shared_train, args.slow_train_steps)
+        finish(rows, out, args, argv, began, load_before, decoder="none: the compared rows train fresh decoders")
+        print_table(rows)
+        print_lbfgs_training_target(rows, shared_train.get(args.train_steps))
+        return
 
     # 1. the decoders
     decoder = fresh_decoder(shape)
@@ -633,48 +684,7 @@ def main(argv=None):
         )
     rows.append(train_row("gfe_amd", gfe_run, 5, steps, f"per-sample AMD; steps 1-{steps} of a fresh gfe_amd training"))
     write_rows(rows, out)
-    # the slow rows back to back, from the same initial weights and batches, with process CPU time too
-    tests = test_images[: args.test_images]
-    rows.extend(timed_train("gfe_amd", shape, train_images, 5, GFE_AMD, [slow], "per-sample AMD"))
-    write_rows(rows, out)
-    rows.extend(
-        timed_train(
-            "gfe_amd_shared",
-            shape,
-            train_images,
-            5,
-            dict(GFE_AMD, shared=True),
-            sorted({slow, steps}),
-            "the authors' batch rule",
-            tests,
-            steps,
-        )
-    )
-    rows.extend(
-        timed_train(
-            "gfe_lbfgs",
-            shape,
-            train_images,
-            5,
-            GFE_LBFGS,
-            [steps],
-            "beyond the papers: per-sample L-BFGS encoder (memory 8, tol 1e-6, z0 uniform), approximate gradient",
-            tests,
-            steps,
-        )
-    )
-    rows.extend(
-        timed_train(
-            "gfe_amd",
-            shape,
-            train_images,
-            64,
-            GFE_AMD,
-            [slow],
-            "per-sample AMD at batch 64 (a sample's encoding does not depend on its batch; the "
-            "optimiser sees bigger batches, so the loss is not comparable)",
-        )
-    )
+    rows.extend(comparison_training_rows(shape, train_images, test_images[: args.test_images], steps, slow, rows, out))
 
     # derived columns
     base = next(r for r in rows if r["method"] == "amd_shared")
@@ -690,13 +700,27 @@ def main(argv=None):
             r["cpu_speedup"] = r["cpu_images_per_s"] / base["cpu_images_per_s"]
     shared_train = {r["steps"]: r for r in rows if r["method"] == "gfe_amd_shared"}
     train_base = shared_train[slow]
+    add_training_speedups(rows, shared_train, slow)
+    decoder_source = args.decoder if gfe_run is None else f"trained here, {args.decoder_steps} steps"
+    meta = finish(rows, out, args, argv, began, load_before, decoder=decoder_source)
+    print_table(rows)
+    print_targets(rows, base, train_base, big)
+    print_lbfgs_targets(rows, base, shared_train.get(steps), big)
+    print(f"total {meta['total_seconds']:.0f} s; load average before {load_before}, after {meta['loadavg_after']}")
+
+
+def add_training_speedups(rows, shared_train, slow):
+    """Each training row's speedup over the gfe_amd shared row with the same steps (else `slow`)."""
     for r in rows:
         if r["kind"] == "train":
-            ref = shared_train.get(r["steps"], train_base)  # the shared row over the same steps
+            ref = shared_train.get(r["steps"], shared_train[slow])
             r["speedup"] = r["images_per_s"] / ref["images_per_s"]
             if r.get("cpu_images_per_s"):
                 r["cpu_speedup"] = r["cpu_images_per_s"] / ref["cpu_images_per_s"]
 
+
+def finish(rows, out, args, argv, began, load_before, decoder):
+    """Write the CSV and the JSON of the run's provenance beside it; returns the latter."""
     write_rows(rows, out)
     meta = {
         "command": " ".join([Path(sys.argv[0]).as_posix(), *(argv if argv is not None else sys.argv[1:])]),
@@ -708,16 +732,13 @@ def main(argv=None):
         "loadavg_before": load_before,
         "loadavg_after": os.getloadavg(),
         "total_seconds": time.perf_counter() - began,
-        "decoder": args.decoder if gfe_run is None else f"trained here, {args.decoder_steps} steps",
+        "decoder": decoder,
         "peak_rss_mb_process": psutil.Process().memory_info().rss / 2**20,
         **cpu_info(),
         **device_info(),
     }
     write_text(json.dumps(meta, indent=2) + "\n", out.with_suffix(".json"))
-    print_table(rows)
-    print_targets(rows, base, train_base, big)
-    print_lbfgs_targets(rows, base, shared_train.get(steps), big)
-    print(f"total {meta['total_seconds']:.0f} s; load average before {load_before}, after {meta['loadavg_after']}")
+    return meta
 
 
 def fmt(v, spec):
@@ -809,7 +830,6 @@ def print_lbfgs_targets(rows, base, shared, big):
             r for r in enc if r["method"].startswith("lbfgs") and r["batch"] == batch and r.get("overhead_ratio")
         ]
         overhead[batch] = min(candidates, key=lambda r: r["overhead_ratio"]) if candidates else None
-    lbfgs_train = next((r for r in rows if r["kind"] == "train" and r["method"] == "gfe_lbfgs"), None)
     targets = [
         (
             "a row at mean loss <= the baseline's with images/s >= 50x (stretch 100x)",
@@ -838,23 +858,30 @@ def print_lbfgs_targets(rows, base, shared, big):
                 bool(r) and r["overhead_ratio"] <= limit,
             )
         )
-    if lbfgs_train and shared and shared.get("test_loss_mean") is not None:
-        targets.append(
-            (
-                f"gfe_lbfgs training at batch 5 >= 5x gfe_amd shared images/s over {lbfgs_train['steps']} "
-                "steps, test loss no higher",
-                f"{lbfgs_train['speedup']:.1f}x (CPU time {lbfgs_train['cpu_speedup']:.1f}x), test loss "
-                f"{lbfgs_train['test_loss_mean']:.4f} vs {shared['test_loss_mean']:.4f}",
-                lbfgs_train["speedup"] >= 5 and lbfgs_train["test_loss_mean"] <= shared["test_loss_mean"],
-            )
-        )
-    else:
-        targets.append(
-            ("gfe_lbfgs training at batch 5 >= 5x gfe_amd shared, test loss no higher", "no comparable rows", False)
-        )
+    targets.append(lbfgs_training_target(rows, shared))
     print("\ntargets (L-BFGS issue; encoding against amd_shared batch 5, same images, GFE decoder rows only):")
     for text, value, met in targets:
         print(f"  [{'MET' if met else 'MISSED'}] {text}: {value}")
+
+
+def lbfgs_training_target(rows, shared):
+    """(text, value, met) of the L-BFGS issue's training target against the gfe_amd shared
+    row over the same steps."""
+    lbfgs_train = next((r for r in rows if r["kind"] == "train" and r["method"] == "gfe_lbfgs"), None)
+    if not (lbfgs_train and shared and shared.get("test_loss_mean") is not None):
+        return "gfe_lbfgs training at batch 5 >= 5x gfe_amd shared, test loss no higher", "no comparable rows", False
+    return (
+        f"gfe_lbfgs training at batch 5 >= 5x gfe_amd shared images/s over {lbfgs_train['steps']} steps, "
+        "test loss no higher",
+        f"{lbfgs_train['speedup']:.1f}x (CPU time {lbfgs_train['cpu_speedup']:.1f}x), test loss "
+        f"{lbfgs_train['test_loss_mean']:.4f} vs {shared['test_loss_mean']:.4f}",
+        lbfgs_train["speedup"] >= 5 and lbfgs_train["test_loss_mean"] <= shared["test_loss_mean"],
+    )
+
+
+def print_lbfgs_training_target(rows, shared):
+    text, value, met = lbfgs_training_target(rows, shared)
+    print(f"\ntarget (L-BFGS issue): [{'MET' if met else 'MISSED'}] {text}: {value}")
 
 
 if __name__ == "__main__":
