@@ -27,7 +27,7 @@ issue's targets). Not a test.
    from the same initial decoder for ae and gfe_amd per-sample (the first steps of the runs
    of 1.), and, back to back from the same initial decoder and batches, with process CPU
    time too: gfe_amd per-sample and gfe_amd shared over `--slow-train-steps`; gfe_amd shared
-   and gfe_lbfgs (flow solver="lbfgs", z0 uniform, tau 1e4, memory 8, tol 1e-6, approximate
+   and gfe_lbfgs (solver="lbfgs", z0 uniform, tau 1e4, memory 8, tol 1e-6, approximate
    gradient) over `--train-steps` (the shared rows are the first steps of one run); gfe_amd
    per-sample at batch 64 over `--slow-train-steps`. The speedup of a training row is over
    the gfe_amd_shared row with the same number of steps (over the `--slow-train-steps` one
@@ -286,7 +286,7 @@ def train_row(name, run, batch, steps, notes=""):
 def test_loss(decoder, images):
     """Mean loss of `decoder` on `images` encoded by per-sample AMD with the gfe_amd settings,
     z0 U[0,1) from seed 0 per image: the same measurement for every trained decoder."""
-    summary = evaluate(decoder, images, flow=GFE_AMD, batch_size=len(images), seed=0).summary()
+    summary = evaluate(decoder, images, encode_options=GFE_AMD, batch_size=len(images), seed=0).summary()
     return summary["loss_mean"], summary["nfe_mean"]
 
 
@@ -311,7 +311,7 @@ def timed_train(name, shape, train_images, batch, options, row_steps, notes, tes
         steps=max(row_steps),
         batch_size=batch,
         seed=SEED,
-        flow=options,
+        encode_options=options,
         optimizer=OPTIMIZER,
         log=log,
     )
@@ -502,7 +502,13 @@ def main(argv=None):
         decoder.to(DEVICE)
         started = time.perf_counter()
         gfe_run = train(
-            decoder, train_images, steps=args.decoder_steps, batch_size=5, seed=SEED, flow=GFE_AMD, optimizer=OPTIMIZER
+            decoder,
+            train_images,
+            steps=args.decoder_steps,
+            batch_size=5,
+            seed=SEED,
+            encode_options=GFE_AMD,
+            optimizer=OPTIMIZER,
         )
         print(
             f"trained the GFE-amd decoder: {args.decoder_steps} steps in {time.perf_counter() - started:.0f} s, "
@@ -679,7 +685,7 @@ def main(argv=None):
             steps=steps,
             batch_size=5,
             seed=SEED,
-            flow=GFE_AMD,
+            encode_options=GFE_AMD,
             optimizer=OPTIMIZER,
         )
     rows.append(train_row("gfe_amd", gfe_run, 5, steps, f"per-sample AMD; steps 1-{steps} of a fresh gfe_amd training"))

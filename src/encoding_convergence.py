@@ -2,11 +2,12 @@
 
 Two panels of curves:
   'own decoder'    every --own model encoded by its own flow (its encode options in
-                   --own-flows: solver, order, tau, z0, solver options) on its own decoder;
+                   --own-encode-options: solver, order, tau, z0, solver options) on its own
+                   decoder;
   'common decoder' one decoder (--common) encoded by first-order rk4 with --steps and with
                    each of --coarse-steps at --tau; by rk4 with --steps, order 1 and 2, at
                    every tau of --tau-sweep; and by AMD at --tau with the solver options of
-                   --amd-flow (absent: no AMD curve). All start from --z0.
+                   --amd-encode-options (absent: no AMD curve). All start from --z0.
 The encode options are resolved by the workflow (src/wfplan.py): those of evaluation, so
 AMD always runs its per-sample rule here.
 
@@ -53,7 +54,8 @@ COLUMNS = [
 ]
 OWN, COMMON = "own decoder", "common decoder"
 AMD_GRID_POINTS = 120
-FLOW_KEYS = ("solver", "order", "tau", "z0", "loss")
+# The encode options that are not solver options.
+NON_SOLVER_KEYS = ("solver", "order", "tau", "z0", "loss")
 
 
 class _PrefixRK4(FixedStepSolver):
@@ -153,9 +155,9 @@ def amd_grid(tau: float) -> np.ndarray:
 
 def rk4_settings(name: str, options: dict) -> dict:
     """order, tau, steps, z0 and alpha of an rk4 model's encode options."""
-    extra = {k: v for k, v in options.items() if k not in (*FLOW_KEYS, "steps", "conv_tol", "alpha")}
+    extra = {k: v for k, v in options.items() if k not in (*NON_SOLVER_KEYS, "steps", "conv_tol", "alpha")}
     if extra or "steps" not in options:
-        solver_options = {k: v for k, v in options.items() if k not in FLOW_KEYS}
+        solver_options = {k: v for k, v in options.items() if k not in NON_SOLVER_KEYS}
         raise ValueError(f"model {name}: rk4 takes solver_options {{steps}} here; got {solver_options}")
     return {
         "order": int(options["order"]),
@@ -171,7 +173,7 @@ def amd_settings(options: dict) -> dict:
     return {
         "tau": options["tau"],
         "z0": options["z0"],
-        "options": {k: v for k, v in options.items() if k not in FLOW_KEYS},
+        "options": {k: v for k, v in options.items() if k not in NON_SOLVER_KEYS},
     }
 
 
@@ -199,13 +201,13 @@ def main(argv=None) -> int:
         help="a model encoded by its own flow on its own decoder (repeatable)",
     )
     p.add_argument(
-        "--own-flows",
+        "--own-encode-options",
         default="{}",
         metavar="JSON",
         help="JSON: {model: its encode options, as gfe.encode takes them} for every --own model",
     )
     p.add_argument(
-        "--amd-flow",
+        "--amd-encode-options",
         metavar="JSON",
         help="JSON: encode options of an AMD model, whose solver options the common-decoder AMD curve takes",
     )
@@ -228,19 +230,19 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=1, help="torch threads")
     a = p.parse_args(argv)
     log = wfcommon.setup(a.threads)
-    own_flows = json.loads(a.own_flows)
+    own_encode_options = json.loads(a.own_encode_options)
     try:
         own = parse_own(a.own)
     except ValueError as error:
         p.error(str(error))
     for name, _ in own:
-        if name not in own_flows:
-            p.error(f"--own {name}: no entry for {name} in --own-flows ({sorted(own_flows)})")
-        if own_flows[name].get("solver") not in ("rk4", "amd"):
-            p.error(f"--own {name}: solver {own_flows[name].get('solver')!r} is not 'rk4' or 'amd'")
-    amd_flow = json.loads(a.amd_flow) if a.amd_flow is not None else None
-    if amd_flow is not None and amd_flow.get("solver") != "amd":
-        p.error(f"--amd-flow: solver {amd_flow.get('solver')!r} is not 'amd'")
+        if name not in own_encode_options:
+            p.error(f"--own {name}: no entry for {name} in --own-encode-options ({sorted(own_encode_options)})")
+        if own_encode_options[name].get("solver") not in ("rk4", "amd"):
+            p.error(f"--own {name}: solver {own_encode_options[name].get('solver')!r} is not 'rk4' or 'amd'")
+    amd_encode_options = json.loads(a.amd_encode_options) if a.amd_encode_options is not None else None
+    if amd_encode_options is not None and amd_encode_options.get("solver") != "amd":
+        p.error(f"--amd-encode-options: solver {amd_encode_options.get('solver')!r} is not 'amd'")
     prepared = io.load_prepared(a.prepared)
     x = prepared["test_images"][: a.n_images]
     if len(x) < a.n_images:
@@ -301,11 +303,11 @@ def main(argv=None) -> int:
         decoder, saved_name = saved.decoder, saved.name
         if saved_name not in (None, name):
             log.warning("--own %s=%s: the file says it holds model %r", name, path, saved_name)
-        flow = own_flows[name]
-        if flow["solver"] == "rk4":
-            add_rk4(OWN, name, decoder, **rk4_settings(name, flow))
+        options = own_encode_options[name]
+        if options["solver"] == "rk4":
+            add_rk4(OWN, name, decoder, **rk4_settings(name, options))
         else:
-            add_amd(OWN, name, decoder, **amd_settings(flow))
+            add_amd(OWN, name, decoder, **amd_settings(options))
 
     # Panel 'common decoder': step counts, tau sweep and orders, AMD, all from --z0.
     saved = io.read_model(a.common)
@@ -320,12 +322,12 @@ def main(argv=None) -> int:
             continue  # the same curve is asked for twice (e.g. --tau is in --tau-sweep)
         done.add((order, steps, float(tau)))
         add_rk4(COMMON, a.common_model, decoder, order=order, tau=float(tau), steps=steps, z0=a.z0)
-    if amd_flow is not None:
-        amd = amd_settings(amd_flow)
+    if amd_encode_options is not None:
+        amd = amd_settings(amd_encode_options)
         log.info("AMD options of the common-decoder curve: %s", amd["options"])
         add_amd(COMMON, a.common_model, decoder, tau=a.tau, z0=a.z0, options=amd["options"])
     else:
-        log.info("no --amd-flow: no AMD curve on the common decoder")
+        log.info("no --amd-encode-options: no AMD curve on the common decoder")
 
     table = pd.concat(frames, ignore_index=True).assign(dataset=a.dataset, n_images=len(x))
     table["steps"] = table["steps"].astype("Int64")

@@ -5,7 +5,7 @@ provenance) and --outputs (NPZ: latents and labels of the first --n-latents test
 the first --n-recon test images and their reconstructions), which the figures read.
 --latents-of-training N: writes only --outputs (NPZ: z, labels, train_idx) of the first N
 images of the run's training subset (E7's t-SNE of training latents).
-A GFE model encodes with --flow, resolved by the workflow (src/wfplan.py): its training
+A GFE model encodes with --encode-options, resolved by the workflow (src/wfplan.py): its training
 encode options, AMD with its per-sample rule.
 """
 
@@ -34,7 +34,9 @@ def main(argv=None) -> int:
     encoding.add_argument(
         "--autoencoder", action="store_true", help="the model file holds an autoencoder: encode by its encoder"
     )
-    encoding.add_argument("--flow", metavar="JSON", help="JSON: a GFE model's encode options, as gfe.encode takes them")
+    encoding.add_argument(
+        "--encode-options", metavar="JSON", help="JSON: a GFE model's encode options, as gfe.encode takes them"
+    )
     p.add_argument("--loss", choices=["bce", "mse"], help="an autoencoder's reconstruction loss")
     p.add_argument("--batch-size", type=int, default=500, help="images encoded at once")
     p.add_argument("--eval-seed", type=int, default=0, help="seed of a uniform z(0)")
@@ -53,9 +55,9 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=1, help="torch threads")
     a = p.parse_args(argv)
     if a.autoencoder != (a.loss is not None):
-        p.error("--loss goes with --autoencoder (a GFE model's loss is in --flow)")
+        p.error("--loss goes with --autoencoder (a GFE model's loss is in --encode-options)")
     log = wfcommon.setup(a.threads)
-    flow = {"loss": a.loss} if a.autoencoder else json.loads(a.flow)
+    encode_options = {"loss": a.loss} if a.autoencoder else json.loads(a.encode_options)
     run = json.loads(open(a.run_json).read())
     device = resolve_device(a.device)
     prepared = io.load_prepared(a.prepared)
@@ -69,9 +71,11 @@ def main(argv=None) -> int:
         )
         return 1
     if a.latents_of_training:
-        return training_latents(a, prepared, run, decoder, encoder, flow, device, log)
+        return training_latents(a, prepared, run, decoder, encoder, encode_options, device, log)
     images = prepared["test_images"].to(device)
-    result = evaluate(decoder, images, encoder=encoder, flow=flow, batch_size=a.batch_size, seed=a.eval_seed)
+    result = evaluate(
+        decoder, images, encoder=encoder, encode_options=encode_options, batch_size=a.batch_size, seed=a.eval_seed
+    )
     summary = result.summary()
     keys = {k: run[k] for k in ("dataset", "experiment", "model", "train_size", "seed")}
     metrics = {**keys, **{f"test_{k}": v for k, v in summary.items()}}
@@ -101,11 +105,13 @@ def main(argv=None) -> int:
     return 0
 
 
-def training_latents(a, prepared, run, decoder, encoder, flow, device, log) -> int:
+def training_latents(a, prepared, run, decoder, encoder, encode_options, device, log) -> int:
     """The first N images of the run's training subset, encoded: NPZ of z, labels, train_idx."""
     order = prepared["subset_order"][str(run["seed"])][: min(a.latents_of_training, run["train_size"])]
     images = prepared["train_images"][order].to(device)
-    result = evaluate(decoder, images, encoder=encoder, flow=flow, batch_size=a.batch_size, seed=a.eval_seed)
+    result = evaluate(
+        decoder, images, encoder=encoder, encode_options=encode_options, batch_size=a.batch_size, seed=a.eval_seed
+    )
     io.write_npz(
         a.outputs,
         z=result.z.cpu().numpy(),

@@ -7,8 +7,9 @@ reason and provenance (--run-json). Resumes from --checkpoint if a checkpoint of
 run is there (another run's is refused, naming what differs); deletes it once the outputs
 are written.
 The arguments are resolved by the workflow (src/wfplan.py): a GFE model's encode options
-(--flow) and those of validation (--eval-flow: the per-sample AMD rule even for a model
-trained with the shared rule, so that held-out numbers do not depend on a batch).
+(--encode-options) and those of validation (--eval-encode-options: the per-sample AMD rule
+even for a model trained with the shared rule, so that held-out numbers do not depend on a
+batch). The run record keeps the encode options under its key "flow".
 """
 
 from __future__ import annotations
@@ -71,12 +72,16 @@ def main(argv=None) -> int:
         "--autoencoder", action="store_true", help="train an encoder network with the decoder (needs --loss)"
     )
     encoding.add_argument(
-        "--flow",
+        "--encode-options",
         metavar="JSON",
         help='JSON: a GFE model\'s encode options, as gfe.encode takes them (e.g. {"solver": "rk4", '
         '"order": 1, "tau": 15000.0, "z0": "zeros", "loss": "bce", "steps": 20})',
     )
-    p.add_argument("--eval-flow", metavar="JSON", help="JSON: the encode options of validation (default: --flow)")
+    p.add_argument(
+        "--eval-encode-options",
+        metavar="JSON",
+        help="JSON: the encode options of validation (default: --encode-options)",
+    )
     p.add_argument("--loss", choices=["bce", "mse"], help="an autoencoder's reconstruction loss")
     p.add_argument(
         "--gradient",
@@ -106,13 +111,13 @@ def main(argv=None) -> int:
     p.add_argument("--run-json", required=True, help="the run record (JSON)")
     p.add_argument("--threads", type=int, default=1, help="torch threads")
     a = p.parse_args(argv)
-    if a.autoencoder and (a.loss is None or a.eval_flow is not None):
-        p.error("--autoencoder takes --loss and no --eval-flow")
-    if a.flow is not None and a.loss is not None:
-        p.error("--loss is an autoencoder's: a GFE model's loss is in --flow")
+    if a.autoencoder and (a.loss is None or a.eval_encode_options is not None):
+        p.error("--autoencoder takes --loss and no --eval-encode-options")
+    if a.encode_options is not None and a.loss is not None:
+        p.error("--loss is an autoencoder's: a GFE model's loss is in --encode-options")
     log = wfcommon.setup(a.threads)
-    flow = {"loss": a.loss} if a.autoencoder else json.loads(a.flow)
-    val_flow = flow if a.eval_flow is None else json.loads(a.eval_flow)
+    encode_options = {"loss": a.loss} if a.autoencoder else json.loads(a.encode_options)
+    val_encode_options = encode_options if a.eval_encode_options is None else json.loads(a.eval_encode_options)
     optimizer = json.loads(a.optimizer)
     device = resolve_device(a.device)
     prepared = io.load_prepared(a.prepared)
@@ -130,14 +135,14 @@ def main(argv=None) -> int:
     opt = OptimizerSettings(**optimizer)
     val = prepared["val_images"].to(device) if a.val_every else None
     log.info(
-        "training %s on %s, N=%d, seed %d, at most %d steps of %d images (flow %s)",
+        "training %s on %s, N=%d, seed %d, at most %d steps of %d images (encode options %s)",
         a.model,
         a.dataset,
         n,
         a.seed,
         a.steps,
         a.batch_size,
-        flow,
+        encode_options,
     )
     started = time.perf_counter()
 
@@ -152,7 +157,7 @@ def main(argv=None) -> int:
         batch_size=a.batch_size,
         seed=a.seed,
         encoder=encoder,
-        flow=flow,
+        encode_options=encode_options,
         gradient=a.gradient,
         optimizer=opt,
         checkpoint_path=a.checkpoint,
@@ -161,7 +166,7 @@ def main(argv=None) -> int:
         val_every=a.val_every,
         val_at=tuple(a.val_at),
         val_batch_size=500,
-        val_flow=val_flow,
+        val_encode_options=val_encode_options,
         patience=a.patience,
         min_improvement=a.min_improvement,
         log_gradient_cosine=a.gradient_cosine,
@@ -202,7 +207,7 @@ def main(argv=None) -> int:
         "val_every": a.val_every,
         "patience": a.patience,
         "min_improvement": a.min_improvement,
-        "amd_rule": wfcommon.amd_rule(flow),
+        "amd_rule": wfcommon.amd_rule(encode_options),
         "final_train_loss": run.steps[-1]["loss"],
         "train_loss_last10": float(steps["loss"].tail(10).mean()),
         "train_nfe_mean": float(steps["nfe"].mean()),
@@ -213,7 +218,7 @@ def main(argv=None) -> int:
         "encoder_params": n_encoder,
         "total_params": n_decoder + n_encoder,
         "gradient": "backprop" if encoder is not None else a.gradient,
-        "flow": json.dumps(flow, sort_keys=True),
+        "flow": json.dumps(encode_options, sort_keys=True),  # the record's key for them, as committed
         "optimizer": json.dumps(optimizer, sort_keys=True),
         **wfcommon.provenance(str(device)),
     }

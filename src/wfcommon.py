@@ -100,8 +100,8 @@ def parse_n(value: str, n_train: int) -> int:
     return n_train if value == "full" else int(value)
 
 
-def amd_rule(flow: dict) -> str:
+def amd_rule(encode_options: dict) -> str:
     """'shared' (the authors' one step per batch), 'per-sample', or '' for other solvers."""
-    if flow.get("solver") != "amd":
+    if encode_options.get("solver") != "amd":
         return ""
-    return "shared" if flow.get("shared") else "per-sample"
+    return "shared" if encode_options.get("shared") else "per-sample"

@@ -48,11 +48,11 @@ class ConfigError(ValueError):
     """A configuration value that would make a job fail; the message names key, value and what is allowed."""
 
 
-def check_config(cfg: dict, *, check_flows: bool = True) -> dict:
+def check_config(cfg: dict, *, check_encode_options: bool = True) -> dict:
     """Check `cfg` (as loaded from YAML, changed in place: exponent strings become numbers,
     the schema's defaults are filled in) and return it; raise ConfigError at the first bad
-    value. check_flows=False skips the check of each GFE model's solver options by the
-    library (`gfe.check_gradient_options`), whose import takes seconds."""
+    value. check_encode_options=False skips the check of each GFE model's encode options
+    by the library (`gfe.check_gradient_options`), whose import takes seconds."""
     if not isinstance(cfg, dict):
         raise ConfigError(
             f"Invalid configuration: {cfg!r} is not a mapping; allowed: a mapping of the keys in {SCHEMA_PATH.name}"
@@ -70,8 +70,8 @@ def check_config(cfg: dict, *, check_flows: bool = True) -> dict:
     _check_train_sizes(cfg)
     _check_batch_sizes(cfg)
     _check_e5_and_e7(cfg)
-    if check_flows:
-        _check_flows(cfg)
+    if check_encode_options:
+        _check_encode_options(cfg)
     return cfg
 
 
@@ -492,21 +492,21 @@ def _check_e5_and_e7(cfg: dict) -> None:
             )
 
 
-def _check_flows(cfg: dict) -> None:
+def _check_encode_options(cfg: dict) -> None:
     """Each GFE model's solver options on each dataset, checked by the library with the very
     options a job would pass it (dt_max >= dt_init, 0 < shrink < 1, known option names, a
     differentiable solver for the adjoint, ...)."""
     from gfe import check_gradient_options
-    from wfplan import flow_options
+    from wfplan import encode_options
 
     for ds in cfg["datasets"]:
         for model in models_in_use(cfg):
             settings = cfg["model_settings"][model]
             if settings["kind"] != "gfe":
                 continue
-            flow = flow_options(settings, cfg["dataset_settings"][ds])
+            options = encode_options(settings, cfg["dataset_settings"][ds])
             try:
-                check_gradient_options(settings["gradient"], **flow)
+                check_gradient_options(settings["gradient"], **options)
             except ValueError as error:
                 where = f"model_settings.{model}"
                 if settings["solver"] == "amd" and cfg["dataset_settings"][ds].get("amd_options"):

@@ -40,28 +40,28 @@ FIGURE_NAMES = [
 TRAIN_FILES = ("train_log.csv", "validation.csv", "run.json")
 
 
-def flow_options(model: dict, dataset: dict) -> dict:
+def encode_options(model: dict, dataset: dict) -> dict:
     """The encode options (keyword arguments of `gfe.encode`) of a GFE model's entry of
     model_settings on a dataset's entry of dataset_settings: the one place the config becomes
     encode options (the dataset's amd_options are merged into an AMD model's solver options)."""
-    flow = {
+    options = {
         "solver": model["solver"],
         "order": model.get("order", 1),
         "tau": float(model["tau"]),
         "z0": model.get("z0", "zeros"),
         "loss": dataset["loss"],
     }
-    options = dict(model.get("solver_options", {}))
+    solver_options = dict(model.get("solver_options", {}))
     if model["solver"] == "amd":
-        options.update(dataset.get("amd_options", {}))
-    flow.update(options)
-    return flow
+        solver_options.update(dataset.get("amd_options", {}))
+    options.update(solver_options)
+    return options
 
 
-def evaluation_flow(flow: dict) -> dict:
+def evaluation_encode_options(options: dict) -> dict:
     """Encode options for validation and test: those of training, but AMD always with its
     per-sample rule (a sample's encoding then does not depend on the batch it is in)."""
-    return {k: v for k, v in flow.items() if k != "shared"}
+    return {k: v for k, v in options.items() if k != "shared"}
 
 
 def _json_arg(value) -> str:
@@ -193,13 +193,13 @@ class Plan:
     def is_autoencoder(self, model: str) -> bool:
         return self.cfg["model_settings"][model]["kind"] == "autoencoder"
 
-    def flow(self, model: str, dataset: str) -> dict:
-        """A GFE model's training encode options on a dataset (`flow_options`)."""
-        return flow_options(self.cfg["model_settings"][model], self.cfg["dataset_settings"][dataset])
+    def encode_options(self, model: str, dataset: str) -> dict:
+        """A GFE model's training encode options on a dataset (`encode_options`)."""
+        return encode_options(self.cfg["model_settings"][model], self.cfg["dataset_settings"][dataset])
 
-    def eval_flow(self, model: str, dataset: str) -> dict:
-        """A GFE model's validation and test encode options (`evaluation_flow`)."""
-        return evaluation_flow(self.flow(model, dataset))
+    def eval_encode_options(self, model: str, dataset: str) -> dict:
+        """A GFE model's validation and test encode options (`evaluation_encode_options`)."""
+        return evaluation_encode_options(self.encode_options(model, dataset))
 
     def latent_dim(self, dataset: str) -> int:
         return self.cfg["dataset_settings"][dataset]["latent_dim"]
@@ -213,16 +213,17 @@ class Plan:
 
     def encoding_args(self, model: str, dataset: str, *, training: bool) -> str:
         """How a run encodes images (arguments of train.py and evaluate.py): an autoencoder's
-        `--autoencoder --loss L`; a GFE model's `--flow` (its encode options; for evaluation
-        the per-sample AMD rule), and for training also `--eval-flow` (those of validation)
-        and `--gradient` (the decoder gradient)."""
+        `--autoencoder --loss L`; a GFE model's `--encode-options` (for evaluation with the
+        per-sample AMD rule), and for training also `--eval-encode-options` (those of
+        validation) and `--gradient` (the decoder gradient)."""
         if self.is_autoencoder(model):
             return f"--autoencoder --loss {self.loss(dataset)}"
         if not training:
-            return f"--flow {_json_arg(self.eval_flow(model, dataset))}"
+            return f"--encode-options {_json_arg(self.eval_encode_options(model, dataset))}"
         gradient = self.cfg["model_settings"][model]["gradient"]
         return (
-            f"--flow {_json_arg(self.flow(model, dataset))} --eval-flow {_json_arg(self.eval_flow(model, dataset))}"
+            f"--encode-options {_json_arg(self.encode_options(model, dataset))}"
+            f" --eval-encode-options {_json_arg(self.eval_encode_options(model, dataset))}"
             f" --gradient {gradient}"
         )
 
@@ -234,12 +235,13 @@ class Plan:
         }
 
     def e5_own_args(self, dataset: str) -> str:
-        """E5's own-decoder curves: `--own MODEL=MODEL_FILE` per model, and `--own-flows`, the
-        evaluation encode options of each (AMD with its per-sample rule)."""
+        """E5's own-decoder curves: `--own MODEL=MODEL_FILE` per model, and
+        `--own-encode-options`, the evaluation encode options of each (AMD with its
+        per-sample rule)."""
         runs = self.e5_own_runs(dataset)
-        flows = {r[2]: self.eval_flow(r[2], dataset) for r in runs}
+        options = {r[2]: self.eval_encode_options(r[2], dataset) for r in runs}
         own = " ".join(f"--own {r[2]}={self.model_file(*r)}" for r in runs)
-        return f"{own} --own-flows {_json_arg(flows)}"
+        return f"{own} --own-encode-options {_json_arg(options)}"
 
     def e5_amd_model(self, dataset: str) -> str | None:
         """The model whose AMD options E5's common-decoder AMD curve takes: the first by name,
@@ -249,6 +251,6 @@ class Plan:
         return amd[0] if amd else None
 
     def e5_amd_args(self, dataset: str) -> str:
-        """`--amd-flow` (the evaluation encode options of `e5_amd_model`), or '' if none."""
+        """`--amd-encode-options` (the evaluation encode options of `e5_amd_model`), or '' if none."""
         model = self.e5_amd_model(dataset)
-        return f"--amd-flow {_json_arg(self.eval_flow(model, dataset))}" if model else ""
+        return f"--amd-encode-options {_json_arg(self.eval_encode_options(model, dataset))}" if model else ""

@@ -61,14 +61,14 @@ def test_encoding_on_the_gpu_matches_the_cpu(options):
     assert torch.equal(gpu.nfe.cpu(), cpu.nfe)
 
 
-@pytest.mark.parametrize("method", ["approximate", "adjoint", "backprop"])
-def test_decoder_gradients_on_the_gpu_match_the_cpu(method):
+@pytest.mark.parametrize("gradient", ["approximate", "adjoint", "backprop"])
+def test_decoder_gradients_on_the_gpu_match_the_cpu(gradient):
     decoder, images = _decoder_and_images(n=4)
     grads = {}
     for device in ("cpu", CUDA):
         dec, x = _on(device, decoder, images)
-        options = dict(solver="rk4", steps=10, tau=10.0) if method != "approximate" else dict(solver="amd", tau=1e3)
-        grads[str(device)] = gfe.decoder_gradient(dec, x, method=method, z0="zeros", **options)
+        options = dict(solver="rk4", steps=10, tau=10.0) if gradient != "approximate" else dict(solver="amd", tau=1e3)
+        grads[str(device)] = gfe.decoder_gradient(dec, x, gradient=gradient, z0="zeros", **options)
     for g_cpu, g_gpu in zip(grads["cpu"], grads[str(CUDA)], strict=True):
         assert g_gpu.device.type == CUDA.type
         torch.testing.assert_close(g_gpu.cpu(), g_cpu, rtol=1e-6, atol=1e-9)
@@ -77,13 +77,22 @@ def test_decoder_gradients_on_the_gpu_match_the_cpu(method):
 def test_training_and_evaluation_run_on_the_gpu():
     decoder, images = _decoder_and_images(n=20, dtype=torch.float32)
     dec, x = _on(CUDA, decoder, images)
-    flow = dict(solver="amd", z0="uniform", tau=1e3)
-    run = train(dec, x, steps=4, batch_size=5, flow=flow, optimizer=OptimizerSettings(), val_images=x[:6], val_every=2)
+    encode_options = dict(solver="amd", z0="uniform", tau=1e3)
+    run = train(
+        dec,
+        x,
+        steps=4,
+        batch_size=5,
+        encode_options=encode_options,
+        optimizer=OptimizerSettings(),
+        val_images=x[:6],
+        val_every=2,
+    )
     assert run.step == 4 and all(torch.isfinite(torch.tensor(r["loss"])) for r in run.steps)
     assert all(p.device.type == CUDA.type for p in dec.parameters())
-    result = evaluate(dec, x[:10], flow=flow, batch_size=4, seed=0)
+    result = evaluate(dec, x[:10], encode_options=encode_options, batch_size=4, seed=0)
     assert result.loss.shape == (10,) and bool(torch.isfinite(result.loss).all())
     # the same held-out numbers as on the CPU, to float32 rounding
     cpu_dec, cpu_x = _on("cpu", dec.cpu(), x[:10].cpu())
-    cpu_result = evaluate(cpu_dec, cpu_x, flow=flow, batch_size=4, seed=0)
+    cpu_result = evaluate(cpu_dec, cpu_x, encode_options=encode_options, batch_size=4, seed=0)
     torch.testing.assert_close(result.loss.cpu(), cpu_result.loss, rtol=1e-4, atol=1e-5)

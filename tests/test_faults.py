@@ -261,14 +261,14 @@ def test_diverging_training_stops_naming_step_and_images_and_keeps_the_checkpoin
     torch.manual_seed(0)
     decoder = MLPDecoder(latent_dim=4)
     encoder = MLPEncoder(latent_dim=4) if model == "ae" else None
-    flow = None if model == "ae" else {"solver": "amd", "tau": 100.0}
+    encode_options = None if model == "ae" else {"solver": "amd", "tau": 100.0}
     ckpt = tmp_path / "run.pt"
     with pytest.raises(TrainingDivergedError, match=r"training step (\d+).*training images \[") as info:
         train(
             decoder,
             _images(),
             encoder=encoder,
-            flow=flow,
+            encode_options=encode_options,
             steps=50,
             checkpoint_path=ckpt,
             checkpoint_every=1,

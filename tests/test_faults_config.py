@@ -38,9 +38,9 @@ def config_with(override: str) -> dict:
     return merge(copy.deepcopy(BASE), yaml.safe_load(override))
 
 
-def rejection(override: str, *, check_flows: bool = True) -> str:
+def rejection(override: str, *, check_encode_options: bool = True) -> str:
     with pytest.raises(ConfigError) as info:
-        check_config(config_with(override), check_flows=check_flows)
+        check_config(config_with(override), check_encode_options=check_encode_options)
     return str(info.value)
 
 
@@ -53,7 +53,7 @@ def test_shipped_configs_pass(configfile):
 AMD = "model_settings.gfe_amd"
 ALL_MODELS = "'ae', 'gfe_amd', 'gfe_amd_per_sample', 'gfe_rk4', 'gfe_2nd', 'gfe_adjoint', 'gfe_lbfgs'"
 OPT = "dataset_settings.fashion_mnist.optimizer"
-# case: (override, fragments of the message). The flow cases need the library (check_flows).
+# case: (override, fragments of the message). The encode-option cases need the library (check_encode_options).
 BAD_CONFIGS = {
     # -- names and types
     "unknown key": ("colour: red", ["colour: 'red'", "not a key of the configuration", "'train_sizes'"]),
@@ -249,7 +249,7 @@ BAD_CONFIGS = {
         ["model_settings.gfe_rk4", "steps=0", "an integer >= 1"],
     ),
 }
-FLOW_CASES = {
+ENCODE_OPTION_CASES = {
     "dt_max < dt_init",
     "shrink = 1",
     "shrink = 0 (dataset override)",
@@ -267,10 +267,10 @@ def test_bad_config_is_rejected_naming_key_value_and_allowed(case):
         assert fragment in message, f"{fragment!r} not in the message:\n{message}"
 
 
-@pytest.mark.parametrize("case", sorted(FLOW_CASES))
-def test_flow_checks_can_be_skipped(case):
-    """check_flows=False: no library import (cluster jobs); the other checks still run."""
-    check_config(config_with(BAD_CONFIGS[case][0]), check_flows=False)
+@pytest.mark.parametrize("case", sorted(ENCODE_OPTION_CASES))
+def test_encode_option_checks_can_be_skipped(case):
+    """check_encode_options=False: no library import (cluster jobs); the other checks still run."""
+    check_config(config_with(BAD_CONFIGS[case][0]), check_encode_options=False)
 
 
 # YAML 1.1 (PyYAML, as Snakemake reads configs) leaves these strings: check_config reads them as
@@ -319,7 +319,7 @@ def test_exponent_notation_is_read_as_a_number(text):
 
 def test_exponent_notation_in_a_list_and_strings_elsewhere_are_kept():
     config = config_with("{encoding_convergence: {tau_sweep: [1e2, 1.5e4]}, name: 1e5, train_sizes: [1e2, full]}")
-    check_config(config, check_flows=False)
+    check_config(config, check_encode_options=False)
     assert config["encoding_convergence"]["tau_sweep"] == [100.0, 15000.0]
     assert config["train_sizes"] == [100, "full"] and type(config["train_sizes"][0]) is int
     assert config["name"] == "1e5"  # a string where the schema expects one
@@ -332,7 +332,7 @@ def test_exponent_notation_out_of_range_is_rejected_as_the_number():
 
 def test_safe_names_pass():
     for name in ("paper", "paper-v1.2", "my_run.2"):
-        check_config(config_with(f"name: {name}"), check_flows=False)
+        check_config(config_with(f"name: {name}"), check_encode_options=False)
 
 
 def test_schema_defaults_are_filled_in(monkeypatch):
@@ -341,7 +341,7 @@ def test_schema_defaults_are_filled_in(monkeypatch):
     monkeypatch.setattr(wfconfig, "load_schema", lambda: schema)
     config = copy.deepcopy(BASE)
     assert "search_system" not in config["data"]
-    check_config(config, check_flows=False)
+    check_config(config, check_encode_options=False)
     assert config["data"]["search_system"] is True
 
 

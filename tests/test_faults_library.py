@@ -65,11 +65,11 @@ def test_encode_and_the_gradient_start_from_the_rows_of_their_sample_ids():
     trace = []
     gfe.encode(decoder, x, solver="amd", tau=5.0, z0="uniform", seed=2, sample_ids=ids, trace=trace)
     assert torch.equal(trace[0]["z"], gfe.initial_latents("uniform", 3, 4, seed=2, sample_ids=ids))
-    flow = dict(solver="rk4", tau=1.0, steps=2, z0="uniform", seed=2, sample_ids=ids)
-    encoded = gfe.encode(decoder, x, **flow)
-    for method in ("approximate", "backprop"):
-        result = gfe.decoder_loss_and_gradient(decoder, x, method=method, **flow)
-        assert torch.allclose(result.z, encoded.z, rtol=0, atol=1e-6), method
+    encode_options = dict(solver="rk4", tau=1.0, steps=2, z0="uniform", seed=2, sample_ids=ids)
+    encoded = gfe.encode(decoder, x, **encode_options)
+    for gradient in ("approximate", "backprop"):
+        result = gfe.decoder_loss_and_gradient(decoder, x, gradient=gradient, **encode_options)
+        assert torch.allclose(result.z, encoded.z, rtol=0, atol=1e-6), gradient
 
 
 def _elementwise_decoder(dtype):
@@ -82,16 +82,18 @@ def _elementwise_decoder(dtype):
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-@pytest.mark.parametrize("flow", [dict(solver="amd", tau=300.0, alpha=5.0), dict(solver="rk4", tau=3.0, steps=10)])
-def test_evaluation_is_bit_for_bit_independent_of_batch_size(dtype, flow):
+@pytest.mark.parametrize(
+    "encode_options", [dict(solver="amd", tau=300.0, alpha=5.0), dict(solver="rk4", tau=3.0, steps=10)]
+)
+def test_evaluation_is_bit_for_bit_independent_of_batch_size(dtype, encode_options):
     decoder = _elementwise_decoder(dtype)
     images = torch.rand(23, 12, generator=torch.Generator().manual_seed(1), dtype=dtype)
-    flow = dict(flow, z0="uniform", loss="mse")
-    runs = [evaluate(decoder, images, flow=flow, batch_size=size, seed=3) for size in (5, 23, 500)]
+    encode_options = dict(encode_options, z0="uniform", loss="mse")
+    runs = [evaluate(decoder, images, encode_options=encode_options, batch_size=size, seed=3) for size in (5, 23, 500)]
     for run in runs[:1] + runs[2:]:
         assert torch.equal(run.loss, runs[1].loss) and torch.equal(run.z, runs[1].z)
         assert torch.equal(run.nfe, runs[1].nfe) and torch.equal(run.converged, runs[1].converged)
-    if flow["solver"] == "amd":
+    if encode_options["solver"] == "amd":
         assert len(set(runs[1].nfe.tolist())) > 1, "samples should leave the working set at different times"
 
 
@@ -100,8 +102,8 @@ def test_mlp_evaluation_is_independent_of_batch_size_up_to_kernel_rounding():
     tail) round a row differently depending on the batch's row count, by about one ulp;
     so z and the loss agree to float32 rounding, and the step decisions (NFE) exactly."""
     decoder, images = _mlp(), _images(23)
-    flow = dict(solver="amd", tau=200.0, z0="uniform", alpha=30.0)
-    runs = [evaluate(decoder, images, flow=flow, batch_size=size, seed=3) for size in (5, 23, 500)]
+    encode_options = dict(solver="amd", tau=200.0, z0="uniform", alpha=30.0)
+    runs = [evaluate(decoder, images, encode_options=encode_options, batch_size=size, seed=3) for size in (5, 23, 500)]
     for run in runs:
         assert torch.equal(run.nfe, runs[1].nfe)
         torch.testing.assert_close(run.z, runs[1].z, rtol=1e-5, atol=1e-5)
@@ -118,7 +120,7 @@ def _entry_points():
         return gfe.decoder_gradient(decoder, x, solver="amd", **options)
 
     def evaluation(decoder, x, **options):
-        return evaluate(decoder, x, flow=options, batch_size=8)
+        return evaluate(decoder, x, encode_options=options, batch_size=8)
 
     return [gfe.encode, gradient, evaluation]
 
@@ -238,8 +240,8 @@ def test_a_frozen_decoder_encodes():
     assert torch.equal(frozen.z, expected.z) and frozen.nfe.min() > 1
 
 
-@pytest.mark.parametrize("method, solver", [("approximate", "amd"), ("backprop", "rk4"), ("adjoint", "rk4")])
-def test_the_gradient_of_a_frozen_decoder_is_refused(method, solver):
+@pytest.mark.parametrize("gradient, solver", [("approximate", "amd"), ("backprop", "rk4"), ("adjoint", "rk4")])
+def test_the_gradient_of_a_frozen_decoder_is_refused(gradient, solver):
     decoder = _mlp(4).requires_grad_(False)
     _raises(
         ValueError,
@@ -247,7 +249,7 @@ def test_the_gradient_of_a_frozen_decoder_is_refused(method, solver):
         gfe.decoder_gradient,
         decoder,
         _images(3),
-        method=method,
+        gradient=gradient,
         solver=solver,
         tau=1.0,
     )

@@ -34,7 +34,8 @@ def problem():
 def _all_methods(decoder, x, tau, steps, order=1):
     options = dict(solver="rk4", tau=tau, steps=steps, alpha=50.0, order=order, z0="uniform", seed=1)
     return {
-        m: _flat(gfe.decoder_gradient(decoder, x, method=m, **options)) for m in ("approximate", "backprop", "adjoint")
+        m: _flat(gfe.decoder_gradient(decoder, x, gradient=m, **options))
+        for m in ("approximate", "backprop", "adjoint")
     }
 
 
@@ -65,7 +66,7 @@ def test_approximation_improves_as_the_flow_converges(problem):
 def test_gradients_come_in_parameter_order_and_leave_the_decoder_untouched(problem):
     decoder, x = problem
     before = copy.deepcopy(decoder.state_dict())
-    result = gfe.decoder_loss_and_gradient(decoder, x, method="adjoint", solver="rk4", tau=1.0, steps=10)
+    result = gfe.decoder_loss_and_gradient(decoder, x, gradient="adjoint", solver="rk4", tau=1.0, steps=10)
     assert [g.shape for g in result.grads] == [p.shape for p in decoder.parameters()]
     assert all(p.grad is None for p in decoder.parameters())
     assert all(torch.equal(before[k], v) for k, v in decoder.state_dict().items())
@@ -74,7 +75,7 @@ def test_gradients_come_in_parameter_order_and_leave_the_decoder_untouched(probl
 
 def test_approximate_gradient_is_the_gradient_at_the_encoding(problem):
     decoder, x = problem
-    result = gfe.decoder_loss_and_gradient(decoder, x, method="approximate", solver="amd", tau=100.0)
+    result = gfe.decoder_loss_and_gradient(decoder, x, gradient="approximate", solver="amd", tau=100.0)
     loss = torch.nn.functional.binary_cross_entropy_with_logits(decoder(result.z), x, reduction="none").mean(1)
     expected = torch.autograd.grad(loss.sum(), list(decoder.parameters()))
     assert _relative(_flat(result.grads), _flat(expected)) < 1e-12
@@ -83,6 +84,6 @@ def test_approximate_gradient_is_the_gradient_at_the_encoding(problem):
 def test_adjoint_through_amd_is_refused_with_a_reason(problem):
     decoder, x = problem
     with pytest.raises(ValueError, match="approximate"):
-        gfe.decoder_gradient(decoder, x, method="adjoint", solver="amd")
-    with pytest.raises(ValueError, match="method"):
-        gfe.decoder_gradient(decoder, x, method="exact")
+        gfe.decoder_gradient(decoder, x, gradient="adjoint", solver="amd")
+    with pytest.raises(ValueError, match="gradient='exact' is unknown"):
+        gfe.decoder_gradient(decoder, x, gradient="exact")

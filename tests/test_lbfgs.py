@@ -266,9 +266,9 @@ def test_encode_and_the_approximate_decoder_gradient_work_end_to_end():
     assert out.z.shape == (6, 20) and out.z.dtype == torch.float32 and out.nfe.dtype == torch.int64
     assert out.t.dtype == torch.float64 and out.converged.dtype == torch.bool
     assert torch.all(out.loss < bce_with_logits(decoder(torch.zeros(6, 20)), x))
-    grads = gfe.decoder_gradient(decoder, x, method="approximate", solver="lbfgs", loss="bce", z0="zeros")
+    grads = gfe.decoder_gradient(decoder, x, gradient="approximate", solver="lbfgs", loss="bce", z0="zeros")
     assert [g.shape for g in grads] == [p.shape for p in decoder.parameters()]
     assert all(torch.isfinite(g).all() for g in grads)
-    for method in ("adjoint", "backprop"):
+    for gradient in ("adjoint", "backprop"):
         with pytest.raises(ValueError, match="approximate"):
-            gfe.decoder_gradient(decoder, x, method=method, solver="lbfgs", loss="bce")
+            gfe.decoder_gradient(decoder, x, gradient=gradient, solver="lbfgs", loss="bce")

@@ -38,14 +38,14 @@ def test_a_plain_sequential_decoder_encodes_with_latent_dim_or_a_z0_tensor(solve
 def test_a_plain_sequential_decoder_trains_and_evaluates_through_the_public_api():
     decoder, x = _sequential(), _images(10)
     before = [p.detach().clone() for p in decoder.parameters()]
-    flow = dict(solver="amd", loss="bce", z0="uniform", latent_dim=4)
-    run = train(decoder, x, steps=3, batch_size=5, flow=flow, val_images=x[:4], val_every=1)
+    encode_options = dict(solver="amd", loss="bce", z0="uniform", latent_dim=4)
+    run = train(decoder, x, steps=3, batch_size=5, encode_options=encode_options, val_images=x[:4], val_every=1)
     assert run.step == 3 and len(run.validation) == 4
     assert any(not torch.equal(a, b) for a, b in zip(before, decoder.parameters(), strict=True))
-    result = evaluate(decoder, x, flow=flow, batch_size=4)
+    result = evaluate(decoder, x, encode_options=encode_options, batch_size=4)
     assert result.z.shape == (10, 4) and torch.isfinite(result.loss).all()
     grads = gfe.decoder_gradient(
-        decoder, x[:2], method="adjoint", solver="rk4", steps=4, tau=10.0, loss="bce", latent_dim=4
+        decoder, x[:2], gradient="adjoint", solver="rk4", steps=4, tau=10.0, loss="bce", latent_dim=4
     )
     assert [g.shape for g in grads] == [p.shape for p in decoder.parameters()]
 

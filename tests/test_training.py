@@ -50,23 +50,23 @@ def test_autoencoder_resume_gives_identical_parameters(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "flow, gradient",
+    "encode_options, gradient",
     [
         (dict(solver="amd", tau=200.0, z0="uniform"), "approximate"),
         (dict(solver="rk4", steps=5, tau=50.0, order=2), "approximate"),
         (dict(solver="rk4", steps=5, tau=50.0), "adjoint"),
     ],
 )
-def test_gfe_resume_gives_identical_parameters(tmp_path, flow, gradient):
+def test_gfe_resume_gives_identical_parameters(tmp_path, encode_options, gradient):
     images = _images(20)
     straight_dec, _ = _models(ae=False)
-    straight = train(straight_dec, images, flow=flow, gradient=gradient, steps=12, batch_size=5)
+    straight = train(straight_dec, images, encode_options=encode_options, gradient=gradient, steps=12, batch_size=5)
     dec, _ = _models(ae=False)
     ckpt = tmp_path / "gfe.pt"
     train(
         dec,
         images,
-        flow=flow,
+        encode_options=encode_options,
         gradient=gradient,
         steps=12,
         batch_size=5,
@@ -75,7 +75,9 @@ def test_gfe_resume_gives_identical_parameters(tmp_path, flow, gradient):
         stop_after=7,
     )
     dec2, _ = _models(seed=5, ae=False)
-    resumed = train(dec2, images, flow=flow, gradient=gradient, steps=12, batch_size=5, checkpoint_path=ckpt)
+    resumed = train(
+        dec2, images, encode_options=encode_options, gradient=gradient, steps=12, batch_size=5, checkpoint_path=ckpt
+    )
     assert _same_parameters(dec2, straight_dec)
     assert _losses(resumed) == _losses(straight)
     assert all(row["nfe"] > 0 for row in resumed.steps)
@@ -113,7 +115,7 @@ def test_evaluate_reports_per_image_results_for_ae_and_gfe():
     images = _images(30)
     dec, enc = _models()
     ae = evaluate(dec, images, encoder=enc, batch_size=7)
-    gfe_eval = evaluate(dec, images, flow=dict(solver="amd", tau=100.0), batch_size=7)
+    gfe_eval = evaluate(dec, images, encode_options=dict(solver="amd", tau=100.0), batch_size=7)
     for result in (ae, gfe_eval):
         assert result.loss.shape == (30,) and result.z.shape == (30, 4)
         summary = result.summary()
@@ -194,12 +196,16 @@ def test_patience_needs_validation():
 
 def test_adjoint_run_logs_the_cosine_to_the_approximate_gradient():
     images = _images(10)
-    flow = dict(solver="rk4", steps=4, tau=20.0)
+    encode_options = dict(solver="rk4", steps=4, tau=20.0)
     dec, _ = _models(ae=False)
-    run = train(dec, images, flow=flow, gradient="adjoint", steps=3, batch_size=5, log_gradient_cosine=True)
+    run = train(
+        dec, images, encode_options=encode_options, gradient="adjoint", steps=3, batch_size=5, log_gradient_cosine=True
+    )
     cosines = [row["grad_cosine"] for row in run.steps]
     assert all(-1.0 <= c <= 1.0 for c in cosines) and all(c < 1.0 - 1e-9 for c in cosines)
-    approx = train(_models(ae=False)[0], images, flow=flow, steps=3, batch_size=5, log_gradient_cosine=True)
+    approx = train(
+        _models(ae=False)[0], images, encode_options=encode_options, steps=3, batch_size=5, log_gradient_cosine=True
+    )
     assert all("grad_cosine" not in row for row in approx.steps)  # the approximate run has nothing to compare
 
 

@@ -12,14 +12,14 @@ from workflow_helpers import REPO
 
 sys.path.insert(0, str(REPO / "src"))
 from wfconfig import check_config  # noqa: E402  (the workflow's helpers live in src/)
-from wfplan import Plan, flow_options  # noqa: E402
+from wfplan import Plan, encode_options  # noqa: E402
 
 
 def _plan(name: str) -> Plan:
     cfg = yaml.safe_load((REPO / "config/config.yaml").read_text())
     if name != "config":
         cfg.update(yaml.safe_load((REPO / f"config/{name}.yaml").read_text()))
-    return Plan(check_config(cfg, check_flows=False))
+    return Plan(check_config(cfg, check_encode_options=False))
 
 
 def test_the_default_plan_runs_every_model_n_and_seed():
@@ -84,16 +84,18 @@ def test_jobs_get_resolved_encode_options_not_config_sections():
     settings = cfg["dataset_settings"][ds]
     assert _options(plan.encoding_args("ae", ds, training=True)) == {"--autoencoder": True, "--loss": settings["loss"]}
     train = _options(plan.encoding_args("gfe_amd", ds, training=True))
-    flow = flow_options(cfg["model_settings"]["gfe_amd"], settings)
-    assert train["--flow"] == flow and flow["shared"] is True
-    assert flow["max_halvings"] == settings["amd_options"]["max_halvings"]  # the dataset's AMD options merged in
+    options = encode_options(cfg["model_settings"]["gfe_amd"], settings)
+    assert train["--encode-options"] == options and options["shared"] is True
+    assert options["max_halvings"] == settings["amd_options"]["max_halvings"]  # the dataset's AMD options merged in
     # validation and test: AMD with its per-sample rule
-    assert train["--eval-flow"] == {k: v for k, v in flow.items() if k != "shared"}
+    assert train["--eval-encode-options"] == {k: v for k, v in options.items() if k != "shared"}
     assert train["--gradient"] == cfg["model_settings"]["gfe_amd"]["gradient"]
-    assert _options(plan.encoding_args("gfe_amd", ds, training=False)) == {"--flow": train["--eval-flow"]}
+    assert _options(plan.encoding_args("gfe_amd", ds, training=False)) == {
+        "--encode-options": train["--eval-encode-options"]
+    }
     assert json.loads(plan.optimizer_json(ds)) == settings["optimizer"]
     own = _options(plan.e5_own_args(ds))
-    assert set(own["--own-flows"]) == {r[2] for r in plan.e5_own_runs(ds)}
-    assert own["--own-flows"]["gfe_rk4"] == flow_options(cfg["model_settings"]["gfe_rk4"], settings)
+    assert set(own["--own-encode-options"]) == {r[2] for r in plan.e5_own_runs(ds)}
+    assert own["--own-encode-options"]["gfe_rk4"] == encode_options(cfg["model_settings"]["gfe_rk4"], settings)
     assert plan.e5_amd_model(ds) == "gfe_amd"
-    assert _options(plan.e5_amd_args(ds))["--amd-flow"] == train["--eval-flow"]
+    assert _options(plan.e5_amd_args(ds))["--amd-encode-options"] == train["--eval-encode-options"]

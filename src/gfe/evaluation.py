@@ -45,17 +45,17 @@ def evaluate(
     images: torch.Tensor,
     *,
     encoder: nn.Module | None = None,
-    flow: dict | None = None,
+    encode_options: dict | None = None,
     batch_size: int = 500,
     seed: int = 0,
 ) -> Evaluation:
-    """Encode `images` in batches (by `encoder` if given, else by `gfe.encode(**flow)`).
+    """Encode `images` in batches (by `encoder` if given, else by `gfe.encode(**encode_options)`).
 
     Args:
         decoder: the decoder whose reconstructions are scored.
         images: (N, ...) images, as `gfe.encode` takes them.
         encoder: an amortised encoder (the autoencoder baseline); None encodes by the flow.
-        flow: options of `gfe.encode` (solver, tau, z0, loss, ...; not seed or sample_ids).
+        encode_options: options of `gfe.encode` (solver, tau, z0, loss, ...; not seed or sample_ids).
         batch_size: images encoded at once; a cost setting, not a result setting (below).
         seed: the seed of z0='uniform'.
 
@@ -74,8 +74,8 @@ def evaluate(
     """
     if batch_size < 1:
         raise ValueError(f"batch_size={batch_size!r} is invalid: must be >= 1")
-    flow = dict(flow or {})
-    _, loss_fn = resolve_loss(flow.get("loss"), decoder)
+    encode_options = dict(encode_options or {})
+    _, loss_fn = resolve_loss(encode_options.get("loss"), decoder)
     parts = []
     started = time.perf_counter()
     for start in range(0, len(images), batch_size):
@@ -87,7 +87,7 @@ def evaluate(
             parts.append((loss, torch.zeros_like(loss, dtype=torch.int64), torch.ones_like(loss, dtype=torch.bool), z))
         else:
             ids = torch.arange(start, start + len(x))
-            out = encode(decoder, x, seed=seed, sample_ids=ids, **flow)
+            out = encode(decoder, x, seed=seed, sample_ids=ids, **encode_options)
             parts.append((out.loss, out.nfe, out.converged, out.z))
     seconds = time.perf_counter() - started
     loss, nfe, converged, z = (torch.cat(column) for column in zip(*parts, strict=True))

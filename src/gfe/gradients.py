@@ -1,6 +1,7 @@
 """Gradient of the decoder's training loss L(theta) = sum_m l(y_m, D(z*_m; theta)).
 
-z* = z(tau) depends on theta through the whole flow. Three ways to get dL/dtheta:
+z* = z(tau) depends on theta through the whole flow. Three ways to get dL/dtheta, the
+keyword `gradient` of `decoder_gradient`, `decoder_loss_and_gradient` and `gfe.training.train`:
 - 'approximate': treat z* as a constant (the paper's training rule; cheapest);
 - 'backprop': differentiate through every operation of the solver;
 - 'adjoint': torchdiffeq's `odeint_adjoint`, integrating the adjoint system backwards.
@@ -41,17 +42,18 @@ class DecoderGradient:
     z: torch.Tensor
 
 
-def check_gradient_options(method: str = "approximate", **flow):
-    """Check a decoder-gradient method and its encode options (those of `gfe.encode`)
-    before any decoder or image is at hand; a ValueError names the option. Returns the solver."""
-    if method not in GRADIENT_METHODS:
-        raise ValueError(f"method={method!r} is unknown; allowed: {list(GRADIENT_METHODS)}")
-    solver_impl = check_encode_options(**flow)
-    if method != "approximate" and not isinstance(solver_impl, _TorchdiffeqSolver):
+def check_gradient_options(gradient: str = "approximate", **encode_options):
+    """Check a decoder-gradient method `gradient` and its encode options (those of
+    `gfe.encode`) before any decoder or image is at hand; a ValueError names the option.
+    Returns the solver."""
+    if gradient not in GRADIENT_METHODS:
+        raise ValueError(f"gradient={gradient!r} is unknown; allowed: {list(GRADIENT_METHODS)}")
+    solver_impl = check_encode_options(**encode_options)
+    if gradient != "approximate" and not isinstance(solver_impl, _TorchdiffeqSolver):
         raise ValueError(
-            f"method={method!r} needs solver 'euler', 'rk4' or 'dopri5'; "
-            f"{flow.get('solver', 'amd')!r} makes non-differentiable step decisions "
-            "(use method='approximate')"
+            f"gradient={gradient!r} needs solver 'euler', 'rk4' or 'dopri5'; "
+            f"{encode_options.get('solver', 'amd')!r} makes non-differentiable step decisions "
+            "(use gradient='approximate')"
         )
     return solver_impl
 
@@ -71,7 +73,7 @@ def decoder_loss_and_gradient(
     decoder: nn.Module,
     x: torch.Tensor,
     *,
-    method: str = "approximate",
+    gradient: str = "approximate",
     solver: str = "rk4",
     order: int = 1,
     tau: float = 1e4,
@@ -88,12 +90,12 @@ def decoder_loss_and_gradient(
     Args:
         decoder: a decoder with at least one parameter that requires grad.
         x: images, checked and reshaped as by `gfe.encode` (`check_images`).
-        method: 'approximate', 'backprop' or 'adjoint' (see the module docstring).
+        gradient: 'approximate', 'backprop' or 'adjoint' (see the module docstring).
         solver, order, tau, z0, loss, seed, sample_ids, alpha, latent_dim, **solver_options:
             those of `gfe.encode`.
     """
     solver_impl = check_gradient_options(
-        method,
+        gradient,
         solver=solver,
         order=order,
         tau=tau,
@@ -107,7 +109,7 @@ def decoder_loss_and_gradient(
     latent_dim = latent_dim_of(decoder, z0, latent_dim)
     x = check_images(decoder, x, loss, latent_dim=latent_dim)
     _, loss_fn = resolve_loss(loss, decoder)
-    if method == "approximate":
+    if gradient == "approximate":
         enc = encode_checked(
             decoder,
             x,
@@ -127,7 +129,7 @@ def decoder_loss_and_gradient(
             z0, x.shape[0], latent_dim, seed=seed, sample_ids=sample_ids, dtype=x.dtype, device=x.device
         )
         z, nfe = _differentiable_encoding(
-            decoder, x, method, solver_impl, order, check_tau(tau), z_start, loss, alpha, params
+            decoder, x, gradient, solver_impl, order, check_tau(tau), z_start, loss, alpha, params
         )
     with torch.enable_grad():
         losses = loss_fn(decoder(z), x)
@@ -135,26 +137,26 @@ def decoder_loss_and_gradient(
     return DecoderGradient(grads=list(grads), loss=losses.detach(), nfe=nfe, z=z.detach())
 
 
-def _differentiable_encoding(decoder, x, method, solver_impl, order, tau, z_start, loss, alpha, params):
+def _differentiable_encoding(decoder, x, gradient, solver_impl, order, tau, z_start, loss, alpha, params):
     flow = build_flow(decoder, x, order=order, loss=loss, alpha=alpha)
     with torch.enable_grad():
-        zs = solver_impl.integrate(flow, z_start, tau, adjoint_params=tuple(params) if method == "adjoint" else None)
+        zs = solver_impl.integrate(flow, z_start, tau, adjoint_params=tuple(params) if gradient == "adjoint" else None)
     nfe = torch.full((x.shape[0],), flow.nfe, dtype=torch.int64, device=x.device)
     return zs[-1], nfe
 
 
 def decoder_gradient(
-    decoder: nn.Module, x: torch.Tensor, *, method: str = "approximate", **options
+    decoder: nn.Module, x: torch.Tensor, *, gradient: str = "approximate", **encode_options
 ) -> list[torch.Tensor]:
     """The gradient of L(theta) = sum_m l(x_m, D(z*_m; theta)) w.r.t. the decoder's parameters.
 
     Args:
         decoder: any nn.Module decoder with at least one parameter that requires grad.
         x: (B, *image shape) images, as `gfe.encode` takes them.
-        method: 'approximate' (z* held constant; the papers' training rule), 'backprop'
+        gradient: 'approximate' (z* held constant; the papers' training rule), 'backprop'
             (through every solver step) or 'adjoint' (torchdiffeq's adjoint); the last two
             need solver 'euler', 'rk4' or 'dopri5'.
-        **options: those of `gfe.encode` (solver, order, tau, z0, loss, seed, sample_ids,
+        **encode_options: those of `gfe.encode` (solver, order, tau, z0, loss, seed, sample_ids,
             alpha, latent_dim, steps, ...).
 
     Returns:
@@ -162,4 +164,4 @@ def decoder_gradient(
         `decoder.parameters()` order (`decoder_loss_and_gradient` also returns the
         per-sample loss, NFE and z*).
     """
-    return decoder_loss_and_gradient(decoder, x, method=method, **options).grads
+    return decoder_loss_and_gradient(decoder, x, gradient=gradient, **encode_options).grads

@@ -119,7 +119,7 @@ class TrainingRun:
             }
 
 
-def _batch_loss_and_step(decoder, encoder, x, flow, gradient, seed, optimizer, loss_fn):
+def _batch_loss_and_step(decoder, encoder, x, encode_options, gradient, seed, optimizer, loss_fn):
     """One optimiser step's gradients; returns (per-sample loss, per-sample NFE, the decoder
     gradient's result or None for the AE)."""
     optimizer.zero_grad(set_to_none=True)
@@ -130,7 +130,7 @@ def _batch_loss_and_step(decoder, encoder, x, flow, gradient, seed, optimizer, l
         losses.sum().backward()
         nfe = torch.zeros_like(losses, dtype=torch.int64)
         return losses.detach(), nfe, None
-    result = decoder_loss_and_gradient(decoder, x, method=gradient, seed=seed, **flow)
+    result = decoder_loss_and_gradient(decoder, x, gradient=gradient, seed=seed, **encode_options)
     for param, grad in zip((p for p in decoder.parameters() if p.requires_grad), result.grads, strict=True):
         param.grad = grad
     return result.loss, result.nfe, result
@@ -166,7 +166,7 @@ def train(
     batch_size: int = 5,
     seed: int = 2020,
     encoder: nn.Module | None = None,
-    flow: dict | None = None,
+    encode_options: dict | None = None,
     gradient: str = "approximate",
     optimizer: OptimizerSettings = OptimizerSettings(),
     checkpoint_path=None,
@@ -175,7 +175,7 @@ def train(
     val_every: int = 0,
     val_at: tuple = (),
     val_batch_size: int = 500,
-    val_flow: dict | None = None,
+    val_encode_options: dict | None = None,
     patience: int = 0,
     min_improvement: float = 0.0,
     log_gradient_cosine: bool = False,
@@ -183,12 +183,12 @@ def train(
     log=None,
 ) -> TrainingRun:
     """Train `decoder` (with `encoder`: an autoencoder; without: GFE with encode options
-    `flow` and decoder gradient `gradient`) on `images` (N, C, H, W).
+    `encode_options` and decoder gradient `gradient`) on `images` (N, C, H, W).
 
     Args:
         steps: optimiser steps; with `patience` the step cap.
         val_images: (V, C, H, W) held-out images, encoded every `val_every` steps (and at
-            steps 0 and the last, and at the steps in `val_at`) with `val_flow` (default: `flow`).
+            steps 0 and the last, and at the steps in `val_at`) with `val_encode_options` (default: `encode_options`).
         patience: stop after this many validation checks without a relative improvement of
             `min_improvement` (0: train all `steps`).
         log_gradient_cosine: for a non-approximate `gradient`, log per step the cosine
@@ -208,19 +208,19 @@ def train(
         raise ValueError(f"steps={steps!r} is invalid: must be an integer >= 1")
     if gradient not in GRADIENT_METHODS:
         raise ValueError(f"gradient={gradient!r} is unknown; allowed: {list(GRADIENT_METHODS)}")
-    flow = dict(flow or {})
-    val_flow = dict(flow if val_flow is None else val_flow)
+    encode_options = dict(encode_options or {})
+    val_encode_options = dict(encode_options if val_encode_options is None else val_encode_options)
     if patience and not (val_images is not None and val_every):
         raise ValueError(f"patience={patience!r} needs validation images and val_every > 0")
     if not 0 <= min_improvement < 1:
         raise ValueError(f"min_improvement={min_improvement!r} is invalid: must be in [0, 1)")
     if encoder is None:
-        check_gradient_options(gradient, **flow)
+        check_gradient_options(gradient, **encode_options)
     modules = [m for m in (decoder, encoder) if m is not None]
     params = [p for m in modules for p in m.parameters()]
     opt = optimizer.build(params)
     sampler = BatchSampler(len(images), batch_size, seed)
-    _, loss_fn = resolve_loss(flow.get("loss"), decoder)
+    _, loss_fn = resolve_loss(encode_options.get("loss"), decoder)
     run = TrainingRun()
     state = load_checkpoint(checkpoint_path) if checkpoint_path else None
     identity = (
@@ -230,7 +230,7 @@ def train(
             decoder=decoder,
             encoder=encoder,
             optimizer=optimizer,
-            flow=flow,
+            encode_options=encode_options,
             gradient=gradient,
             steps=steps,
             batch_size=batch_size,
@@ -251,7 +251,14 @@ def train(
     def validate():
         if val_images is None or not val_every:
             return
-        result = evaluate(decoder, val_images, encoder=encoder, flow=val_flow, batch_size=val_batch_size, seed=seed)
+        result = evaluate(
+            decoder,
+            val_images,
+            encoder=encoder,
+            encode_options=val_encode_options,
+            batch_size=val_batch_size,
+            seed=seed,
+        )
         summary = result.summary()
         run.validation.append({"step": run.step, "images_seen": run.step * batch_size, "elapsed_s": elapsed, **summary})
         run.note_validation(summary["loss_mean"], run.step, decoder, encoder, min_improvement)
@@ -266,7 +273,7 @@ def train(
         started = time.perf_counter()
         try:
             losses, nfe, result = _batch_loss_and_step(
-                decoder, encoder, x, flow, gradient, seed * 1_000_003 + run.step, opt, loss_fn
+                decoder, encoder, x, encode_options, gradient, seed * 1_000_003 + run.step, opt, loss_fn
             )
         except FlowDivergedError as error:
             raise TrainingDivergedError(
@@ -336,7 +343,7 @@ def run_identity(
     decoder,
     encoder,
     optimizer,
-    flow,
+    encode_options,
     gradient,
     steps,
     batch_size,
@@ -349,10 +356,10 @@ def run_identity(
     """What identifies a training run (plain values only): a checkpoint is resumed only by
     the run with the same identity. Training and validation images enter as hashes of
     their values, the networks as their parameter shapes."""
-    plain_flow = {k: v for k, v in sorted(flow.items()) if isinstance(v, (int, float, str, bool))}
+    plain_options = {k: v for k, v in sorted(encode_options.items()) if isinstance(v, (int, float, str, bool))}
     return {
         "optimizer": asdict(optimizer),
-        "flow": plain_flow,
+        "flow": plain_options,  # the key checkpoints store: kept as it is, so that they still resume
         "gradient": gradient,
         "steps": int(steps),
         "batch_size": batch_size,

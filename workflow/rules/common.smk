@@ -36,10 +36,10 @@ def check_gpu_available():
         )
 
 
-# Every value that could make a job fail (src/wfconfig.py). The flow checks import the
-# library (seconds): once per run, not in every cluster job.
+# Every value that could make a job fail (src/wfconfig.py). The encode-option checks
+# import the library (seconds): once per run, not in every cluster job.
 try:
-    check_config(config, check_flows=workflow.is_main_process)
+    check_config(config, check_encode_options=workflow.is_main_process)
 except ConfigError as error:
     raise WorkflowError(str(error)) from None
 
