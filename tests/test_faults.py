@@ -56,7 +56,7 @@ from gfe.data import DatasetError, load_dataset
 from gfe.models import MLPDecoder, MLPEncoder
 from gfe.training import OptimizerSettings, TrainingDivergedError, train
 from helpers import FunctionDecoder, TinyDecoder
-from workflow_helpers import REPO, SNAKEMAKE, copy_repo, snakemake
+from workflow_helpers import REPO, SNAKEMAKE, ae_train_args, copy_repo, snakemake
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -885,45 +885,18 @@ def test_scripts_refuse_a_model_or_checkpoint_that_would_run_code(tmp_path, scri
     evil = tmp_path / "evil.pt"
     torch.save({"step": 1, "decoder": _RunsCode(marker)}, evil, pickle_module=pickle)
     _tiny_prepared(tmp_path / "prepared.pt")
-    common = ["--prepared", str(tmp_path / "prepared.pt"), "--autoencoder", "--loss", "bce"]
     if script == "train":
-        args = [
-            *common,
-            "--latent-dim",
-            "4",
-            "--optimizer",
-            '{"name": "rmsprop", "lr": 0.0005}',
-            "--dataset",
-            "fashion_mnist",
-            "--experiment",
-            "e1",
-            "--model",
-            "ae",
-            "--train-size",
-            "10",
-            "--seed",
-            "0",
-            "--steps",
-            "2",
-            "--batch-size",
-            "5",
-            "--checkpoint",
-            str(evil),
-            "--model-out",
-            str(tmp_path / "m.pt"),
-            "--train-log",
-            str(tmp_path / "log.csv"),
-            "--validation",
-            str(tmp_path / "v.csv"),
-            "--run-json",
-            str(tmp_path / "run.json"),
-        ]
+        args = ae_train_args(tmp_path / "prepared.pt", tmp_path, evil)
     else:
         (tmp_path / "run.json").write_text(
             '{"dataset": "fashion_mnist", "experiment": "e1", "model": "ae", "train_size": 10, "seed": 0}'
         )
         args = [
-            *common,
+            "--prepared",
+            str(tmp_path / "prepared.pt"),
+            "--autoencoder",
+            "--loss",
+            "bce",
             "--model-file",
             str(evil),
             "--run-json",

@@ -27,7 +27,7 @@ from gfe.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
 from gfe.io import save_prepared
 from gfe.models import MLPDecoder, MLPEncoder
 from gfe.training import OptimizerSettings, train
-from workflow_helpers import REPO, copy_repo, snakemake
+from workflow_helpers import REPO, ae_train_args, copy_repo, snakemake
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 needs_fashion = pytest.mark.skipif(not FASHION.is_dir(), reason="needs dataset-fashion-mnist (make data)")
@@ -139,41 +139,7 @@ AUTOENCODER = ["--autoencoder", "--loss", "bce"]
 
 
 def _train(tmp_path, prepared, steps=2) -> subprocess.CompletedProcess:
-    args = [
-        "--prepared",
-        str(prepared),
-        *AUTOENCODER,
-        "--latent-dim",
-        "4",
-        "--optimizer",
-        '{"name": "rmsprop", "lr": 0.0005}',
-        "--dataset",
-        "fashion_mnist",
-        "--experiment",
-        "e1",
-        "--model",
-        "ae",
-        "--train-size",
-        "10",
-        "--seed",
-        "0",
-        "--steps",
-        str(steps),
-        "--batch-size",
-        "5",
-        "--checkpoint",
-        str(tmp_path / "ckpt.pt"),
-        "--checkpoint-every",
-        "1",
-        "--model-out",
-        str(tmp_path / "m.pt"),
-        "--train-log",
-        str(tmp_path / "log.csv"),
-        "--validation",
-        str(tmp_path / "v.csv"),
-        "--run-json",
-        str(tmp_path / "run.json"),
-    ]
+    args = [*ae_train_args(prepared, tmp_path, tmp_path / "ckpt.pt", steps), "--checkpoint-every", "1"]
     return subprocess.run([sys.executable, "src/train.py", *args], cwd=REPO, capture_output=True, text=True)
 
 

@@ -77,3 +77,44 @@ def copy_repo(target: Path, *, skip_results: bool = True) -> Path:
 
 def snakemake(cwd: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
     return subprocess.run([SNAKEMAKE, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout)
+
+
+def ae_train_args(prepared, folder, checkpoint, steps=2) -> list[str]:
+    """The arguments of src/train.py for a tiny autoencoder run (latent 4, 10 training images,
+    batch 5) from `prepared`, resuming from or saving to `checkpoint`, its outputs in `folder`."""
+    folder = Path(folder)
+    return [
+        "--prepared",
+        str(prepared),
+        "--autoencoder",
+        "--loss",
+        "bce",
+        "--latent-dim",
+        "4",
+        "--optimizer",
+        '{"name": "rmsprop", "lr": 0.0005}',
+        "--dataset",
+        "fashion_mnist",
+        "--experiment",
+        "e1",
+        "--model",
+        "ae",
+        "--train-size",
+        "10",
+        "--seed",
+        "0",
+        "--steps",
+        str(steps),
+        "--batch-size",
+        "5",
+        "--checkpoint",
+        str(checkpoint),
+        "--model-out",
+        str(folder / "m.pt"),
+        "--train-log",
+        str(folder / "log.csv"),
+        "--validation",
+        str(folder / "v.csv"),
+        "--run-json",
+        str(folder / "run.json"),
+    ]
