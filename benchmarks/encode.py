@@ -22,16 +22,20 @@ issue's targets). Not a test.
    the float32 resolution of the loss: its tightest setting; grad_tol 1e-5 with tol 0 stopped
    earlier than tol 1e-6 on a briefly trained decoder), and two fast low-NFE rows at 512:
    `lbfgs_tol1e-4` (tol 1e-4) and `lbfgs_evals25` (max_evals 25), for the speed/quality
-   trade-off.
+   trade-off; and the same descent with unlimited memory as dense matrices and its
+   bookkeeping in numpy (solver="lbfgs_dense"): `lbfgs_dense` at batch 5, 100 and 512 (tol
+   1e-6), `lbfgs_dense_tight` at 512 (tol 1e-8), and `lbfgs_dense_tol1e-4` and
+   `lbfgs_dense_tol3e-4` at batch 5 and 512.
 4. Training throughput: images/s and training loss after `--train-steps` optimiser steps
    from the same initial decoder for ae and gfe_amd per-sample (the first steps of the runs
    of 1.), and, back to back from the same initial decoder and batches, with process CPU
    time too: gfe_amd per-sample and gfe_amd shared over `--slow-train-steps`; gfe_amd shared
    and gfe_lbfgs (solver="lbfgs", z0 uniform, tau 1e4, memory 8, tol 1e-6, approximate
-   gradient) over `--train-steps` (the shared rows are the first steps of one run); gfe_amd
+   gradient) and gfe_lbfgs_dense (solver="lbfgs_dense", tol 1e-6, otherwise the same) over
+   `--train-steps` (the shared rows are the first steps of one run); gfe_amd
    per-sample at batch 64 over `--slow-train-steps`. The speedup of a training row is over
    the gfe_amd_shared row with the same number of steps (over the `--slow-train-steps` one
-   when there is none). For the gfe_amd_shared and gfe_lbfgs rows over `--train-steps`,
+   when there is none). For the gfe_amd_shared, gfe_lbfgs and gfe_lbfgs_dense rows over `--train-steps`,
    `test_loss_mean` is the mean loss of the trained decoder on the first `--test-images`
    (200) Fashion-MNIST test images, encoded the same way for both: per-sample AMD with the
    gfe_amd settings, z0 U[0,1) from seed 0 per image (gfe.evaluation.evaluate); its time is
@@ -46,7 +50,7 @@ issue's targets). Not a test.
      4. per-NFE overhead over the bare decoder pass <= 1.3 at batch 5 and <= 1.15 at batch
         512 (the best lbfgs row at each batch);
      5. gfe_lbfgs training at batch 5 >= 5x the images/s of gfe_amd shared at batch 5 over
-        the same steps, at a test loss no higher.
+        the same steps, at a test loss no higher (and the same for gfe_lbfgs_dense).
 
 `--device cuda` puts the decoders, images and latents on the GPU (with `--decoder`/`--ae`,
 load the CPU-trained networks, so that both CSVs measure the same decoder) and writes
@@ -97,6 +101,7 @@ from gfe.training import OptimizerSettings, train
 
 GFE_AMD = dict(solver="amd", z0="uniform", tau=1e4, max_halvings=15)  # the gfe_amd settings, Fashion-MNIST
 GFE_LBFGS = dict(solver="lbfgs", z0="uniform", tau=1e4, memory=8, tol=1e-6)  # the gfe_lbfgs settings (tau unused)
+GFE_LBFGS_DENSE = dict(solver="lbfgs_dense", z0="uniform", tau=1e4, tol=1e-6)  # unlimited memory, dense
 OPTIMIZER = OptimizerSettings(name="rmsprop", lr=5e-4, alpha=0.9, eps=1e-6)
 SEED = 2020
 COLUMNS = [
@@ -332,7 +337,7 @@ def timed_train(name, shape, train_images, batch, options, row_steps, notes, tes
 def comparison_training_rows(shape, train_images, tests, steps, slow, rows, out):
     """The training rows compared with each other, back to back from the same initial weights
     and batches, with process CPU time too (the CSV rewritten after each): gfe_amd shared over
-    `slow` and `steps` steps and gfe_lbfgs over `steps` (both with the test loss of the
+    `slow` and `steps` steps, gfe_lbfgs and gfe_lbfgs_dense over `steps` (with the test loss of the
     decoder after `steps` on `tests`), then per-sample gfe_amd at batch 5 and 64 over `slow`."""
     plan = [
         ("gfe_amd_shared", 5, dict(GFE_AMD, shared=True), sorted({slow, steps}), "the authors' batch rule", tests),
@@ -342,6 +347,15 @@ def comparison_training_rows(shape, train_images, tests, steps, slow, rows, out)
             GFE_LBFGS,
             [steps],
             "beyond the papers: per-sample L-BFGS encoder (memory 8, tol 1e-6, z0 uniform), approximate gradient",
+            tests,
+        ),
+        (
+            "gfe_lbfgs_dense",
+            5,
+            GFE_LBFGS_DENSE,
+            [steps],
+            "beyond the papers: L-BFGS encoder with unlimited memory as dense matrices (tol 1e-6, z0 uniform), "
+            "approximate gradient",
             tests,
         ),
         ("gfe_amd", 5, GFE_AMD, [slow], "per-sample AMD", None),
@@ -588,6 +602,8 @@ def main(argv=None):
     top = min(2048, args.n_images)
     mid = min(100, args.n_images)
     lbfgs = {k: v for k, v in GFE_LBFGS.items() if k != "z0"}
+    dense = {k: v for k, v in GFE_LBFGS_DENSE.items() if k != "z0"}
+    dense_note = "beyond the papers: L-BFGS with unlimited memory as dense matrices, bookkeeping in numpy"
     capped = f"batch 2048 capped at the {args.n_images} images" if top < 2048 else ""
     plan = [
         ("amd_shared", 5, dict(GFE_AMD, shared=True), "the authors' batch rule (baseline)"),
@@ -628,6 +644,14 @@ def main(argv=None):
             dict(lbfgs, max_evals=25),
             "beyond the papers: per-sample L-BFGS, tol 1e-6, at most 25 decoder evaluations (fast)",
         ),
+        ("lbfgs_dense", 5, dense, f"{dense_note}, tol 1e-6"),
+        ("lbfgs_dense", mid, dense, f"{dense_note}, tol 1e-6"),
+        ("lbfgs_dense", big, dense, f"{dense_note}, tol 1e-6"),
+        ("lbfgs_dense_tight", big, dict(dense, tol=1e-8), f"{dense_note}, tol 1e-8 (its tightest setting)"),
+        ("lbfgs_dense_tol1e-4", 5, dict(dense, tol=1e-4), f"{dense_note}, tol 1e-4 (fast)"),
+        ("lbfgs_dense_tol1e-4", big, dict(dense, tol=1e-4), f"{dense_note}, tol 1e-4 (fast)"),
+        ("lbfgs_dense_tol3e-4", 5, dict(dense, tol=3e-4), f"{dense_note}, tol 3e-4 (faster)"),
+        ("lbfgs_dense_tol3e-4", big, dict(dense, tol=3e-4), f"{dense_note}, tol 3e-4 (faster)"),
     ]
     for name, batch, options, notes in plan:
         # the floor again, just before the row and at its batch size, so that the overhead ratio compares
@@ -864,20 +888,20 @@ def print_lbfgs_targets(rows, base, shared, big):
                 bool(r) and r["overhead_ratio"] <= limit,
             )
         )
-    targets.append(lbfgs_training_target(rows, shared))
+    targets += [lbfgs_training_target(rows, shared, method) for method in ("gfe_lbfgs", "gfe_lbfgs_dense")]
     print("\ntargets (L-BFGS issue; encoding against amd_shared batch 5, same images, GFE decoder rows only):")
     for text, value, met in targets:
         print(f"  [{'MET' if met else 'MISSED'}] {text}: {value}")
 
 
-def lbfgs_training_target(rows, shared):
-    """(text, value, met) of the L-BFGS issue's training target against the gfe_amd shared
-    row over the same steps."""
-    lbfgs_train = next((r for r in rows if r["kind"] == "train" and r["method"] == "gfe_lbfgs"), None)
+def lbfgs_training_target(rows, shared, method="gfe_lbfgs"):
+    """(text, value, met) of the L-BFGS issue's training target for `method` against the
+    gfe_amd shared row over the same steps."""
+    lbfgs_train = next((r for r in rows if r["kind"] == "train" and r["method"] == method), None)
     if not (lbfgs_train and shared and shared.get("test_loss_mean") is not None):
-        return "gfe_lbfgs training at batch 5 >= 5x gfe_amd shared, test loss no higher", "no comparable rows", False
+        return f"{method} training at batch 5 >= 5x gfe_amd shared, test loss no higher", "no comparable rows", False
     return (
-        f"gfe_lbfgs training at batch 5 >= 5x gfe_amd shared images/s over {lbfgs_train['steps']} steps, "
+        f"{method} training at batch 5 >= 5x gfe_amd shared images/s over {lbfgs_train['steps']} steps, "
         "test loss no higher",
         f"{lbfgs_train['speedup']:.1f}x (CPU time {lbfgs_train['cpu_speedup']:.1f}x), test loss "
         f"{lbfgs_train['test_loss_mean']:.4f} vs {shared['test_loss_mean']:.4f}",
@@ -886,8 +910,10 @@ def lbfgs_training_target(rows, shared):
 
 
 def print_lbfgs_training_target(rows, shared):
-    text, value, met = lbfgs_training_target(rows, shared)
-    print(f"\ntarget (L-BFGS issue): [{'MET' if met else 'MISSED'}] {text}: {value}")
+    print("\ntarget (L-BFGS issue):")
+    for method in ("gfe_lbfgs", "gfe_lbfgs_dense"):
+        text, value, met = lbfgs_training_target(rows, shared, method)
+        print(f"  [{'MET' if met else 'MISSED'}] {text}: {value}")
 
 
 if __name__ == "__main__":

@@ -41,10 +41,11 @@ def test_auto_resolves_to_the_gpu():
         dict(solver="amd", tau=1e3),
         dict(solver="amd", tau=1e3, shared=True),
         dict(solver="lbfgs"),
+        dict(solver="lbfgs_dense"),
         dict(solver="rk4", steps=50, tau=50.0),
         dict(solver="rk4", steps=50, tau=50.0, order=2),
     ],
-    ids=["amd", "amd_shared", "lbfgs", "rk4", "nesterov_rk4"],
+    ids=["amd", "amd_shared", "lbfgs", "lbfgs_dense", "rk4", "nesterov_rk4"],
 )
 def test_encoding_on_the_gpu_matches_the_cpu(options):
     decoder, images = _decoder_and_images()

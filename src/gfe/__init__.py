@@ -1,7 +1,7 @@
 """Gradient-flow encoding (GFE): encode by integrating the gradient flow of a decoder.
 
 Main entry points: `gfe.encode` (latent codes by AMD, rk4, euler or dopri5, first- or
-second-order flow; `lbfgs`, beyond the papers) and `gfe.decoder_gradient` (training
+second-order flow; `lbfgs` and `lbfgs_dense`, beyond the papers) and `gfe.decoder_gradient` (training
 gradients: approximate, full adjoint, or back-propagation through the solver). The
 papers' networks are in `gfe.models`, the training loop in `gfe.training.train`, held-out
 evaluation in `gfe.evaluation.evaluate`, the files (atomic writes, model and prepared-data

@@ -262,8 +262,10 @@ def encode(
         x: (B, *image shape) floating images, or flattened (B, prod(image shape)), on the
             decoder's device and in its dtype; in [0, 1] for loss='bce' (`check_images`).
         solver: 'amd' (per-sample AMD; `shared=True` for the authors' batch rule), 'rk4',
-            'euler' (take `steps`), 'dopri5' (takes `rtol`, `atol`), or 'lbfgs' (beyond the
-            papers: per-sample L-BFGS descent on the same loss; `tau` is not used).
+            'euler' (take `steps`), 'dopri5' (takes `rtol`, `atol`), 'lbfgs' (beyond the
+            papers: per-sample L-BFGS descent on the same loss; `tau` is not used) or
+            'lbfgs_dense' (the same descent with unlimited memory as dense matrices and its
+            bookkeeping in numpy: the cheapest steps at small batches).
         order: 1 (gradient flow) or 2 (Nesterov flow; rk4/euler/dopri5 only).
         tau: integration time (a number or a one-element tensor).
         z0: 'zeros', 'uniform' (U[0,1)^d from `seed`; per image from (seed, sample_ids[i])

@@ -6,6 +6,7 @@ from .amd import AMDOptions, AMDSolver
 from .base import FlowDivergedError, SolverOutput
 from .lbfgs import LBFGSOptions as LBFGSOptions
 from .lbfgs import LBFGSSolver
+from .lbfgs_dense import DenseLBFGSOptions, DenseLBFGSSolver
 from .odeint import Dopri5Solver, FixedStepSolver
 
 SOLVERS = {
@@ -14,6 +15,7 @@ SOLVERS = {
     "rk4": lambda **options: FixedStepSolver(method="rk4", **options),
     "dopri5": Dopri5Solver,
     "lbfgs": LBFGSSolver,
+    "lbfgs_dense": DenseLBFGSSolver,
 }
 
 
@@ -29,6 +31,8 @@ def make_solver(name: str, **options):
 
 __all__ = [
     "AMDOptions",
+    "DenseLBFGSOptions",
+    "DenseLBFGSSolver",
     "AMDSolver",
     "Dopri5Solver",
     "FixedStepSolver",

@@ -37,45 +37,22 @@ from dataclasses import dataclass
 import torch
 
 from ..flows import GradientFlow
-from .base import FlowDivergedError, SolverOutput, first_samples, is_integer, is_number
-
-CURVATURE_EPS = 1e-10  # a pair (s, y) is kept only if s.y > CURVATURE_EPS |s| |y|
+from .base import SolverOutput, is_integer
+from .descent import CURVATURE_EPS, DescentOptions, empty_output, start_point, store_finished
 
 
 @dataclass(frozen=True)
-class LBFGSOptions:
-    """Memory, stop rules and line search of the per-sample L-BFGS descent."""
+class LBFGSOptions(DescentOptions):
+    """The line search and stop rules of `DescentOptions`, and `memory`: the number of
+    curvature pairs each sample keeps."""
+
+    solver_label = "L-BFGS"
 
     memory: int = 8
-    max_iters: int = 500
-    tol: float = 1e-6
-    grad_tol: float = 0.0
-    c1: float = 1e-4
-    shrink: float = 0.5
-    max_backtracks: int = 20
-    initial_step: float = 1.0
-    max_evals: int = 5_000
 
-    def __post_init__(self):
-        """Reject a bad option with a ValueError naming it, its value and what is allowed."""
-        checks = [
-            ("memory", lambda: is_integer(self.memory) and self.memory >= 1, "an integer >= 1"),
-            ("max_iters", lambda: is_integer(self.max_iters) and self.max_iters >= 1, "an integer >= 1"),
-            ("tol", lambda: is_number(self.tol) and self.tol >= 0, "a number >= 0"),
-            ("grad_tol", lambda: is_number(self.grad_tol) and self.grad_tol >= 0, "a number >= 0"),
-            ("c1", lambda: is_number(self.c1) and 0 < self.c1 < 1, "a number in (0, 1)"),
-            ("shrink", lambda: is_number(self.shrink) and 0 < self.shrink < 1, "a number in (0, 1)"),
-            ("max_backtracks", lambda: is_integer(self.max_backtracks) and self.max_backtracks >= 0, "an integer >= 0"),
-            (
-                "initial_step",
-                lambda: is_number(self.initial_step) and 0 < self.initial_step < float("inf"),
-                "a finite number > 0",
-            ),
-            ("max_evals", lambda: is_integer(self.max_evals) and self.max_evals >= 1, "an integer >= 1"),
-        ]
-        for name, ok, allowed in checks:
-            if not ok():
-                raise ValueError(f"L-BFGS option {name}={getattr(self, name)!r} is invalid: must be {allowed}")
+    def checks(self):
+        memory = ("memory", lambda: is_integer(self.memory) and self.memory >= 1, "an integer >= 1")
+        return [memory, *super().checks()]
 
 
 @dataclass
@@ -140,12 +117,12 @@ class LBFGSSolver:
             raise ValueError("solver='lbfgs' descends the first-order flow's loss only (order=1)")
         o = self.options
         state = self._start(flow, z0)
-        out = self._empty_output(state, z0.shape[0])
+        out = empty_output(z0.shape[0], z=state.z, loss=state.loss)
         iterations = 0
         done = state.converged | (iterations + 1 >= o.max_evals)
         while True:
             if bool(done.any()):
-                self._store(out, state, done, iterations)
+                store_finished(out, state, done, iterations)
                 state = state.keep(~done)
             if not state.idx.numel():
                 return out
@@ -157,17 +134,7 @@ class LBFGSSolver:
 
     def _start(self, flow: GradientFlow, z0: torch.Tensor) -> _Batch:
         batch, dim = z0.shape
-        loss, velocity = flow.loss_and_velocity(z0, flow.target)
-        grad = velocity / -flow.alpha
-        bad = ~(torch.isfinite(loss) & torch.isfinite(grad).all(1))
-        if bool(bad.any()):
-            samples = first_samples(bad)
-            raise FlowDivergedError(
-                f"L-BFGS: non-finite loss or gradient at the starting point for samples {samples}; "
-                "check the decoder weights and the data",
-                samples,
-                step=0,
-            )
+        loss, grad = start_point(flow, z0, "L-BFGS")
         m = int(self.options.memory)
         count = dict(dtype=torch.int64, device=z0.device)
         flag = dict(dtype=torch.bool, device=z0.device)
@@ -259,28 +226,6 @@ class LBFGSSolver:
         s.rho = torch.where(reset[:, None], 0, s.rho)
         s.gamma = torch.where(reset, 1, s.gamma)
         s.pairs = torch.where(reset, 0, s.pairs)
-
-    @staticmethod
-    def _empty_output(s: _Batch, batch: int) -> SolverOutput:
-        def empty(like, dtype=None):
-            return like.new_empty((batch, *like.shape[1:]), dtype=dtype)
-
-        return SolverOutput(
-            z=empty(s.z),
-            loss=empty(s.loss),
-            nfe=empty(s.iters),
-            converged=empty(s.converged),
-            t=empty(s.iters, torch.float64),
-            rejected=empty(s.rejected),
-        )
-
-    @staticmethod
-    def _store(out: SolverOutput, s: _Batch, done: torch.Tensor, iterations: int) -> None:
-        idx = s.idx[done]
-        for name in ("z", "loss", "converged", "rejected"):
-            getattr(out, name)[idx] = getattr(s, name)[done]
-        out.t[idx] = s.iters[done].to(torch.float64)
-        out.nfe[idx] = iterations + 1  # the start plus one evaluation per iteration it took part in
 
 
 def _two_loop(

@@ -1,6 +1,7 @@
-"""L-BFGS encoding: batch independence, monotone losses, exact NFE accounting,
-non-finite trials, stationarity against AMD, a least-squares optimum, options, and the
-encode / decoder_gradient entry points."""
+"""The per-sample quasi-Newton encoders, `lbfgs` and `lbfgs_dense`: batch independence,
+monotone losses, exact NFE accounting, non-finite trials, stationarity against AMD, a
+least-squares optimum, options, the encode / decoder_gradient entry points, and the dense
+form against the two-loop recursion with a memory longer than the run."""
 
 import pytest
 import torch
@@ -10,8 +11,11 @@ import gfe
 from gfe.flows import GradientFlow
 from gfe.losses import bce_with_logits, mse
 from gfe.models import build_decoder
-from gfe.solvers import FlowDivergedError, LBFGSOptions, LBFGSSolver, make_solver
+from gfe.solvers import DenseLBFGSOptions, FlowDivergedError, LBFGSOptions, make_solver
 from helpers import FunctionDecoder, LinearDecoder, TinyDecoder
+
+SOLVERS = ["lbfgs", "lbfgs_dense"]
+every_solver = pytest.mark.parametrize("solver", SOLVERS)
 
 
 def _mlp_problem(batch=16, seed=0):
@@ -43,19 +47,21 @@ def _gradient_norm(decoder, z, x, loss_fn=bce_with_logits):
     return grad.norm(dim=1)
 
 
-def test_encoding_of_a_sample_does_not_depend_on_its_batch():
+@every_solver
+def test_encoding_of_a_sample_does_not_depend_on_its_batch(solver):
     decoder, x, z0 = _mlp_problem(16, seed=3)
-    batch = gfe.encode(decoder, x, solver="lbfgs", loss="bce", z0=z0)
+    batch = gfe.encode(decoder, x, solver=solver, loss="bce", z0=z0)
     differences = []
     for i in range(16):
-        alone = gfe.encode(decoder, x[i : i + 1], solver="lbfgs", loss="bce", z0=z0[i : i + 1])
+        alone = gfe.encode(decoder, x[i : i + 1], solver=solver, loss="bce", z0=z0[i : i + 1])
         differences.append(float((alone.z[0] - batch.z[i]).abs().max()))
         assert alone.nfe[0] == batch.nfe[i] and alone.rejected[0] == batch.rejected[i]
     assert max(differences) < 1e-5, max(differences)
     assert len(set(batch.nfe.tolist())) > 1, "per-sample stopping should give different NFE"
 
 
-def test_per_sample_loss_never_increases_and_accepted_trials_satisfy_armijo():
+@every_solver
+def test_per_sample_loss_never_increases_and_accepted_trials_satisfy_armijo(solver):
     torch.manual_seed(1)
     decoder = TinyDecoder().double()
     x = torch.rand(12, 12, dtype=torch.float64)
@@ -64,7 +70,7 @@ def test_per_sample_loss_never_increases_and_accepted_trials_satisfy_armijo():
     trace = []
     # A large first step makes the line search backtrack.
     with torch.no_grad():
-        out = LBFGSSolver(initial_step=20.0, tol=0.0, grad_tol=1e-9).solve(flow, z0, 1.0, trace=trace)
+        out = make_solver(solver, initial_step=20.0, tol=0.0, grad_tol=1e-9).solve(flow, z0, 1.0, trace=trace)
     start = bce_with_logits(decoder(z0), x)
     last, accepted = start.tolist(), [0] * 12
     for it in trace:
@@ -96,22 +102,24 @@ class RowCounter(nn.Module):
         return self.decoder(z)
 
 
-def test_nfe_counts_every_decoder_row_exactly():
+@every_solver
+def test_nfe_counts_every_decoder_row_exactly(solver):
     decoder, x, z0 = _mlp_problem(16, seed=5)
     counter = RowCounter(decoder)
-    out = gfe.encode(counter, x, solver="lbfgs", loss="bce", z0=z0, tol=1e-7)
+    out = gfe.encode(counter, x, solver=solver, loss="bce", z0=z0, tol=1e-7)
     assert int(out.nfe.sum()) == counter.rows  # one forward (+ its backward) per evaluation
     assert int(out.nfe.max()) == counter.calls  # the slowest sample takes part in every call
     assert torch.all(out.nfe == out.t.long() + out.rejected + 1)  # the start + one per trial
 
 
-def test_stop_rules_cap_iterations_and_evaluations():
+@every_solver
+def test_stop_rules_cap_iterations_and_evaluations(solver):
     decoder, x, z0 = _mlp_problem(8, seed=6)
-    capped = gfe.encode(decoder, x, solver="lbfgs", loss="bce", z0=z0, tol=0.0, max_iters=3)
+    capped = gfe.encode(decoder, x, solver=solver, loss="bce", z0=z0, tol=0.0, max_iters=3)
     assert torch.all(capped.t == 3) and not capped.converged.any()
-    counted = gfe.encode(decoder, x, solver="lbfgs", loss="bce", z0=z0, tol=0.0, max_evals=5)
+    counted = gfe.encode(decoder, x, solver=solver, loss="bce", z0=z0, tol=0.0, max_evals=5)
     assert torch.all(counted.nfe == 5) and not counted.converged.any()
-    loose = gfe.encode(decoder, x, solver="lbfgs", loss="bce", z0=z0, grad_tol=1e-3, tol=0.0)
+    loose = gfe.encode(decoder, x, solver=solver, loss="bce", z0=z0, grad_tol=1e-3, tol=0.0)
     assert loose.converged.all()
     assert torch.all(_gradient_norm(decoder, loose.z, x) < 1e-3)
 
@@ -126,11 +134,12 @@ def _nan_outside(radius):
     return fn
 
 
-def test_non_finite_trials_are_rejected_and_the_loss_never_gets_worse():
+@every_solver
+def test_non_finite_trials_are_rejected_and_the_loss_never_gets_worse(solver):
     decoder = FunctionDecoder(_nan_outside(1.0), latent_dim=2)
     x = torch.tensor([[0.9] * 4, [0.1] * 4, [0.5] * 4], dtype=torch.float64)
     z0 = torch.tensor([[0.0, 0.0], [0.5, 0.5], [0.2, -0.1]], dtype=torch.float64)
-    out = gfe.encode(decoder, x, solver="lbfgs", loss="mse", z0=z0, initial_step=5.0)
+    out = gfe.encode(decoder, x, solver=solver, loss="mse", z0=z0, initial_step=5.0)
     start = mse(decoder(z0), x)
     assert torch.isfinite(out.z).all() and torch.isfinite(out.loss).all()
     assert torch.all(out.z.norm(dim=1) <= 1.0)
@@ -153,13 +162,14 @@ class _NanGradientOutside(torch.autograd.Function):
         return torch.where(z.norm(dim=1, keepdim=True) > 1.0, torch.nan, grad)
 
 
-def test_finite_loss_with_non_finite_gradient_is_rejected():
+@every_solver
+def test_finite_loss_with_non_finite_gradient_is_rejected(solver):
     decoder = FunctionDecoder(
         lambda z: torch.sigmoid(_NanGradientOutside.apply(z).sum(1, keepdim=True)).expand(-1, 4), latent_dim=2
     )
     x = torch.tensor([[0.9] * 4, [0.5] * 4], dtype=torch.float64)
     z0 = torch.tensor([[0.0, 0.0], [0.5, 0.5]], dtype=torch.float64)
-    out = gfe.encode(decoder, x, solver="lbfgs", loss="mse", z0=z0, initial_step=5.0)
+    out = gfe.encode(decoder, x, solver=solver, loss="mse", z0=z0, initial_step=5.0)
     assert torch.isfinite(out.z).all() and torch.all(out.z.norm(dim=1) <= 1.0)
     assert torch.all(out.rejected > 0) and torch.all(out.loss < mse(decoder(z0), x))
 
@@ -191,19 +201,21 @@ def test_two_loop_matches_the_dense_bfgs_inverse_hessian_with_uneven_histories()
     assert torch.allclose(_two_loop(grad, s, y, rho, gamma), torch.stack(expected), atol=1e-12)
 
 
-def test_non_finite_start_names_the_sample():
+@every_solver
+def test_non_finite_start_names_the_sample(solver):
     decoder, x, z0 = _mlp_problem(4, seed=7)
     z0[2, 5] = torch.nan
     with pytest.raises(FlowDivergedError, match=r"\[2\]") as error:
-        gfe.encode(decoder, x, solver="lbfgs", loss="bce", z0=z0)
+        gfe.encode(decoder, x, solver=solver, loss="bce", z0=z0)
     assert error.value.samples == [2]
 
 
-def test_result_is_stationary_and_as_low_as_a_long_amd_run():
+@every_solver
+def test_result_is_stationary_and_as_low_as_a_long_amd_run(solver):
     decoder, x, z0 = _mlp_problem(16, seed=8)
     decoder = _lightly_trained(decoder, x)
     start = torch.zeros_like(z0)
-    lbfgs = gfe.encode(decoder, x, solver="lbfgs", loss="bce", z0=start, tol=0.0, grad_tol=1e-7)
+    lbfgs = gfe.encode(decoder, x, solver=solver, loss="bce", z0=start, tol=0.0, grad_tol=1e-7)
     amd = gfe.encode(decoder, x, solver="amd", loss="bce", z0=start, tau=1e4)
     assert lbfgs.converged.all()
     assert torch.all(_gradient_norm(decoder, lbfgs.z, x) < 1e-4)
@@ -211,14 +223,15 @@ def test_result_is_stationary_and_as_low_as_a_long_amd_run():
     assert float(lbfgs.nfe.float().mean()) < float(amd.nfe.float().mean())
 
 
-def test_least_squares_optimum_of_a_linear_decoder():
+@every_solver
+def test_least_squares_optimum_of_a_linear_decoder(solver):
     torch.manual_seed(9)
     weight = torch.randn(12, 3, dtype=torch.float64)
     bias = torch.randn(12, dtype=torch.float64)
     decoder = LinearDecoder(weight, bias)
     x = torch.rand(5, 12, dtype=torch.float64)
     optimum = torch.linalg.lstsq(weight, (x - bias).T).solution.T
-    out = gfe.encode(decoder, x, solver="lbfgs", loss="mse", z0="zeros", tol=0.0, grad_tol=1e-9)
+    out = gfe.encode(decoder, x, solver=solver, loss="mse", z0="zeros", tol=0.0, grad_tol=1e-9)
     assert out.converged.all()
     assert (out.z - optimum).abs().max() < 1e-6
     assert torch.all(out.nfe < 40)  # a 3-d quadratic: L-BFGS needs a handful of steps
@@ -247,28 +260,64 @@ def test_bad_options_are_rejected_with_the_option_name(bad):
         LBFGSOptions(**bad)
     with pytest.raises(ValueError, match=name):
         make_solver("lbfgs", **bad)
+    if name != "memory":
+        with pytest.raises(ValueError, match=f"dense L-BFGS option {name}="):
+            DenseLBFGSOptions(**bad)
+        with pytest.raises(ValueError, match=name):
+            make_solver("lbfgs_dense", **bad)
 
 
-def test_unknown_option_and_second_order_flow_are_refused():
+def test_the_dense_form_has_no_memory_option():
+    with pytest.raises(ValueError, match="lbfgs_dense.*memory"):
+        make_solver("lbfgs_dense", memory=8)
+
+
+@pytest.mark.parametrize("options", [dict(tol=1e-6), dict(tol=0.0, grad_tol=1e-7), dict(max_evals=12)])
+def test_dense_form_takes_the_same_steps_as_the_two_loop_recursion_with_a_long_memory(options):
+    """H = gamma A + C kept densely is L-BFGS over all pairs: the same iterates as the
+    two-loop recursion with a memory longer than the run, up to rounding, in float64."""
+    decoder, x, z0 = _mlp_problem(16, seed=8)
+    decoder = _lightly_trained(decoder, x)
+    two_loop = gfe.encode(decoder, x, solver="lbfgs", memory=1000, loss="bce", z0=z0, **options)
+    dense = gfe.encode(decoder, x, solver="lbfgs_dense", loss="bce", z0=z0, **options)
+    assert torch.equal(dense.nfe, two_loop.nfe) and torch.equal(dense.rejected, two_loop.rejected)
+    assert torch.equal(dense.converged, two_loop.converged) and torch.equal(dense.t, two_loop.t)
+    assert (dense.z - two_loop.z).abs().max() < 1e-9
+    assert (dense.loss - two_loop.loss).abs().max() < 1e-12
+
+
+def test_dense_form_follows_the_inputs_dtype_and_matches_float64_in_float32():
+    decoder, x, z0 = _mlp_problem(6, seed=12)
+    decoder = _lightly_trained(decoder, x)
+    exact = gfe.encode(decoder, x, solver="lbfgs_dense", loss="bce", z0=z0, max_evals=10)
+    single = gfe.encode(decoder.float(), x.float(), solver="lbfgs_dense", loss="bce", z0=z0.float(), max_evals=10)
+    assert single.z.dtype == single.loss.dtype == torch.float32
+    assert single.nfe.dtype == single.rejected.dtype == torch.int64 and single.t.dtype == torch.float64
+    assert (single.loss.double() - exact.loss).abs().max() < 1e-5
+
+
+@every_solver
+def test_unknown_option_and_second_order_flow_are_refused(solver):
     decoder = TinyDecoder().double()
     x = torch.rand(2, 12, dtype=torch.float64)
-    with pytest.raises(ValueError, match="lbfgs"):
-        gfe.encode(decoder, x, solver="lbfgs", dt_init=1.0)
+    with pytest.raises(ValueError, match=solver):
+        gfe.encode(decoder, x, solver=solver, dt_init=1.0)
     with pytest.raises(ValueError, match="order"):
-        gfe.encode(decoder, x, solver="lbfgs", order=2)
+        gfe.encode(decoder, x, solver=solver, order=2)
 
 
-def test_encode_and_the_approximate_decoder_gradient_work_end_to_end():
+@every_solver
+def test_encode_and_the_approximate_decoder_gradient_work_end_to_end(solver):
     torch.manual_seed(10)
     decoder = build_decoder((1, 28, 28), 20)
     x = torch.rand(6, 1, 28, 28)
-    out = gfe.encode(decoder, x, solver="lbfgs", loss="bce", z0="zeros")
+    out = gfe.encode(decoder, x, solver=solver, loss="bce", z0="zeros")
     assert out.z.shape == (6, 20) and out.z.dtype == torch.float32 and out.nfe.dtype == torch.int64
     assert out.t.dtype == torch.float64 and out.converged.dtype == torch.bool
     assert torch.all(out.loss < bce_with_logits(decoder(torch.zeros(6, 20)), x))
-    grads = gfe.decoder_gradient(decoder, x, gradient="approximate", solver="lbfgs", loss="bce", z0="zeros")
+    grads = gfe.decoder_gradient(decoder, x, gradient="approximate", solver=solver, loss="bce", z0="zeros")
     assert [g.shape for g in grads] == [p.shape for p in decoder.parameters()]
     assert all(torch.isfinite(g).all() for g in grads)
     for gradient in ("adjoint", "backprop"):
         with pytest.raises(ValueError, match="approximate"):
-            gfe.decoder_gradient(decoder, x, gradient=gradient, solver="lbfgs", loss="bce")
+            gfe.decoder_gradient(decoder, x, gradient=gradient, solver=solver, loss="bce")
