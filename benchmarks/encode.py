@@ -38,8 +38,11 @@ issue's targets). Not a test.
    when there is none). For the gfe_amd_shared, gfe_lbfgs and gfe_lbfgs_dense rows over `--train-steps`,
    `test_loss_mean` is the mean loss of the trained decoder on the first `--test-images`
    (200) Fashion-MNIST test images, encoded the same way for both: per-sample AMD with the
-   gfe_amd settings, z0 U[0,1) from seed 0 per image (gfe.evaluation.evaluate); its time is
-   not counted in the training rows.
+   gfe_amd settings, z0 U[0,1) from seed 0 per image (gfe.evaluation.evaluate); and
+   `test_loss_stationary_mean` the same images encoded to a stationary point of the loss from
+   the same z0 (lbfgs_dense, tol 0, grad_tol 1e-6): the lowest loss each decoder's own
+   descent can reach, which AMD's stop rule falls short of by different amounts on
+   different decoders. Their time is not counted in the training rows.
 5. Prints the table, the targets of issue #5 (kept as they were) and the targets of the
    L-BFGS issue, and whether each is met. The latter compare with the `amd_shared` batch-5
    row, among the rows that encode the same `--n-images` images with the GFE decoder (not
@@ -102,6 +105,7 @@ from gfe.training import OptimizerSettings, train
 GFE_AMD = dict(solver="amd", z0="uniform", tau=1e4, max_halvings=15)  # the gfe_amd settings, Fashion-MNIST
 GFE_LBFGS = dict(solver="lbfgs", z0="uniform", tau=1e4, memory=8, tol=1e-6)  # the gfe_lbfgs settings (tau unused)
 GFE_LBFGS_DENSE = dict(solver="lbfgs_dense", z0="uniform", tau=1e4, tol=1e-6)  # unlimited memory, dense
+STATIONARY = dict(solver="lbfgs_dense", z0="uniform", tau=1e4, tol=0.0, grad_tol=1e-6, max_iters=3000)
 OPTIMIZER = OptimizerSettings(name="rmsprop", lr=5e-4, alpha=0.9, eps=1e-6)
 SEED = 2020
 COLUMNS = [
@@ -128,6 +132,7 @@ COLUMNS = [
     "steps",
     "notes",
     "test_loss_mean",
+    "test_loss_stationary_mean",
 ]
 ISA_FLAGS = ["avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile"]
 
@@ -290,9 +295,11 @@ def train_row(name, run, batch, steps, notes=""):
 
 def test_loss(decoder, images):
     """Mean loss of `decoder` on `images` encoded by per-sample AMD with the gfe_amd settings,
-    z0 U[0,1) from seed 0 per image: the same measurement for every trained decoder."""
+    z0 U[0,1) from seed 0 per image: the same measurement for every trained decoder; its mean
+    NFE; and the mean loss at stationary points reached from the same z0 (`STATIONARY`)."""
     summary = evaluate(decoder, images, encode_options=GFE_AMD, batch_size=len(images), seed=0).summary()
-    return summary["loss_mean"], summary["nfe_mean"]
+    stationary = evaluate(decoder, images, encode_options=STATIONARY, batch_size=len(images), seed=0).summary()
+    return summary["loss_mean"], summary["nfe_mean"], stationary["loss_mean"]
 
 
 def timed_train(name, shape, train_images, batch, options, row_steps, notes, test_images=None, test_at=None):
@@ -306,7 +313,7 @@ def timed_train(name, shape, train_images, batch, options, row_steps, notes, tes
         cpu_marks[step_row["step"]] = time.process_time() - outside[0]
         if test_images is not None and step_row["step"] == test_at:
             started = time.process_time()
-            tested["loss"], tested["nfe"] = test_loss(decoder, test_images)
+            tested["loss"], tested["nfe"], tested["stationary"] = test_loss(decoder, test_images)
             outside[0] += time.process_time() - started
 
     cpu = time.process_time()
@@ -326,9 +333,11 @@ def timed_train(name, shape, train_images, batch, options, row_steps, notes, tes
         row["cpu_images_per_s"] = row["n_images"] / (cpu_marks[steps] - cpu)
         if steps == test_at and tested:
             row["test_loss_mean"] = tested["loss"]
+            row["test_loss_stationary_mean"] = tested["stationary"]
             row["notes"] += (
                 f"; test_loss_mean: {len(test_images)} test images encoded by per-sample AMD "
-                f"(gfe_amd settings, z0 seed 0), NFE {tested['nfe']:.1f}"
+                f"(gfe_amd settings, z0 seed 0), NFE {tested['nfe']:.1f}; test_loss_stationary_mean: the same "
+                "images encoded to a stationary point (lbfgs_dense, grad_tol 1e-6)"
             )
         rows.append(row)
     return rows
@@ -779,7 +788,7 @@ def print_table(rows):
     print(
         f"\n{'kind':6s} {'method':15s} {'batch':>5s} {'n':>5s} {'img/s':>8s} {'nfe':>6s} {'s/nfe/img':>9s} "
         f"{'ovh':>5s} {'loss':>7s} {'median':>7s} {'conv':>5s} {'rss MB':>7s} {'speedup':>7s} {'steps':>5s} "
-        f"{'test':>7s}"
+        f"{'test':>7s} {'test@stat':>9s}"
     )
     for r in rows:
         print(
@@ -788,7 +797,7 @@ def print_table(rows):
             f"{fmt(r.get('overhead_ratio'), '5.2f')} {fmt(r.get('loss_mean'), '7.4f')} "
             f"{fmt(r.get('loss_median'), '7.4f')} {fmt(r.get('converged_frac'), '5.2f')} "
             f"{fmt(r.get('peak_rss_mb'), '7.0f')} {fmt(r.get('speedup'), '7.2f')} {fmt(r.get('steps'), '5d')} "
-            f"{fmt(r.get('test_loss_mean'), '7.4f')}"
+            f"{fmt(r.get('test_loss_mean'), '7.4f')} {fmt(r.get('test_loss_stationary_mean'), '9.4f')}"
         )
 
 
@@ -888,32 +897,38 @@ def print_lbfgs_targets(rows, base, shared, big):
                 bool(r) and r["overhead_ratio"] <= limit,
             )
         )
-    targets += [lbfgs_training_target(rows, shared, method) for method in ("gfe_lbfgs", "gfe_lbfgs_dense")]
+    targets += [
+        lbfgs_training_target(rows, shared, method, measure)
+        for method in ("gfe_lbfgs", "gfe_lbfgs_dense")
+        for measure in ("test_loss_mean", "test_loss_stationary_mean")
+    ]
     print("\ntargets (L-BFGS issue; encoding against amd_shared batch 5, same images, GFE decoder rows only):")
     for text, value, met in targets:
         print(f"  [{'MET' if met else 'MISSED'}] {text}: {value}")
 
 
-def lbfgs_training_target(rows, shared, method="gfe_lbfgs"):
+def lbfgs_training_target(rows, shared, method="gfe_lbfgs", measure="test_loss_mean"):
     """(text, value, met) of the L-BFGS issue's training target for `method` against the
-    gfe_amd shared row over the same steps."""
+    gfe_amd shared row over the same steps, the test loss read from the column `measure`."""
     lbfgs_train = next((r for r in rows if r["kind"] == "train" and r["method"] == method), None)
-    if not (lbfgs_train and shared and shared.get("test_loss_mean") is not None):
-        return f"{method} training at batch 5 >= 5x gfe_amd shared, test loss no higher", "no comparable rows", False
+    how = "AMD-encoded" if measure == "test_loss_mean" else "at stationary points"
+    if not (lbfgs_train and shared and shared.get(measure) is not None):
+        return f"{method} training at batch 5 >= 5x gfe_amd shared, test loss ({how}) no higher", "no rows", False
     return (
         f"{method} training at batch 5 >= 5x gfe_amd shared images/s over {lbfgs_train['steps']} steps, "
-        "test loss no higher",
+        f"test loss ({how}) no higher",
         f"{lbfgs_train['speedup']:.1f}x (CPU time {lbfgs_train['cpu_speedup']:.1f}x), test loss "
-        f"{lbfgs_train['test_loss_mean']:.4f} vs {shared['test_loss_mean']:.4f}",
-        lbfgs_train["speedup"] >= 5 and lbfgs_train["test_loss_mean"] <= shared["test_loss_mean"],
+        f"{lbfgs_train[measure]:.4f} vs {shared[measure]:.4f}",
+        lbfgs_train["speedup"] >= 5 and lbfgs_train[measure] <= shared[measure],
     )
 
 
 def print_lbfgs_training_target(rows, shared):
     print("\ntarget (L-BFGS issue):")
     for method in ("gfe_lbfgs", "gfe_lbfgs_dense"):
-        text, value, met = lbfgs_training_target(rows, shared, method)
-        print(f"  [{'MET' if met else 'MISSED'}] {text}: {value}")
+        for measure in ("test_loss_mean", "test_loss_stationary_mean"):
+            text, value, met = lbfgs_training_target(rows, shared, method, measure)
+            print(f"  [{'MET' if met else 'MISSED'}] {text}: {value}")
 
 
 if __name__ == "__main__":
