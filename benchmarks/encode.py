@@ -70,10 +70,10 @@ team stalls whenever another process holds a core. Wall-clock rates depend on wh
 runs on the machine; the load average before and after is written to the `.json` beside
 the CSV, with the CPU model, its ISA flags (avx2, avx512f, avx512_bf16, amx_bf16, amx_tile)
 and torch's CPU capability and MKL / oneDNN availability; `cpu_images_per_s` (process CPU
-time) is the contention-robust companion. At the default sizes the whole run (the decoder's
-training included) took 373 s before the L-BFGS rows on the shared 2-core machine; they add
-an estimated 2 minutes (most of it the gfe_amd shared training over `--train-steps` instead
-of `--slow-train-steps`), which keeps it under 10 minutes on one thread.
+time) is the contention-robust companion. At the default sizes the whole run (the
+decoder's training included) took 395 s on an idle 2-core machine before the lbfgs_dense
+rows, and 587 s with them on a slower machine of the same kind (its batch-5 decoder pass
+1.5x slower): under 10 minutes on one thread, though not by much on a slow machine.
 """
 
 from __future__ import annotations

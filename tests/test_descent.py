@@ -296,6 +296,16 @@ def test_dense_form_follows_the_inputs_dtype_and_matches_float64_in_float32():
     assert (single.loss.double() - exact.loss).abs().max() < 1e-5
 
 
+def test_dense_form_encodes_a_bfloat16_decoder():
+    """numpy has no bfloat16: the host bookkeeping runs in float32, the decoder in bfloat16."""
+    decoder, x, z0 = _mlp_problem(4, seed=13)
+    decoder, x, z0 = decoder.bfloat16(), x.bfloat16(), z0.bfloat16()
+    out = gfe.encode(decoder, x, solver="lbfgs_dense", loss="bce", z0=z0, max_evals=6)
+    assert out.z.dtype == out.loss.dtype == torch.bfloat16
+    assert torch.all(out.nfe <= 6) and torch.isfinite(out.loss.float()).all()
+    assert torch.all(out.loss <= bce_with_logits(decoder(z0), x))
+
+
 @every_solver
 def test_unknown_option_and_second_order_flow_are_refused(solver):
     decoder = TinyDecoder().double()
