@@ -1,5 +1,6 @@
-"""What the per-sample quasi-Newton descents (`lbfgs`, `bfgs`) share: their line-search and
-stop-rule options, the check of the starting point, and how finished samples are stored."""
+"""What the per-sample quasi-Newton descents (`lbfgs`, `lbfgs_dense`) share: their
+line-search and stop-rule options, the curvature test of a pair, and the check of the
+starting point."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from dataclasses import dataclass
 import torch
 
 from ..flows import GradientFlow
-from .base import FlowDivergedError, SolverOutput, first_samples, is_integer, is_number
+from .base import FlowDivergedError, first_samples, is_integer, is_number
 
 CURVATURE_EPS = 1e-10  # a pair (s, y) is kept only if s.y > CURVATURE_EPS |s| |y|
 
@@ -76,26 +77,3 @@ def start_point(flow: GradientFlow, z0: torch.Tensor, label: str) -> tuple[torch
             step=0,
         )
     return loss, grad
-
-
-def empty_output(batch: int, z: torch.Tensor, loss: torch.Tensor) -> SolverOutput:
-    """A SolverOutput of `batch` samples to be filled by `store_finished`."""
-    count = dict(dtype=torch.int64, device=z.device)
-    return SolverOutput(
-        z=z.new_empty((batch, *z.shape[1:])),
-        loss=loss.new_empty(batch),
-        nfe=torch.empty(batch, **count),
-        converged=torch.empty(batch, dtype=torch.bool, device=z.device),
-        t=torch.empty(batch, dtype=torch.float64, device=z.device),
-        rejected=torch.empty(batch, **count),
-    )
-
-
-def store_finished(out: SolverOutput, state, done: torch.Tensor, iterations: int) -> None:
-    """Copy the samples of the working set `state` (idx, z, loss, converged, rejected, iters)
-    where `done` into `out`; each took part in `iterations` decoder calls after the start."""
-    idx = state.idx[done]
-    for name in ("z", "loss", "converged", "rejected"):
-        getattr(out, name)[idx] = getattr(state, name)[done]
-    out.t[idx] = state.iters[done].to(torch.float64)
-    out.nfe[idx] = iterations + 1  # the start plus one evaluation per iteration it took part in

@@ -38,7 +38,7 @@ import torch
 
 from ..flows import GradientFlow
 from .base import SolverOutput, is_integer
-from .descent import CURVATURE_EPS, DescentOptions, empty_output, start_point, store_finished
+from .descent import CURVATURE_EPS, DescentOptions, start_point
 
 
 @dataclass(frozen=True)
@@ -117,12 +117,12 @@ class LBFGSSolver:
             raise ValueError("solver='lbfgs' descends the first-order flow's loss only (order=1)")
         o = self.options
         state = self._start(flow, z0)
-        out = empty_output(z0.shape[0], z=state.z, loss=state.loss)
+        out = _empty_output(z0.shape[0], z=state.z, loss=state.loss)
         iterations = 0
         done = state.converged | (iterations + 1 >= o.max_evals)
         while True:
             if bool(done.any()):
-                store_finished(out, state, done, iterations)
+                _store_finished(out, state, done, iterations)
                 state = state.keep(~done)
             if not state.idx.numel():
                 return out
@@ -226,6 +226,29 @@ class LBFGSSolver:
         s.rho = torch.where(reset[:, None], 0, s.rho)
         s.gamma = torch.where(reset, 1, s.gamma)
         s.pairs = torch.where(reset, 0, s.pairs)
+
+
+def _empty_output(batch: int, z: torch.Tensor, loss: torch.Tensor) -> SolverOutput:
+    """A SolverOutput of `batch` samples to be filled by `_store_finished`."""
+    count = dict(dtype=torch.int64, device=z.device)
+    return SolverOutput(
+        z=z.new_empty((batch, *z.shape[1:])),
+        loss=loss.new_empty(batch),
+        nfe=torch.empty(batch, **count),
+        converged=torch.empty(batch, dtype=torch.bool, device=z.device),
+        t=torch.empty(batch, dtype=torch.float64, device=z.device),
+        rejected=torch.empty(batch, **count),
+    )
+
+
+def _store_finished(out: SolverOutput, state, done: torch.Tensor, iterations: int) -> None:
+    """Copy the samples of the working set `state` (idx, z, loss, converged, rejected, iters)
+    where `done` into `out`; each took part in `iterations` decoder calls after the start."""
+    idx = state.idx[done]
+    for name in ("z", "loss", "converged", "rejected"):
+        getattr(out, name)[idx] = getattr(state, name)[done]
+    out.t[idx] = state.iters[done].to(torch.float64)
+    out.nfe[idx] = iterations + 1  # the start plus one evaluation per iteration it took part in
 
 
 def _two_loop(
