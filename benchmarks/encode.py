@@ -898,14 +898,20 @@ def print_lbfgs_targets(rows, base, shared, big):
                 bool(r) and r["overhead_ratio"] <= limit,
             )
         )
-    targets += [
+    targets += lbfgs_training_targets(rows, shared)
+    print("\ntargets (L-BFGS issue; encoding against amd_shared batch 5, same images, GFE decoder rows only):")
+    for text, value, met in targets:
+        print(f"  [{'MET' if met else 'MISSED'}] {text}: {value}")
+
+
+def lbfgs_training_targets(rows, shared):
+    """The training target for gfe_lbfgs and gfe_lbfgs_dense, with the test loss AMD-encoded
+    and at stationary points: a list of (text, value, met)."""
+    return [
         lbfgs_training_target(rows, shared, method, measure)
         for method in ("gfe_lbfgs", "gfe_lbfgs_dense")
         for measure in ("test_loss_mean", "test_loss_stationary_mean")
     ]
-    print("\ntargets (L-BFGS issue; encoding against amd_shared batch 5, same images, GFE decoder rows only):")
-    for text, value, met in targets:
-        print(f"  [{'MET' if met else 'MISSED'}] {text}: {value}")
 
 
 def lbfgs_training_target(rows, shared, method="gfe_lbfgs", measure="test_loss_mean"):
@@ -926,10 +932,8 @@ def lbfgs_training_target(rows, shared, method="gfe_lbfgs", measure="test_loss_m
 
 def print_lbfgs_training_target(rows, shared):
     print("\ntarget (L-BFGS issue):")
-    for method in ("gfe_lbfgs", "gfe_lbfgs_dense"):
-        for measure in ("test_loss_mean", "test_loss_stationary_mean"):
-            text, value, met = lbfgs_training_target(rows, shared, method, measure)
-            print(f"  [{'MET' if met else 'MISSED'}] {text}: {value}")
+    for text, value, met in lbfgs_training_targets(rows, shared):
+        print(f"  [{'MET' if met else 'MISSED'}] {text}: {value}")
 
 
 if __name__ == "__main__":

@@ -31,9 +31,9 @@ def make_solver(name: str, **options):
 
 __all__ = [
     "AMDOptions",
+    "AMDSolver",
     "DenseLBFGSOptions",
     "DenseLBFGSSolver",
-    "AMDSolver",
     "Dopri5Solver",
     "FixedStepSolver",
     "FlowDivergedError",

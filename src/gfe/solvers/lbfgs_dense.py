@@ -138,7 +138,7 @@ class DenseLBFGSSolver:
             fresh=np.ones(batch, dtype=bool),
             direction=-grad,
             slope=-np.square(gnorm),
-            step=step.astype(grad.dtype),
+            step=step,
             backtracks=np.zeros(batch, dtype=np.int64),
             iters=np.zeros(batch, dtype=np.int64),
             rejected=np.zeros(batch, dtype=np.int64),
