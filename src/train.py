@@ -91,7 +91,14 @@ def main(argv=None) -> int:
     )
     p.add_argument("--train-size", required=True, help="an integer or 'full'")
     p.add_argument("--seed", type=int, required=True, help="seed of the training subset, initial weights and batches")
-    p.add_argument("--steps", type=int, required=True, help="optimiser steps (the cap with --patience)")
+    budget = p.add_mutually_exclusive_group(required=True)
+    budget.add_argument("--steps", type=int, help="optimiser steps (the cap with --patience)")
+    budget.add_argument(
+        "--steps-from-run",
+        metavar="RUN_JSON",
+        help="a continuation: --steps-factor times the steps of this (early-stopped) run's record",
+    )
+    p.add_argument("--steps-factor", type=int, default=3, help="with --steps-from-run: the multiple of its steps")
     p.add_argument("--batch-size", type=int, required=True, help="images per optimiser step")
     p.add_argument("--checkpoint", required=True, help="resumable checkpoint of this run (deleted once done)")
     p.add_argument("--checkpoint-every", type=int, default=0, help="steps between checkpoints (0: only at the end)")
@@ -99,6 +106,15 @@ def main(argv=None) -> int:
     p.add_argument("--val-at", type=int, nargs="*", default=[], help="extra steps to validate at")
     p.add_argument("--patience", type=int, default=0, help="early stopping: checks without improvement")
     p.add_argument("--min-improvement", type=float, default=0.0, help="relative improvement that counts")
+    p.add_argument(
+        "--plateau-window", type=int, default=1, help="early stopping reads the mean of this many last checks"
+    )
+    p.add_argument(
+        "--patience-fraction",
+        type=float,
+        default=0.0,
+        help="early stopping's patience grows to this fraction of the checks so far",
+    )
     p.add_argument(
         "--gradient-cosine",
         action="store_true",
@@ -116,6 +132,11 @@ def main(argv=None) -> int:
     if a.encode_options is not None and a.loss is not None:
         p.error("--loss is an autoencoder's: a GFE model's loss is in --encode-options")
     log = wfcommon.setup(a.threads)
+    continued = None
+    if a.steps_from_run is not None:
+        with open(a.steps_from_run, encoding="utf-8") as f:
+            continued = json.load(f)
+        a.steps = a.steps_factor * int(continued["steps"])
     encode_options = {"loss": a.loss} if a.autoencoder else json.loads(a.encode_options)
     val_encode_options = encode_options if a.eval_encode_options is None else json.loads(a.eval_encode_options)
     optimizer = json.loads(a.optimizer)
@@ -169,6 +190,8 @@ def main(argv=None) -> int:
         val_encode_options=val_encode_options,
         patience=a.patience,
         min_improvement=a.min_improvement,
+        plateau_window=a.plateau_window,
+        patience_fraction=a.patience_fraction,
         log_gradient_cosine=a.gradient_cosine,
         log=progress,
     )
@@ -207,6 +230,9 @@ def main(argv=None) -> int:
         "val_every": a.val_every,
         "patience": a.patience,
         "min_improvement": a.min_improvement,
+        "plateau_window": a.plateau_window,
+        "patience_fraction": a.patience_fraction,
+        "continues_steps": None if continued is None else int(continued["steps"]),
         "amd_rule": wfcommon.amd_rule(encode_options),
         "final_train_loss": run.steps[-1]["loss"],
         "train_loss_last10": float(steps["loss"].tail(10).mean()),

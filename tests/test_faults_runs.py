@@ -62,6 +62,8 @@ OTHER_RUNS = {
     "other seed": ({"seed": 7}, "seed (2020 in the checkpoint, 7 now)"),
     "other extra validation steps": ({"val_at": (1,)}, "val_at ([] in the checkpoint, [1] now)"),
     "other optimiser": ({"optimizer": OptimizerSettings(alpha=0.5)}, "optimizer ("),
+    "other plateau window": ({"plateau_window": 3}, "plateau_window (1 in the checkpoint, 3 now)"),
+    "other patience fraction": ({"patience_fraction": 0.5}, "patience_fraction (0.0 in the checkpoint, 0.5 now)"),
 }
 
 

@@ -8,7 +8,16 @@ from gfe.checkpoints import CheckpointError
 from gfe.evaluation import evaluate
 from gfe.losses import resolve_loss
 from gfe.models import MLPDecoder, MLPEncoder
-from gfe.training import BatchSampler, OptimizerSettings, TrainingRun, gradient_cosine, train
+from gfe.training import (
+    BatchSampler,
+    OptimizerSettings,
+    TrainingRun,
+    gradient_cosine,
+    patience_at,
+    plateau_counts,
+    plateau_stop,
+    train,
+)
 
 
 def _images(n=60, seed=0):
@@ -125,14 +134,59 @@ def test_evaluate_reports_per_image_results_for_ae_and_gfe():
 
 
 def test_patience_counts_checks_without_enough_improvement():
+    # 0.9 counts (10% below 1.0); the next three are below 0.9 by less than 1% each
+    assert plateau_counts([1.0, 0.9, 0.899, 0.898, 0.897], 0.01) == [0, 0, 1, 2, 3]
+    # 1.1% below 0.9: slow progress adds up over checks until it counts
+    assert plateau_counts([1.0, 0.9, 0.899, 0.898, 0.897, 0.890], 0.01)[-1] == 0
+    assert plateau_stop([1.0, 0.9, 0.899, 0.898, 0.897], 3, 0.01) == 4
+    assert plateau_stop([1.0, 0.9, 0.899, 0.898, 0.897], 4, 0.01) is None
+
+
+def test_training_run_counts_its_checks_and_keeps_the_lowest():
     run = TrainingRun()
     dec, _ = _models(ae=False)
     for step, loss in enumerate([1.0, 0.9, 0.899, 0.898, 0.897]):
+        run.validation.append({"step": step, "loss_mean": loss})
         run.note_validation(loss, step, dec, None, min_improvement=0.01)
-    # 0.9 counts (10% below 1.0); the next three are below 0.9 by less than 1% each
     assert run.checks_since_best == 3 and run.best_step == 4 and run.best_loss == 0.897
-    run.note_validation(0.890, 5, dec, None, min_improvement=0.01)  # 1.1% below 0.9: slow progress adds up
-    assert run.checks_since_best == 0
+    assert run.best_state["decoder"].keys() == dec.state_dict().keys()
+
+
+# A falling validation loss with +-3% noise and one lucky early check (0.60).
+NOISY = [0.70, 0.60, 0.66, 0.655, 0.64, 0.62, 0.63, 0.61, 0.60, 0.59]
+
+
+def test_a_moving_average_keeps_one_lucky_check_from_ending_the_run():
+    assert plateau_stop(NOISY, 3, 0.005, window=1) == 4  # stopped by the lucky 0.60
+    assert plateau_stop(NOISY, 3, 0.005, window=3) is None
+    # the signal of check k is the mean of checks k-2..k
+    assert plateau_counts(NOISY[:4], 0.005, window=3) == [0, 0, 1, 0]
+
+
+def test_a_patience_fraction_waits_longer_as_the_run_grows():
+    slow = [0.25 + 0.45 / (1 + k) ** 0.7 for k in range(2000)]  # a power law: ever slower progress
+    fixed = plateau_stop(slow, 3, 0.005)
+    grown = plateau_stop(slow, 3, 0.005, patience_fraction=0.3)
+    assert fixed == 49 and grown == 865
+    # a fixed patience stops it with 5.5% still to come by 3x its stop; the grown one with 0.7%
+    assert (slow[fixed] - slow[3 * fixed]) / slow[fixed] > 0.05
+    assert (slow[grown] - slow[1999]) / slow[grown] < 0.01
+    assert patience_at(9, 3, 0.5) == 5 and patience_at(3, 3, 0.5) == 3
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(plateau_window=0), "plateau window=0 is invalid"),
+        (dict(plateau_window=1.5), "plateau window=1.5 is invalid"),
+        (dict(patience_fraction=1.0), "patience_fraction=1.0 is invalid"),
+        (dict(patience_fraction=-0.1), "patience_fraction=-0.1 is invalid"),
+    ],
+)
+def test_bad_plateau_settings_are_refused_before_training(kwargs, message):
+    dec, _ = _models(ae=False)
+    with pytest.raises(ValueError, match=message):
+        train(dec, _images(10), steps=1, **kwargs)
 
 
 def test_early_stopping_keeps_the_best_check_and_says_why_it_stopped(tmp_path):

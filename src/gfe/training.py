@@ -10,8 +10,13 @@ losses of an uninterrupted run. A checkpoint of any other run is refused, naming
 
 With `patience` > 0 the run stops early on a plateau of its validation loss (checked every
 `val_every` steps): after `patience` checks in a row without a relative improvement of at
-least `min_improvement` over the best loss so far. The weights of the best check are kept
-(`TrainingRun.best_state`), so the result is the best checkpoint, not the last one.
+least `min_improvement` (`plateau_counts`). With `plateau_window` > 1 the rule reads the mean
+of the last `plateau_window` checks instead of the last check alone, so that one lucky or
+unlucky check of a noisy validation loss neither restarts nor ends the count; with
+`patience_fraction` > 0 the patience grows with the run (`patience_at`), so that a run
+stops only when the last part of its length brought no improvement. The weights of
+the lowest check are kept (`TrainingRun.best_state`), so the result is the best checkpoint,
+not the last one.
 """
 
 from __future__ import annotations
@@ -84,6 +89,52 @@ class BatchSampler:
 STOP_REASONS = ("steps", "plateau", "cap")
 
 
+def plateau_counts(losses, min_improvement: float, window: int = 1) -> list[int]:
+    """The early-stopping rule as a pure function of validation losses in check order.
+
+    The signal of check k is the mean of the losses of checks max(0, k - window + 1) .. k.
+    The count restarts (0) at the first check and whenever the signal is below the
+    reference (the signal of the last check that restarted the count) by more than
+    `min_improvement` (relative), so slow progress adds up over checks until it counts;
+    otherwise it grows by one. A run stops at the first check whose count reaches its
+    patience (`plateau_stop`).
+
+    Returns:
+        list[int]: the count after each check (same length as `losses`).
+    """
+    if int(window) != window or window < 1:
+        raise ValueError(f"plateau window={window!r} is invalid: must be an integer >= 1")
+    counts, reference, count = [], float("inf"), 0
+    for k in range(len(losses)):
+        recent = losses[max(0, k - window + 1) : k + 1]
+        signal = sum(recent) / len(recent)
+        if k == 0 or signal < reference * (1.0 - min_improvement):
+            reference, count = signal, 0
+        else:
+            count += 1
+        counts.append(count)
+    return counts
+
+
+def patience_at(check: int, patience: int, patience_fraction: float = 0.0) -> float:
+    """The count of checks without improvement that stops a run at check index `check`:
+    `patience`, or `patience_fraction` of the checks so far if that is more. A fraction
+    makes the rule scale-free: a run stops only when no improvement came in the last
+    `patience_fraction` of its length, so a slow learner is not stopped early."""
+    return max(patience, patience_fraction * (check + 1))
+
+
+def plateau_stop(
+    losses, patience: int, min_improvement: float, window: int = 1, patience_fraction: float = 0.0
+) -> int | None:
+    """Index of the check at which the rule of `plateau_counts` and `patience_at` stops a
+    run, or None if it never does within `losses`."""
+    for k, count in enumerate(plateau_counts(losses, min_improvement, window)):
+        if count >= patience_at(k, patience, patience_fraction):
+            return k
+    return None
+
+
 @dataclass
 class TrainingRun:
     """Per-step log rows, validation rows, the step reached, and early stopping's state.
@@ -98,19 +149,18 @@ class TrainingRun:
     step: int = 0
     best_loss: float = float("inf")
     best_step: int | None = None
-    reference_loss: float = float("inf")
     checks_since_best: int = 0
     best_state: dict | None = None
     stop_reason: str | None = None
 
-    def note_validation(self, loss: float, step: int, decoder, encoder, min_improvement: float) -> None:
-        """Keep the weights of the lowest check. Patience restarts when a check is below the
-        reference loss (the last check that restarted it) by more than `min_improvement`
-        (relative), so slow progress adds up over checks until it counts."""
-        if self.best_step is None or loss < self.reference_loss * (1.0 - min_improvement):
-            self.reference_loss, self.checks_since_best = loss, 0
-        else:
-            self.checks_since_best += 1
+    def note_validation(
+        self, loss: float, step: int, decoder, encoder, min_improvement: float, window: int = 1
+    ) -> None:
+        """Count checks without improvement by `plateau_counts` over every check so far
+        (`self.validation`, whose last row is this check), and keep the weights of the
+        lowest check."""
+        losses = [row["loss_mean"] for row in self.validation]
+        self.checks_since_best = plateau_counts(losses, min_improvement, window)[-1]
         if self.best_step is None or loss < self.best_loss:
             self.best_loss, self.best_step = loss, step
             self.best_state = {
@@ -178,6 +228,8 @@ def train(
     val_encode_options: dict | None = None,
     patience: int = 0,
     min_improvement: float = 0.0,
+    plateau_window: int = 1,
+    patience_fraction: float = 0.0,
     log_gradient_cosine: bool = False,
     stop_after: int | None = None,
     log=None,
@@ -191,6 +243,10 @@ def train(
             steps 0 and the last, and at the steps in `val_at`) with `val_encode_options` (default: `encode_options`).
         patience: stop after this many validation checks without a relative improvement of
             `min_improvement` (0: train all `steps`).
+        plateau_window: the stopping rule reads the mean of this many last checks
+            (`plateau_counts`; 1: the last check alone).
+        patience_fraction: the patience grows to this fraction of the checks so far
+            (`patience_at`; 0: a fixed patience).
         log_gradient_cosine: for a non-approximate `gradient`, log per step the cosine
             between it and the approximate gradient at the same parameters
             (`grad_cosine`; its cost is not counted in `seconds`).
@@ -214,6 +270,9 @@ def train(
         raise ValueError(f"patience={patience!r} needs validation images and val_every > 0")
     if not 0 <= min_improvement < 1:
         raise ValueError(f"min_improvement={min_improvement!r} is invalid: must be in [0, 1)")
+    plateau_counts([], min_improvement, plateau_window)  # refuses a bad window before any work
+    if not 0 <= patience_fraction < 1:
+        raise ValueError(f"patience_fraction={patience_fraction!r} is invalid: must be in [0, 1)")
     if encoder is None:
         check_gradient_options(gradient, **encode_options)
     modules = [m for m in (decoder, encoder) if m is not None]
@@ -239,6 +298,8 @@ def train(
             val_at=val_at,
             patience=patience,
             min_improvement=min_improvement,
+            plateau_window=plateau_window,
+            patience_fraction=patience_fraction,
         )
         if checkpoint_path
         else None
@@ -261,8 +322,8 @@ def train(
         )
         summary = result.summary()
         run.validation.append({"step": run.step, "images_seen": run.step * batch_size, "elapsed_s": elapsed, **summary})
-        run.note_validation(summary["loss_mean"], run.step, decoder, encoder, min_improvement)
-        if patience and run.checks_since_best >= patience:
+        run.note_validation(summary["loss_mean"], run.step, decoder, encoder, min_improvement, plateau_window)
+        if patience and run.checks_since_best >= patience_at(len(run.validation) - 1, patience, patience_fraction):
             run.stop_reason = "plateau"
 
     if run.step == 0 and not run.validation:
@@ -352,6 +413,8 @@ def run_identity(
     val_at,
     patience,
     min_improvement,
+    plateau_window=1,
+    patience_fraction=0.0,
 ) -> dict:
     """What identifies a training run (plain values only): a checkpoint is resumed only by
     the run with the same identity. Training and validation images enter as hashes of
@@ -368,6 +431,8 @@ def run_identity(
         "val_at": sorted(int(s) for s in val_at),
         "patience": patience,
         "min_improvement": min_improvement,
+        "plateau_window": plateau_window,
+        "patience_fraction": patience_fraction,
         "train_images": fingerprint(images),
         "val_images": fingerprint(val_images) if val_every else None,
         "decoder": _architecture(decoder),
@@ -415,7 +480,6 @@ def _snapshot(decoder, encoder, opt, sampler, run, settings) -> dict:
         "early_stopping": {
             "best_loss": run.best_loss,
             "best_step": run.best_step,
-            "reference_loss": run.reference_loss,
             "checks_since_best": run.checks_since_best,
             "best_state": run.best_state,
             "stop_reason": run.stop_reason,
@@ -435,6 +499,5 @@ def _restore(state, decoder, encoder, opt, sampler, run) -> None:
     run.validation = list(state["history"]["validation"])
     stopping = state["early_stopping"]
     run.best_loss, run.best_step = float(stopping["best_loss"]), stopping["best_step"]
-    run.reference_loss = float(stopping["reference_loss"])
     run.checks_since_best, run.best_state = int(stopping["checks_since_best"]), stopping["best_state"]
     run.stop_reason = stopping["stop_reason"]
