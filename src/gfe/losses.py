@@ -47,3 +47,19 @@ def resolve_loss(name: str | None, decoder: torch.nn.Module) -> tuple[str, LossF
             "loss='bce' expects a decoder that outputs logits, but this decoder outputs probabilities; use loss='mse'"
         )
     return name, LOSSES[name]
+
+
+def bernoulli_entropy_floor(images: torch.Tensor) -> torch.Tensor:
+    """The lowest per-sample BCE any model can reach on `images` (N, ...) in [0, 1]: each
+    pixel's Bernoulli entropy -x log x - (1 - x) log(1 - x), the BCE of predicting x itself,
+    pixel mean per sample. Returns (N,) float64. Excess loss = loss - this floor; most of a
+    BCE on natural images is this floor, which no model can remove.
+
+    Raises ValueError for values outside [0, 1] (the floor exists only for those) or an
+    empty batch."""
+    if images.numel() == 0 or images.dim() < 2:
+        raise ValueError(f"images of shape {tuple(images.shape)}: need (N, ...) with N >= 1 and pixels")
+    x = images.detach().double().flatten(1)
+    if not bool(((x >= 0) & (x <= 1)).all()):
+        raise ValueError("images must lie in [0, 1] for a Bernoulli entropy floor (is the data normalised?)")
+    return -(torch.special.xlogy(x, x) + torch.special.xlogy(1 - x, 1 - x)).mean(1)
