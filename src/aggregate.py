@@ -82,6 +82,9 @@ def e1_table(run_files, metric_files, a) -> pd.DataFrame:
             "val_every": run["val_every"],
             "patience": run["patience"],
             "min_improvement": run["min_improvement"],
+            # runs recorded before these settings existed used a window of 1 and a fixed patience
+            "plateau_window": run.get("plateau_window", 1),
+            "patience_fraction": run.get("patience_fraction", 0.0),
         }
         row.update({k: v for k, v in metrics.items() if k.startswith("test_")})
         row.update(
@@ -97,6 +100,41 @@ def e1_table(run_files, metric_files, a) -> pd.DataFrame:
         row.update(run_provenance(run))
         rows.append(row)
     frame = pd.DataFrame(rows).sort_values(["dataset", "model", "train_size", "seed"], kind="stable")
+    return with_config(frame, a)
+
+
+def e1_continuation_table(validation_files, plateau_run_files, a) -> pd.DataFrame:
+    """One row per continuation (e1c): its E1 run's stop and best validation loss, and the
+    best validation loss of the same run trained on to a multiple of those steps. `gain`
+    is how much lower the continuation's best is, relative to the E1 best; the E1 best
+    is recomputed from the continuation's own checks up to the stop (`best_at_stop_again`:
+    equal when training does not depend on early stopping, as it should not)."""
+    rows = []
+    for validation_file, plateau_file in zip(validation_files, plateau_run_files, strict=True):
+        checks, plateau = pd.read_csv(validation_file), read_json(plateau_file)
+        run = read_json(Path(validation_file).with_name("run.json"))
+        until_stop = checks[checks["step"] <= plateau["steps"]]
+        best = checks.loc[checks["loss_mean"].idxmin()]
+        rows.append(
+            {
+                **{k: plateau[k] for k in KEYS if k != "experiment"},
+                "stop_reason": plateau["stop_reason"],
+                "stop_step": plateau["steps"],
+                "best_step": plateau["best_step"],
+                "best_at_stop": plateau["best_val_loss"],
+                "best_at_stop_again": float(until_stop["loss_mean"].min()),
+                "continued_to": run["steps"],
+                "best_step_continued": int(best["step"]),
+                "best_continued": float(best["loss_mean"]),
+                "gain": (plateau["best_val_loss"] - float(best["loss_mean"])) / plateau["best_val_loss"],
+                "plateau_window": plateau.get("plateau_window", 1),
+                "patience_fraction": plateau.get("patience_fraction", 0.0),
+                **run_provenance(run),
+            }
+        )
+    frame = pd.DataFrame(rows)
+    if not frame.empty:
+        frame = frame.sort_values(["dataset", "model", "train_size", "seed"], kind="stable")
     return with_config(frame, a)
 
 
@@ -212,6 +250,8 @@ def main(argv=None) -> int:
     for name in (
         "e1-runs",
         "e1-metrics",
+        "e1c",
+        "e1c-plateau-runs",
         "e2",
         "e3-train",
         "e3-heldout",
@@ -262,6 +302,7 @@ def main(argv=None) -> int:
     )
     outputs = {
         "e1_data_efficiency": e1,
+        "e1_continuation": e1_continuation_table(a.e1c, a.e1c_plateau_runs, a),
         "e2_learning_curves": e2,
         "e2_authors_points": with_config(authors_points(e2, a.report_images_seen), a),
         **logs,

@@ -25,7 +25,7 @@ import yaml
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "workflow" / "schemas" / "config.schema.yaml"
 
 MODELS = ["ae", "gfe_amd", "gfe_amd_per_sample", "gfe_rk4", "gfe_2nd", "gfe_adjoint", "gfe_lbfgs"]
-EXPERIMENTS = ["e1", "e2", "e3", "e4"]
+EXPERIMENTS = ["e1", "e1c", "e2", "e3", "e4"]  # e1c: continuations of E1 runs
 DATASETS = ["mnist", "fashion_mnist", "cifar10"]
 OFFICIAL_TRAIN = {"mnist": 60000, "fashion_mnist": 60000, "cifar10": 50000}
 OFFICIAL_TEST = 10000
@@ -372,6 +372,8 @@ def _check_models(cfg: dict) -> None:
             f"has no step cap for E1 model(s) {missing}",
             f"a step cap for every model of models: {cfg['models']}",
         )
+    _check_max_train_sizes(cfg)
+    _check_continuation(cfg)
     common = cfg["encoding_convergence"]["common_model"]
     e2 = cfg["learning_curves"]["models"]
     gfe = [m for m in e2 if settings[m]["kind"] == "gfe"]
@@ -389,6 +391,39 @@ def _check_models(cfg: dict) -> None:
             "is not a GFE model (kind gfe)",
             f"a GFE model of learning_curves.models: {gfe}",
         )
+
+
+def _check_max_train_sizes(cfg: dict) -> None:
+    """training.max_train_size names E1 models only, and leaves each at least one size."""
+    for model, cap in cfg["training"].get("max_train_size", {}).items():
+        key = f"training.max_train_size.{model}"
+        if model not in cfg["models"]:
+            _fail(key, cap, "names a model that is not one of models (E1)", f"a model of models: {cfg['models']}")
+        for ds in cfg["datasets"]:
+            smallest = min(_size(cfg, ds, n) for n in cfg["train_sizes"])
+            if _size(cfg, ds, cap) < smallest:
+                _fail(
+                    key,
+                    cap,
+                    f"is below the smallest of train_sizes ({smallest} on {ds}), so {model} would have no E1 run",
+                    f"a size >= {smallest} or 'full'",
+                )
+
+
+def _check_continuation(cfg: dict) -> None:
+    cont = cfg["training"].get("continuation")
+    if not cont:
+        return
+    for model in cont["models"]:
+        if model not in cfg["models"]:
+            _fail(
+                "training.continuation.models",
+                cont["models"],
+                f"names {model!r}, which is not one of models (E1)",
+                f"models of: {cfg['models']}",
+            )
+    if cont["seed"] not in cfg["seeds"]:
+        _fail("training.continuation.seed", cont["seed"], "is not one of seeds (it picks E1 runs)", cfg["seeds"])
 
 
 # Folders under results/ that are not a config's: the benchmark's.

@@ -14,8 +14,10 @@ import itertools
 import json
 import shlex
 
-TABLE_NAMES = [
+# Tables made by aggregating per-run files (rule aggregate), then the rest (own rules).
+AGGREGATED_TABLES = [
     "e1_data_efficiency",
+    "e1_continuation",
     "e2_learning_curves",
     "e2_authors_points",
     "e3_solver_comparison",
@@ -27,6 +29,7 @@ TABLE_NAMES = [
     "e7_latent_maps",
     "parameter_counts",
 ]
+TABLE_NAMES = AGGREGATED_TABLES + ["data_floors"]
 FIGURE_NAMES = [
     "e1_data_efficiency",
     "e2_learning_curves",
@@ -99,7 +102,7 @@ class Plan:
     def run_outputs(self) -> list[str]:
         """Every per-run file of every experiment: targets of rule `all`, so that a deleted one
         is rebuilt by a plain re-run (aggregation reads only some of them)."""
-        trained = self.e1_runs() + self.e2_runs() + self.e3_runs() + self.e4_runs()
+        trained = self.e1_runs() + self.e1c_runs() + self.e2_runs() + self.e3_runs() + self.e4_runs()
         out = [self.run_file(n, *r) for r in trained for n in TRAIN_FILES]
         out += self.files("test_metrics.json", self.e1_runs()) + self.files("test_outputs.npz", self.e1_runs())
         out += self.files("training_latents.npz", self.e7_runs()) + self.files("tsne.csv", self.e7_runs())
@@ -111,12 +114,37 @@ class Plan:
         s = self.cfg["dataset_settings"][dataset]
         return s["n_pool"] - s["n_val"]
 
+    def size(self, dataset: str, n) -> int:
+        """A training-set size of the config (an integer or 'full') as a number of images."""
+        return self.n_train(dataset) if n == "full" else n
+
+    def e1_sizes(self, dataset: str, model: str) -> list:
+        """E1's sizes of one model, ascending: `train_sizes` up to the model's entry of
+        training.max_train_size (all of them without one)."""
+        cap = self.cfg["training"].get("max_train_size", {}).get(model)
+        sizes = sorted(self.cfg["train_sizes"], key=lambda n: self.size(dataset, n))
+        return [n for n in sizes if cap is None or self.size(dataset, n) <= self.size(dataset, cap)]
+
     def e1_runs(self) -> list[tuple]:
         c = self.cfg
         return [
             (ds, "e1", m, n, s)
-            for ds, m, n, s in itertools.product(c["datasets"], c["models"], c["train_sizes"], c["seeds"])
+            for ds, m in itertools.product(c["datasets"], c["models"])
+            for n, s in itertools.product(self.e1_sizes(ds, m), c["seeds"])
         ]
+
+    def e1c_runs(self) -> list[tuple]:
+        """Continuations (experiment 'e1c'): the E1 run of training.continuation's seed, for
+        each of its models at that model's smallest and largest E1 size, trained again
+        without early stopping to `factor` times the steps the E1 run made."""
+        cont = self.cfg["training"].get("continuation")
+        if not cont:
+            return []
+        runs = []
+        for ds, m in itertools.product(self.cfg["datasets"], cont["models"]):
+            sizes = self.e1_sizes(ds, m)
+            runs += [(ds, "e1c", m, n, cont["seed"]) for n in dict.fromkeys([sizes[0], sizes[-1]])]
+        return runs
 
     def e2_runs(self) -> list[tuple]:
         c, lc = self.cfg, self.cfg["learning_curves"]
@@ -142,10 +170,13 @@ class Plan:
         return self._comparison_runs("adjoint_ablation", "e4")
 
     def e6_runs(self) -> list[tuple]:
-        """The E1 runs of the reconstruction seed at the smallest and the largest N."""
+        """The E1 runs of the reconstruction seed at the smallest and the largest N that every
+        E1 model runs at."""
         c, seed, runs = self.cfg, self.cfg["reconstructions"]["seed"], []
         for ds in c["datasets"]:
-            sizes = sorted(c["train_sizes"], key=lambda n: self.n_train(ds) if n == "full" else n)
+            sizes = [
+                n for n in self.e1_sizes(ds, c["models"][0]) if all(n in self.e1_sizes(ds, m) for m in c["models"])
+            ]
             for n in dict.fromkeys([sizes[0], sizes[-1]]):
                 runs += [(ds, "e1", m, n, seed) for m in c["models"]]
         return runs
@@ -174,11 +205,16 @@ class Plan:
         """The training budget of a run, by experiment (command-line arguments of train.py)."""
         c = self.cfg
         batch = c["dataset_settings"][dataset]["batch_size"]
+        if experiment == "e1c":
+            t = c["training"]
+            return f"--steps-factor {t['continuation']['factor']} --batch-size {batch} --val-every {t['val_every']}"
         if experiment == "e1":
             t = c["training"]
             return (
                 f"--steps {t['max_steps'][model]} --batch-size {batch} --val-every {t['val_every']}"
                 f" --patience {t['patience']} --min-improvement {t['min_improvement']}"
+                f" --plateau-window {t.get('plateau_window', 1)}"
+                f" --patience-fraction {t.get('patience_fraction', 0.0)}"
             )
         if experiment == "e2":
             lc = c["learning_curves"]

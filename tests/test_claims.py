@@ -70,9 +70,9 @@ def e1_large(gfe_large, ae_large=(0.100, 0.102, 0.104), **kw):
     )
 
 
-def e4_frames(rel, steps=(0, 50, 100), dataset="mnist", approx="gfe_rk4", adjoint="gfe_adjoint"):
-    """Held-out loss with approx = adjoint · (1 + rel[seed]); seed 0 of the approximate model alone has one
-    more validation step (150) with a loss 10× too high, which the claim must not use."""
+def e4_frames(rel, steps=(0, 50, 100), dataset="mnist", approx="gfe_rk4", adjoint="gfe_adjoint", extra=False):
+    """Held-out loss with approx = adjoint · (1 + rel[seed]); with `extra`, seed 0 of the approximate model
+    alone has one more validation step (150), so the other runs look truncated."""
     held, train = [], []
     for seed, r in enumerate(rel):
         for step in steps:
@@ -86,12 +86,13 @@ def e4_frames(rel, steps=(0, 50, 100), dataset="mnist", approx="gfe_rk4", adjoin
                 dict(dataset=dataset, model=adjoint, seed=seed, step=step, seconds=0.3, grad_cosine=cos),
                 dict(dataset=dataset, model=approx, seed=seed, step=step, seconds=0.1, grad_cosine=np.nan),
             ]
-    held.append(dict(dataset=dataset, model=approx, seed=0, step=150, loss_mean=10.0))
+    if extra:
+        held.append(dict(dataset=dataset, model=approx, seed=0, step=150, loss_mean=10.0))
     return pd.DataFrame(held), pd.DataFrame(train)
 
 
-def e3_heldout(delta, steps=(0, 10, 20, 30), dataset="mnist"):
-    """gfe_2nd = gfe_rk4 + delta[seed] after step 0; gfe_rk4 seed 0 alone has step 40 (unmatched)."""
+def e3_heldout(delta, steps=(0, 10, 20, 30), dataset="mnist", extra=False):
+    """gfe_2nd = gfe_rk4 + delta[seed] after step 0; with `extra`, gfe_rk4 seed 0 alone has step 40."""
     rows = []
     for seed, d in enumerate(delta):
         for step in steps:
@@ -102,7 +103,8 @@ def e3_heldout(delta, steps=(0, 10, 20, 30), dataset="mnist"):
                     dataset=dataset, model="gfe_2nd", seed=seed, step=step, loss_mean=first + (d if step > 0 else 0.0)
                 ),
             ]
-    rows.append(dict(dataset=dataset, model="gfe_rk4", seed=0, step=40, loss_mean=99.0))
+    if extra:
+        rows.append(dict(dataset=dataset, model="gfe_rk4", seed=0, step=40, loss_mean=99.0))
     return pd.DataFrame(rows)
 
 
@@ -252,7 +254,7 @@ def test_few_images_not_tested_when_a_run_did_not_plateau():
 def test_few_images_not_tested_with_one_seed_or_a_missing_model():
     one = e1_frame({("ae", 10): [0.3], ("gfe_amd", 10): [0.2]})
     c = only(claims.claim_few_images(one, "config/paper.yaml"))
-    assert c.verdict == NOT_TESTED and "Only 1 seed(s) at N = 10" in c.reason
+    assert c.verdict == NOT_TESTED and "At N = 10 only 1 seed(s) pair" in c.reason
     c = only(claims.claim_few_images(e1_frame({("ae", 10): [0.3, 0.3]}), "config/paper.yaml"))
     assert c.verdict == NOT_TESTED and "no gfe_amd runs" in c.reason and c.evidence == []
 
@@ -269,38 +271,78 @@ def test_few_images_one_verdict_per_dataset():
 # ---------------------------------------------------------------- claim 1b
 
 
-def test_competitive_supported_inside_the_margin():
-    c = only(claims.claim_competitive(e1_large([0.101, 0.1025, 0.1045]), "config/paper.yaml"))
-    assert (c.label, c.verdict) == ("1b", SUPPORTED) and "N = 1000" in c.reason and "±0.05" in c.reason
-    rel = claims.paired_interval([0.101 / 0.100 - 1, 0.1025 / 0.102 - 1, 0.1045 / 0.104 - 1])
-    assert f"Largest N = 1000, 3 paired seeds: (gfe_amd − ae)/ae = {claims.fmt_interval(*rel)}." in c.evidence
+def floors(test=0.05, dataset="mnist"):
+    """A data_floors table: the test floor claim 1b uses, and a validation floor it must not."""
+    return pd.DataFrame(
+        [
+            dict(dataset=dataset, split="test", floor_mean=test),
+            dict(dataset=dataset, split="val", floor_mean=0.9),
+        ]
+    )
 
 
-@pytest.mark.parametrize(
-    "gfe, where, side",
-    [
-        ([0.12, 0.1234, 0.1238], "lies outside", "worse"),
-        ([0.08, 0.081, 0.083], "lies outside", "better"),
-        ([0.100, 0.11016, 0.10816], "straddles", "worse"),
-    ],
-)
-def test_competitive_not_supported(gfe, where, side):
-    c = only(claims.claim_competitive(e1_large(gfe), "config/paper.yaml"))
-    assert c.verdict == NOT_SUPPORTED and where in c.reason and f"GFE {side}" in c.reason
+def competitive(e1, **kw):
+    return only(claims.claim_competitive(e1, floors(), "config/paper.yaml", **kw))
 
 
-def test_competitive_margin_is_a_parameter():
-    c = only(claims.claim_competitive(e1_large([0.12, 0.1234, 0.1238]), "config/paper.yaml", margin=0.3))
-    assert c.verdict == SUPPORTED
+def test_competitive_supported_within_the_margin_of_excess_loss():
+    c = competitive(e1_large([0.101, 0.1025, 0.1045]))
+    # AE excess loss at N = 1000: mean(0.100, 0.102, 0.104) - 0.05 = 0.052; margin 10% of it
+    diff = claims.paired_interval([0.001, 0.0005, 0.0005])
+    assert (c.label, c.verdict) == ("1b", SUPPORTED) and "N = 1000" in c.reason and "0.005200" in c.reason
+    assert f"excess-loss difference gfe_amd − ae = {claims.fmt_interval(*diff)}; margin 0.005200." in c.evidence[-1]
+    # the per-N table: both sizes, excess losses (loss - the test floor, not the validation one)
+    assert any(row.startswith("| 10 | 0.2500 ± 0 | 0.1500 ± 0 |") for row in c.evidence)
 
 
-def test_competitive_not_tested_names_the_config():
+def test_competitive_clearly_better_is_supported():
+    c = competitive(e1_large([0.08, 0.081, 0.083]))
+    assert c.verdict == SUPPORTED and "clearly better" in c.reason
+
+
+@pytest.mark.parametrize("gfe", [[0.12, 0.1234, 0.1238], [0.100, 0.11016, 0.10816]])
+def test_competitive_not_supported_above_the_margin(gfe):
+    """Worse by ~0.02 (38% of the AE's excess loss), or an interval too wide to show it."""
+    c = competitive(e1_large(gfe))
+    assert c.verdict == NOT_SUPPORTED and "exceeds the margin 0.005200" in c.reason
+
+
+def test_competitive_judged_on_excess_not_raw_loss():
+    """+2% of raw loss is +4% of the excess loss with a floor at half the loss: a 3% margin on raw
+    loss would pass it; 10% of the excess passes it too, but 3% of the excess does not."""
+    gfe = [0.102, 0.10404, 0.10608]
+    assert competitive(e1_large(gfe)).verdict == SUPPORTED
+    assert competitive(e1_large(gfe), margin=0.03).verdict == NOT_SUPPORTED
+
+
+def test_competitive_not_tested_below_the_smallest_deciding_n():
+    e1 = e1_frame({("ae", 10): [0.3, 0.3, 0.3], ("gfe_amd", 10): [0.2, 0.21, 0.2]})
+    c = competitive(e1)
+    assert c.verdict == NOT_TESTED and "No N ≥ 1000" in c.reason and "`config/paper.yaml` does" in c.reason
+    assert competitive(e1, min_n=10).verdict == SUPPORTED
+
+
+def test_competitive_takes_the_largest_n_where_every_run_plateaued():
+    e1 = e1_frame(
+        {
+            ("ae", 1000): [0.100, 0.102, 0.104],
+            ("gfe_amd", 1000): [0.101, 0.1025, 0.1045],
+            ("ae", 3000): [0.09, 0.09, 0.09],
+            ("gfe_amd", 3000): [0.2, 0.2, 0.2],
+        },
+        capped={("gfe_amd", 3000, 1)},
+    )
+    c = competitive(e1)
+    assert c.verdict == SUPPORTED and "At N = 1000" in c.reason
     capped = e1_large([0.101, 0.1025, 0.1045], capped={("ae", 1000, 2)})
-    c = only(claims.claim_competitive(capped, "config/paper.yaml"))
-    assert c.verdict == NOT_TESTED and "N = 1000" in c.reason and "`config/paper.yaml` does" in c.reason
+    assert competitive(capped).verdict == NOT_TESTED
     # a cap at a smaller N does not matter for the largest N
-    small_cap = e1_large([0.101, 0.1025, 0.1045], capped={("ae", 10, 0)})
-    assert only(claims.claim_competitive(small_cap, "config/paper.yaml")).verdict == SUPPORTED
+    assert competitive(e1_large([0.101, 0.1025, 0.1045], capped={("ae", 10, 0)})).verdict == SUPPORTED
+
+
+def test_competitive_without_a_floor_is_not_tested():
+    c = only(claims.claim_competitive(e1_large([0.101, 0.1025, 0.1045]), floors(dataset="cifar10"), "x.yaml"))
+    assert c.verdict == NOT_TESTED and "no test floor for mnist" in c.reason
 
 
 # ---------------------------------------------------------------- claim 1c
@@ -346,7 +388,7 @@ def test_adjoint_not_tested():
     c = only(claims.claim_adjoint(*e4_frames([0.01, 0.02], steps=(0,))))
     assert c.verdict == NOT_TESTED and "no validation step after step 0" in c.reason
     c = only(claims.claim_adjoint(*e4_frames([0.01])))
-    assert c.verdict == NOT_TESTED and "Only 1 seed(s) pair at step 100" in c.reason
+    assert c.verdict == NOT_TESTED and "At step 100 only 1 seed(s) pair" in c.reason
     held, train = e4_frames([0.01, 0.02, 0.015])
     c = only(claims.claim_adjoint(held[held["model"] != "gfe_adjoint"], train))
     assert c.verdict == NOT_TESTED and "no held-out loss of gfe_adjoint" in c.reason
@@ -385,7 +427,7 @@ def test_second_order_not_tested():
     c = only(claims.claim_second_order(e3_heldout([-0.05, -0.04], steps=(0, 10)), e5_order()))
     assert c.verdict == NOT_TESTED and "Only 1 matched validation step(s)" in c.reason
     c = only(claims.claim_second_order(e3_heldout([-0.05]), e5_order()))
-    assert c.verdict == NOT_TESTED and "Only 1 seed(s) pair" in c.reason
+    assert c.verdict == NOT_TESTED and "only 1 seed(s) pair" in c.reason
     c = only(claims.claim_second_order(pd.DataFrame(), e5_order()))
     assert c.verdict == NOT_TESTED and "no held-out loss of gfe_rk4" in c.reason
     assert "| 1 | gfe_rk4 | rk4 | 4 | 8.000 | 0.8000 (t = 2.000) | 0.4500 |" in c.evidence  # E5 still shown
@@ -398,7 +440,7 @@ def test_second_order_not_tested():
 def test_amd_robust(amd, verdict):
     c = only(claims.claim_amd_robust(e5_amd([0.30, 0.25, 0.20], amd)))
     assert (c.label, c.verdict) == ("4", verdict) and "varies by 50.00%" in c.reason
-    assert f"(AMD − best)/best = {claims.fmt(100 * (amd / 0.2 - 1))}%." in c.evidence[-1]
+    assert f"(AMD − best)/best = {claims.fmt(100 * (amd / 0.2 - 1))}%;" in c.evidence[-1]
     assert ("below" if amd < 0.2 else "above") in c.reason
     rows = [line for line in c.evidence if line.startswith("| ")][1:]
     assert rows == [
@@ -420,6 +462,119 @@ def test_amd_robust_not_tested():
     assert c.verdict == NOT_TESTED and "no first-order rk4 curves on the common decoder" in c.reason
 
 
+@pytest.mark.parametrize(
+    "finals, amd, verdict, words",
+    [
+        ([math.inf, math.inf, math.inf], math.inf, NOT_SUPPORTED, "AMD diverged"),
+        ([math.inf, math.inf, math.inf], 0.2, NOT_TESTED, "Every one of the 3 rk4 curves diverged"),
+        ([0.30, math.nan, 0.20], 0.201, SUPPORTED, "varies by"),
+        ([0.30, math.nan, 0.20], 0.25, NOT_SUPPORTED, "beyond the 1% allowed"),
+    ],
+)
+def test_amd_robust_counts_diverged_curves_instead_of_skipping_them(finals, amd, verdict, words):
+    c = only(claims.claim_amd_robust(e5_amd(finals, amd)))
+    assert c.verdict == verdict and words in c.reason, c.reason
+    diverged = sum(not math.isfinite(f) for f in finals)
+    assert f"rk4 curves diverged (non-finite final loss): {diverged} of 3" in c.evidence[-1]
+
+
+# ---------------------------------------------------------------- broken tables: no verdict
+
+
+def _e1_broken(kind):
+    e1 = e1_few([0.20, 0.215, 0.21])
+    at10 = (e1["train_size"] == 10) & (e1["model"] == "ae")
+    if kind == "nan":
+        e1.loc[at10 & (e1["seed"] == 2), "test_loss_mean"] = math.nan
+    elif kind == "inf":
+        e1.loc[at10 & (e1["seed"] == 2), "test_loss_mean"] = math.inf
+    elif kind == "missing seed":
+        e1 = e1[~(at10 & (e1["seed"] == 2))]
+    elif kind == "duplicate":
+        e1 = pd.concat([e1, e1[at10 & (e1["seed"] == 1)].assign(test_loss_mean=0.9)])
+    elif kind == "identical":
+        e1.loc[at10, "test_loss_mean"] = 0.30
+        e1.loc[(e1["train_size"] == 10) & (e1["model"] == "gfe_amd"), "test_loss_mean"] = 0.20
+    return e1
+
+
+@pytest.mark.parametrize(
+    "kind, words",
+    [
+        ("nan", "test_loss_mean is not a finite number (nan)"),
+        ("inf", "test_loss_mean is not a finite number (inf)"),
+        ("missing seed", "ae lacks seed(s) 2 of seeds 0, 1, 2"),
+        ("duplicate", "duplicated rows (model ae, train_size 10, seed 1"),
+        ("identical", "the 3 paired differences are identical"),
+    ],
+)
+def test_claim_1a_draws_no_verdict_from_a_broken_table(kind, words):
+    c = only(claims.claim_few_images(_e1_broken(kind), "config/paper.yaml"))
+    assert c.verdict == NOT_TESTED and words in c.reason, c.reason
+    assert only(claims.claim_few_images(_e1_broken("none"), "config/paper.yaml")).verdict == SUPPORTED
+
+
+def test_the_configured_seeds_are_required_even_when_both_models_lack_one():
+    e1 = e1_few([0.20, 0.215, 0.21])
+    c = only(claims.claim_few_images(e1, "config/paper.yaml", seeds=[0, 1, 2, 3]))
+    assert c.verdict == NOT_TESTED and "ae lacks seed(s) 3" in c.reason and "gfe_amd lacks seed(s) 3" in c.reason
+
+
+def _heldout_broken(frame, kind, model):
+    last = frame["step"].max()
+    one = (frame["model"] == model) & (frame["seed"] == 1)
+    if kind == "nan":
+        frame.loc[one & (frame["step"] == last), "loss_mean"] = math.nan
+    elif kind == "inf":
+        frame.loc[one & (frame["step"] == last), "loss_mean"] = math.inf
+    elif kind == "missing seed":
+        frame = frame[~one]
+    elif kind == "truncated":
+        frame = frame[~(one & (frame["step"] == last))]
+    elif kind == "duplicate":
+        frame = pd.concat([frame, frame[one & (frame["step"] == last)]])
+    return frame
+
+
+BROKEN = [
+    ("nan", "loss_mean is not a finite number (nan)"),
+    ("inf", "loss_mean is not a finite number (inf)"),
+    ("missing seed", "lacks seed(s) 1 of seeds 0, 1, 2"),
+    ("truncated", "run of seed 1 ends at step"),
+    ("duplicate", "duplicated rows"),
+]
+
+
+@pytest.mark.parametrize("kind, words", BROKEN)
+def test_claim_2_draws_no_verdict_from_a_broken_table(kind, words):
+    held, train = e4_frames([0.01, 0.02, 0.015])
+    c = only(claims.claim_adjoint(_heldout_broken(held, kind, "gfe_rk4"), train))
+    assert c.verdict == NOT_TESTED and words in c.reason, c.reason
+
+
+@pytest.mark.parametrize("kind, words", BROKEN)
+def test_claim_3_draws_no_verdict_from_a_broken_table(kind, words):
+    """The 2nd-order model better everywhere, but one value broken: no verdict, whichever value."""
+    c = only(claims.claim_second_order(_heldout_broken(e3_heldout([-0.05, -0.04, -0.06]), kind, "gfe_2nd"), e5_order()))
+    assert c.verdict == NOT_TESTED and words in c.reason, c.reason
+
+
+def test_an_extra_step_of_one_run_makes_the_others_truncated():
+    held, train = e4_frames([0.01, 0.02, 0.015], extra=True)
+    c = only(claims.claim_adjoint(held, train))
+    assert c.verdict == NOT_TESTED and "ends at step 100, others at step 150" in c.reason
+    c = only(claims.claim_second_order(e3_heldout([-0.05, -0.04, -0.06], extra=True), e5_order()))
+    assert c.verdict == NOT_TESTED and "ends at step 30, others at step 40" in c.reason
+
+
+def test_identical_differences_give_no_interval():
+    held, train = e4_frames([0.01, 0.01, 0.01])
+    c = only(claims.claim_adjoint(held, train))
+    assert c.verdict == NOT_TESTED and "identical" in c.reason and "zero width" in c.reason
+    c = only(claims.claim_second_order(e3_heldout([-0.05, -0.05, -0.05]), e5_order()))
+    assert c.verdict == NOT_TESTED and "identical" in c.reason
+
+
 # ---------------------------------------------------------------- all claims
 
 
@@ -434,7 +589,9 @@ def test_all_claims_on_empty_tables():
 def test_all_claims_in_order_per_dataset():
     e1 = pd.concat([e1_few([0.20, 0.215, 0.21]), e1_few([0.20, 0.215, 0.21], dataset="fmnist")])
     held, train = e4_frames([0.01, 0.02, 0.015])
-    result = claims.all_claims(e1, e3_heldout([-0.05, -0.04, -0.06]), held, train, e5_order(), "config/paper.yaml")
+    result = claims.all_claims(
+        e1, e3_heldout([-0.05, -0.04, -0.06]), held, train, e5_order(), "config/paper.yaml", floors=floors()
+    )
     assert [c.label for c in result] == ["1a", "1a", "1b", "1b", "1c", "1c", "2", "3", "4"]
     assert [c.verdict for c in result[:2]] == [SUPPORTED, SUPPORTED]
     assert all(c.verdict in claims.VERDICTS for c in result)

@@ -120,6 +120,41 @@ BAD_CONFIGS = {
             "allowed: 1..3",
         ],
     ),
+    "E1 size cap of a model outside models": (
+        "training: {max_train_size: {gfe_rk4: 300}}",
+        ["training.max_train_size.gfe_rk4: 300 names a model that is not one of models (E1)"],
+    ),
+    "E1 size cap below the smallest N": (
+        "training: {max_train_size: {gfe_amd: 50}}",
+        [
+            "training.max_train_size.gfe_amd: 50 is below the smallest of train_sizes (100 on fashion_mnist)",
+            "allowed: a size >= 100 or 'full'",
+        ],
+    ),
+    "E1 size cap of 0": (
+        "training: {max_train_size: {gfe_amd: 0}}",
+        ["training.max_train_size.gfe_amd: 0 is not valid"],
+    ),
+    "plateau window 0": ("training: {plateau_window: 0}", ["training.plateau_window: 0 is less than the minimum of 1"]),
+    "patience fraction 1": (
+        "training: {patience_fraction: 1.0}",
+        [
+            "training.patience_fraction: 1.0 is greater than or equal to the maximum of 1",
+            "allowed: a finite number in [0, 1)",
+        ],
+    ),
+    "continuation of a model outside models": (
+        "training: {continuation: {models: [gfe_rk4], seed: 0, factor: 3}}",
+        ["training.continuation.models: ['gfe_rk4'] names 'gfe_rk4', which is not one of models (E1)"],
+    ),
+    "continuation seed outside seeds": (
+        "training: {continuation: {models: [ae], seed: 5, factor: 3}}",
+        ["training.continuation.seed: 5 is not one of seeds (it picks E1 runs)", "allowed: [0, 1, 2]"],
+    ),
+    "continuation factor 1": (
+        "training: {continuation: {models: [ae], seed: 0, factor: 1}}",
+        ["training.continuation.factor: 1 is less than the minimum of 2", "allowed: an integer >= 2"],
+    ),
     "E2 batch larger than N": (
         "learning_curves: {train_size: 4}",
         [

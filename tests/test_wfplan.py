@@ -99,3 +99,34 @@ def test_jobs_get_resolved_encode_options_not_config_sections():
     assert own["--own-encode-options"]["gfe_rk4"] == encode_options(cfg["model_settings"]["gfe_rk4"], settings)
     assert plan.e5_amd_model(ds) == "gfe_amd"
     assert _options(plan.e5_amd_args(ds))["--amd-encode-options"] == train["--eval-encode-options"]
+
+
+def test_a_size_cap_limits_one_models_e1_sizes_and_e6_takes_sizes_every_model_has():
+    cfg = yaml.safe_load((REPO / "config/config.yaml").read_text())
+    cfg["train_sizes"] = [1000, 100, 300]
+    cfg["training"]["max_train_size"] = {"gfe_amd": 300}
+    plan = Plan(check_config(cfg, check_encode_options=False))
+    assert plan.e1_sizes("fashion_mnist", "gfe_amd") == [100, 300]
+    assert plan.e1_sizes("fashion_mnist", "ae") == [100, 300, 1000]
+    sizes = {(r[2], r[3]) for r in plan.e1_runs()}
+    assert ("gfe_amd", 1000) not in sizes and ("ae", 1000) in sizes and ("gfe_lbfgs", 1000) in sizes
+    assert len(plan.e1_runs()) == (3 + 2 + 3) * len(cfg["seeds"])
+    assert {r[3] for r in plan.e6_runs()} == {100, 300}
+
+
+def test_continuations_train_the_smallest_and_largest_run_of_each_model_again():
+    cfg = yaml.safe_load((REPO / "config/config.yaml").read_text())
+    cfg["train_sizes"] = [100, 300, 1000]
+    cfg["training"]["max_train_size"] = {"gfe_amd": 300}
+    cfg["training"]["continuation"] = {"models": ["ae", "gfe_amd"], "seed": 1, "factor": 3}
+    plan = Plan(check_config(cfg, check_encode_options=False))
+    assert plan.e1c_runs() == [
+        ("fashion_mnist", "e1c", "ae", 100, 1),
+        ("fashion_mnist", "e1c", "ae", 1000, 1),
+        ("fashion_mnist", "e1c", "gfe_amd", 100, 1),
+        ("fashion_mnist", "e1c", "gfe_amd", 300, 1),
+    ]
+    args = plan.train_args("fashion_mnist", "e1c", "gfe_amd")
+    assert "--steps-factor 3" in args and "--patience" not in args and "--steps " not in args
+    assert plan.run_file("validation.csv", *plan.e1c_runs()[0]) in plan.run_outputs()
+    assert _plan("config").e1c_runs() == []

@@ -47,6 +47,8 @@ COLUMNS = {
         "best_val_loss",
         "val_every",
         "patience",
+        "plateau_window",
+        "patience_fraction",
         "min_improvement",
         "test_loss_mean",
         "test_loss_std",
@@ -59,6 +61,23 @@ COLUMNS = {
         "total_params",
         "step_mean_s",
         "train_s",
+    ],
+    "e1_continuation": [
+        "dataset",
+        "model",
+        "train_size",
+        "seed",
+        "stop_reason",
+        "stop_step",
+        "best_step",
+        "best_at_stop",
+        "best_at_stop_again",
+        "continued_to",
+        "best_step_continued",
+        "best_continued",
+        "gain",
+        "plateau_window",
+        "patience_fraction",
     ],
     "e2_learning_curves": RUN_KEYS + VALIDATION,
     "e2_authors_points": [
@@ -159,7 +178,11 @@ def nan_allowed(model_settings: dict) -> dict:
 def test_quick_config_produces_every_output(quick_run):
     for name in TABLES:
         assert (quick_run / "results/quick" / f"{name}.csv").stat().st_size > 0, name
-    assert "Claim 1" in (quick_run / "results/quick/summary.md").read_text()
+    floors = pd.read_csv(quick_run / "results/quick/data_floors.csv")
+    assert floors[["split", "loss"]].values.tolist() == [["val", "bce"], ["test", "bce"]]
+    assert floors["floor_mean"].between(0.2, 0.3).all()  # Fashion-MNIST's pixels: most of a BCE
+    summary = (quick_run / "results/quick/summary.md").read_text()
+    assert "Claim 1" in summary and "## Does E1's stopping rule stop early?" in summary
     for name in FIGURES:
         for ext in ("png", "pdf"):
             assert (quick_run / "figures/quick" / f"{name}.{ext}").stat().st_size > 1000, (name, ext)

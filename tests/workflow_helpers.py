@@ -16,6 +16,7 @@ CONFIGS = ["config/config.yaml", "config/quick.yaml", "config/paper.yaml"]
 # The tables of rule aggregate (results/<name>.csv); rule summarize writes results/summary.md.
 TABLES = [
     "e1_data_efficiency",
+    "e1_continuation",
     "e2_learning_curves",
     "e2_authors_points",
     "e3_solver_comparison",

@@ -6,6 +6,10 @@ rule aggregate:
     input:
         e1_runs=plan.files("run.json", plan.e1_runs()),
         e1_metrics=plan.files("test_metrics.json", plan.e1_runs()),
+        e1c=plan.files("validation.csv", plan.e1c_runs()),
+        e1c_plateau_runs=plan.files(
+            "run.json", [(d, "e1", m, n, s) for d, _, m, n, s in plan.e1c_runs()]
+        ),
         e2=plan.files("validation.csv", plan.e2_runs()),
         e3_train=plan.files("train_log.csv", plan.e3_runs()),
         e3_heldout=plan.files("validation.csv", plan.e3_runs()),
@@ -28,7 +32,7 @@ rule aggregate:
                 category="Tables",
                 labels={"table": name},
             )
-            for name in wfplan.TABLE_NAMES
+            for name in wfplan.AGGREGATED_TABLES
         ],
     log:
         f"{LOGS}/aggregate.log",
@@ -43,10 +47,33 @@ rule aggregate:
     shell:
         "python src/aggregate.py --config-name {params.config_name}"
         " --config-hash {params.config_hash} --e1-runs {input.e1_runs}"
-        " --e1-metrics {input.e1_metrics} --e2 {input.e2} --e3-train {input.e3_train}"
+        " --e1-metrics {input.e1_metrics} --e1c {input.e1c} --e1c-plateau-runs {input.e1c_plateau_runs}"
+        " --e2 {input.e2} --e3-train {input.e3_train}"
         " --e3-heldout {input.e3_heldout} --e4-train {input.e4_train} --e4-heldout {input.e4_heldout}"
         " --e5 {input.e5} --e5-runs {input.e5_runs} --e6 {input.e6} --e7 {input.e7}"
         " --report-images-seen {params.report_images_seen} --tables {output.tables} 2> {log}"
+
+
+rule data_floors:
+    input:
+        prepared=expand(PREPARED, dataset=config["datasets"]),
+    output:
+        report(
+            f"{RESULTS}/data_floors.csv",
+            category="Tables",
+            labels={"table": "data_floors"},
+        ),
+    log:
+        f"{LOGS}/data_floors.log",
+    conda:
+        "../../environment.yml"
+    params:
+        prepared=lambda w, input: " ".join(
+            f"{ds}={plan.loss(ds)}={path}"
+            for ds, path in zip(config["datasets"], input.prepared)
+        ),
+    shell:
+        "python src/data_floors.py --prepared {params.prepared} --output {output} 2> {log}"
 
 
 rule summarize:
@@ -61,6 +88,14 @@ rule summarize:
     params:
         config_name=plan.name,
         config_hash=CONFIG_HASH,
+        seeds=" ".join(
+            f"--{flag}-seeds " + " ".join(map(str, seeds))
+            for flag, seeds in (
+                ("e1", config["seeds"]),
+                ("e3", config["solver_comparison"]["seeds"]),
+                ("e4", config["adjoint_ablation"]["seeds"]),
+            )
+        ),
     shell:
         "python src/summarize.py --config-name {params.config_name} --config-hash {params.config_hash}"
-        " --config-hint config/paper.yaml --tables {input} --summary {output} 2> {log}"
+        " --config-hint config/paper.yaml {params.seeds} --tables {input} --summary {output} 2> {log}"

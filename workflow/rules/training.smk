@@ -5,6 +5,12 @@
 rule train:
     input:
         prepared=PREPARED,
+        # a continuation (e1c) trains its E1 run again to a multiple of that run's steps
+        plateau_run=lambda w: (
+            [plan.run_file("run.json", w.dataset, "e1", w.model, w.N, w.seed)]
+            if w.experiment == "e1c"
+            else []
+        ),
     output:
         model=MODEL_FILE,
         train_log=f"{RUN}/train_log.csv",
@@ -22,7 +28,8 @@ rule train:
         latent_dim=lambda w: plan.latent_dim(w.dataset),
         optimizer=lambda w: plan.optimizer_json(w.dataset),
         encoding=lambda w: plan.encoding_args(w.model, w.dataset, training=True),
-        budget=lambda w: plan.train_args(w.dataset, w.experiment, w.model),
+        budget=lambda w, input: plan.train_args(w.dataset, w.experiment, w.model)
+        + "".join(f" --steps-from-run {path}" for path in input.plateau_run),
         checkpoint_every=config["training"]["checkpoint_every"],
         checkpoint=lambda w: plan.checkpoint_pattern.format(**w),
         device=config["device"],
