@@ -271,14 +271,19 @@ def test_few_images_one_verdict_per_dataset():
 # ---------------------------------------------------------------- claim 1b
 
 
-def floors(test=0.05, dataset="mnist"):
-    """A data_floors table: the test floor claim 1b uses, and a validation floor it must not."""
+def floors(test=0.05, dataset="mnist", val=0.9):
+    """A data_floors table: the test floor claim 1b uses, and the validation floor claim 2 uses."""
     return pd.DataFrame(
         [
             dict(dataset=dataset, split="test", floor_mean=test),
-            dict(dataset=dataset, split="val", floor_mean=0.9),
+            dict(dataset=dataset, split="val", floor_mean=val),
         ]
     )
+
+
+def adjoint(held, train, val=0.0, **kw):
+    """Claim 2 with a validation floor (0: excess loss = loss)."""
+    return only(claims.claim_adjoint(held, train, floors(val=val), **kw))
 
 
 def competitive(e1, **kw):
@@ -369,7 +374,7 @@ def test_half_parameters_not_tested_without_the_autoencoder():
 
 def test_adjoint_supported_at_the_last_common_step():
     held, train = e4_frames([0.01, 0.02, 0.015])
-    c = only(claims.claim_adjoint(held, train))
+    c = adjoint(held, train)
     assert (c.label, c.verdict) == ("2", SUPPORTED) and "step 100 (3 paired seeds)" in c.reason
     assert claims.fmt_interval(*claims.paired_interval([0.01, 0.02, 0.015])) in c.reason
     rows = [line for line in c.evidence if line.startswith("| ")][1:]
@@ -378,25 +383,40 @@ def test_adjoint_supported_at_the_last_common_step():
     assert c.evidence[-1] == "Seconds per iteration: gfe_rk4 0.1000, gfe_adjoint 0.3000 (gfe_adjoint/gfe_rk4 = 3.000)."
 
 
-@pytest.mark.parametrize("rel, why", [([0.2, 0.25, 0.22], "entirely above 0.05"), ([0.0, 0.1, 0.05], "too wide")])
+@pytest.mark.parametrize("rel, why", [([0.2, 0.25, 0.22], "entirely above 0.1"), ([0.0, 0.1, 0.05], "too wide")])
 def test_adjoint_not_supported(rel, why):
-    c = only(claims.claim_adjoint(*e4_frames(rel)))
+    c = adjoint(*e4_frames(rel))
     assert c.verdict == NOT_SUPPORTED and why in c.reason
 
 
 def test_adjoint_not_tested():
-    c = only(claims.claim_adjoint(*e4_frames([0.01, 0.02], steps=(0,))))
+    c = adjoint(*e4_frames([0.01, 0.02], steps=(0,)))
     assert c.verdict == NOT_TESTED and "no validation step after step 0" in c.reason
-    c = only(claims.claim_adjoint(*e4_frames([0.01])))
+    c = adjoint(*e4_frames([0.01]))
     assert c.verdict == NOT_TESTED and "At step 100 only 1 seed(s) pair" in c.reason
     held, train = e4_frames([0.01, 0.02, 0.015])
-    c = only(claims.claim_adjoint(held[held["model"] != "gfe_adjoint"], train))
+    c = adjoint(held[held["model"] != "gfe_adjoint"], train)
     assert c.verdict == NOT_TESTED and "no held-out loss of gfe_adjoint" in c.reason
+
+
+def test_adjoint_judged_on_excess_loss_over_the_validation_floor():
+    """+1% of raw loss with a floor at 3/4 of the adjoint's loss is +4% of its excess loss at
+    step 100 (loss 1/3): within 10%; +3% raw is +12%: beyond it."""
+    floor = 0.25
+    rows = [line for line in adjoint(*e4_frames([0.01, 0.012, 0.011]), val=floor).evidence if line.startswith("| 100")]
+    assert rows and "0.04400 [" in rows[0]
+    assert adjoint(*e4_frames([0.01, 0.012, 0.011]), val=floor).verdict == SUPPORTED
+    assert adjoint(*e4_frames([0.01, 0.012, 0.011])).verdict == SUPPORTED  # on raw loss: 1.1%
+    c = adjoint(*e4_frames([0.03, 0.032, 0.031]), val=floor)
+    assert c.verdict == NOT_SUPPORTED and "entirely above 0.1" in c.reason
+    assert adjoint(*e4_frames([0.03, 0.032, 0.031])).verdict == SUPPORTED  # raw loss would pass it
+    c = only(claims.claim_adjoint(*e4_frames([0.01, 0.012, 0.011]), floors(dataset="cifar10")))
+    assert c.verdict == NOT_TESTED and "no validation floor for mnist" in c.reason
 
 
 def test_adjoint_model_names_and_margin_are_parameters():
     held, train = e4_frames([0.2, 0.25, 0.22], approx="gfe_amd", adjoint="adj")
-    c = only(claims.claim_adjoint(held, train, margin=0.5, approximate="gfe_amd", adjoint="adj"))
+    c = adjoint(held, train, margin=0.5, approximate="gfe_amd", adjoint="adj")
     assert c.verdict == SUPPORTED and "(adj/gfe_amd = 3.000)" in c.evidence[-1]
 
 
@@ -548,7 +568,7 @@ BROKEN = [
 @pytest.mark.parametrize("kind, words", BROKEN)
 def test_claim_2_draws_no_verdict_from_a_broken_table(kind, words):
     held, train = e4_frames([0.01, 0.02, 0.015])
-    c = only(claims.claim_adjoint(_heldout_broken(held, kind, "gfe_rk4"), train))
+    c = adjoint(_heldout_broken(held, kind, "gfe_rk4"), train)
     assert c.verdict == NOT_TESTED and words in c.reason, c.reason
 
 
@@ -561,7 +581,7 @@ def test_claim_3_draws_no_verdict_from_a_broken_table(kind, words):
 
 def test_an_extra_step_of_one_run_makes_the_others_truncated():
     held, train = e4_frames([0.01, 0.02, 0.015], extra=True)
-    c = only(claims.claim_adjoint(held, train))
+    c = adjoint(held, train)
     assert c.verdict == NOT_TESTED and "ends at step 100, others at step 150" in c.reason
     c = only(claims.claim_second_order(e3_heldout([-0.05, -0.04, -0.06], extra=True), e5_order()))
     assert c.verdict == NOT_TESTED and "ends at step 30, others at step 40" in c.reason
@@ -569,7 +589,7 @@ def test_an_extra_step_of_one_run_makes_the_others_truncated():
 
 def test_identical_differences_give_no_interval():
     held, train = e4_frames([0.01, 0.01, 0.01])
-    c = only(claims.claim_adjoint(held, train))
+    c = adjoint(held, train)
     assert c.verdict == NOT_TESTED and "identical" in c.reason and "zero width" in c.reason
     c = only(claims.claim_second_order(e3_heldout([-0.05, -0.05, -0.05]), e5_order()))
     assert c.verdict == NOT_TESTED and "identical" in c.reason
@@ -590,7 +610,7 @@ def test_all_claims_in_order_per_dataset():
     e1 = pd.concat([e1_few([0.20, 0.215, 0.21]), e1_few([0.20, 0.215, 0.21], dataset="fmnist")])
     held, train = e4_frames([0.01, 0.02, 0.015])
     result = claims.all_claims(
-        e1, e3_heldout([-0.05, -0.04, -0.06]), held, train, e5_order(), "config/paper.yaml", floors=floors()
+        e1, e3_heldout([-0.05, -0.04, -0.06]), held, train, e5_order(), "config/paper.yaml", floors=floors(val=0.0)
     )
     assert [c.label for c in result] == ["1a", "1a", "1b", "1b", "1c", "1c", "2", "3", "4"]
     assert [c.verdict for c in result[:2]] == [SUPPORTED, SUPPORTED]
