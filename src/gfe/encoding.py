@@ -1,9 +1,17 @@
-"""Encode images by integrating the gradient flow of a decoder: `gfe.encode`."""
+"""Encode images by integrating the gradient flow of a decoder: `gfe.encode`.
+
+Encoding runs the decoder in eval mode (`eval_mode`) and gives each submodule its own mode
+back afterwards: with BatchNorm in train mode a sample's code would depend on its batch mates
+and every flow step would move the running statistics; with Dropout the same image would get
+another code each time. A decoder's training forward pass (the parameter gradient in
+`gfe.gradients`) stays in the decoder's own mode.
+"""
 
 from __future__ import annotations
 
 import math
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,6 +24,22 @@ from .solvers import SolverOutput, make_solver
 from .solvers.base import is_integer, is_number
 
 Z0_RULES = ("zeros", "uniform")
+
+
+@contextmanager
+def eval_mode(*modules):
+    """Run `modules` (None entries are skipped) in eval mode: BatchNorm uses its running
+    statistics and leaves them alone, Dropout is off. Every submodule gets its own mode back
+    on exit, also after an exception."""
+    saved = [(m, m.training) for module in modules if module is not None for m in module.modules()]
+    for module in modules:
+        if module is not None:
+            module.eval()
+    try:
+        yield
+    finally:
+        for m, training in saved:
+            m.training = training
 
 
 @dataclass
@@ -258,7 +282,8 @@ def encode(
     decoder's parameters, so a frozen decoder works).
 
     Args:
-        decoder: any nn.Module mapping latents (B, d) to images (B, *image shape).
+        decoder: any nn.Module mapping latents (B, d) to images (B, *image shape); run in
+            eval mode while encoding (its own mode is restored afterwards).
         x: (B, *image shape) floating images, or flattened (B, prod(image shape)), on the
             decoder's device and in its dtype; in [0, 1] for loss='bce' (`check_images`).
         solver: 'amd' (per-sample AMD; `shared=True` for the authors' batch rule), 'rk4',
@@ -289,21 +314,22 @@ def encode(
     if trace is not None and solver != "amd":
         raise ValueError("trace= is recorded by solver='amd' only")
     latent_dim = latent_dim_of(decoder, z0, latent_dim)
-    x = check_images(decoder, x, loss, latent_dim=latent_dim)
-    return encode_checked(
-        decoder,
-        x,
-        solver_impl,
-        latent_dim,
-        order=order,
-        tau=tau,
-        z0=z0,
-        loss=loss,
-        seed=seed,
-        sample_ids=sample_ids,
-        alpha=alpha,
-        trace=trace,
-    )
+    with eval_mode(decoder):  # the shape probe of check_images calls the decoder too
+        x = check_images(decoder, x, loss, latent_dim=latent_dim)
+        return encode_checked(
+            decoder,
+            x,
+            solver_impl,
+            latent_dim,
+            order=order,
+            tau=tau,
+            z0=z0,
+            loss=loss,
+            seed=seed,
+            sample_ids=sample_ids,
+            alpha=alpha,
+            trace=trace,
+        )
 
 
 def encode_checked(
@@ -328,7 +354,7 @@ def encode_checked(
         z0, x.shape[0], latent_dim, seed=seed, sample_ids=sample_ids, dtype=x.dtype, device=x.device
     )
     started = time.perf_counter()
-    with torch.no_grad():
+    with torch.no_grad(), eval_mode(decoder):
         extra = {"trace": trace} if trace is not None else {}
         out = solver_impl.solve(flow, z_start, check_tau(tau), **extra)
     return Encoding(**vars(out), seconds=time.perf_counter() - started)

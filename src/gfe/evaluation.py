@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .encoding import encode
+from .encoding import encode, eval_mode
 from .losses import resolve_loss
 
 
@@ -49,7 +49,8 @@ def evaluate(
     batch_size: int = 500,
     seed: int = 0,
 ) -> Evaluation:
-    """Encode `images` in batches (by `encoder` if given, else by `gfe.encode(**encode_options)`).
+    """Encode `images` in batches (by `encoder` if given, else by `gfe.encode(**encode_options)`),
+    with both networks in eval mode (each submodule gets its own mode back afterwards).
 
     Args:
         decoder: the decoder whose reconstructions are scored.
@@ -74,21 +75,28 @@ def evaluate(
     """
     if batch_size < 1:
         raise ValueError(f"batch_size={batch_size!r} is invalid: must be >= 1")
+    if len(images) == 0:
+        raise ValueError("images is empty: evaluate needs at least one image")
     encode_options = dict(encode_options or {})
     _, loss_fn = resolve_loss(encode_options.get("loss"), decoder)
-    parts = []
     started = time.perf_counter()
-    for start in range(0, len(images), batch_size):
-        x = images[start : start + batch_size]
-        if encoder is not None:
-            with torch.no_grad():
-                z = encoder(x)
-                loss = loss_fn(decoder(z), x)
-            parts.append((loss, torch.zeros_like(loss, dtype=torch.int64), torch.ones_like(loss, dtype=torch.bool), z))
-        else:
-            ids = torch.arange(start, start + len(x))
-            out = encode(decoder, x, seed=seed, sample_ids=ids, **encode_options)
-            parts.append((out.loss, out.nfe, out.converged, out.z))
+    with eval_mode(decoder, encoder):
+        parts = [
+            _encode_batch(decoder, encoder, images, start, batch_size, encode_options, loss_fn, seed)
+            for start in range(0, len(images), batch_size)
+        ]
     seconds = time.perf_counter() - started
     loss, nfe, converged, z = (torch.cat(column) for column in zip(*parts, strict=True))
     return Evaluation(loss=loss, nfe=nfe, converged=converged, z=z, seconds=seconds)
+
+
+def _encode_batch(decoder, encoder, images, start, batch_size, encode_options, loss_fn, seed):
+    """(loss, nfe, converged, z) of images[start : start + batch_size]."""
+    x = images[start : start + batch_size]
+    if encoder is not None:
+        with torch.no_grad():
+            z = encoder(x)
+            loss = loss_fn(decoder(z), x)
+        return loss, torch.zeros_like(loss, dtype=torch.int64), torch.ones_like(loss, dtype=torch.bool), z
+    out = encode(decoder, x, seed=seed, sample_ids=torch.arange(start, start + len(x)), **encode_options)
+    return out.loss, out.nfe, out.converged, out.z

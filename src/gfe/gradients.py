@@ -22,6 +22,7 @@ from .encoding import (
     check_images,
     check_tau,
     encode_checked,
+    eval_mode,
     initial_latents,
     latent_dim_of,
 )
@@ -107,7 +108,8 @@ def decoder_loss_and_gradient(
     )
     params = trainable_parameters(decoder)
     latent_dim = latent_dim_of(decoder, z0, latent_dim)
-    x = check_images(decoder, x, loss, latent_dim=latent_dim)
+    with eval_mode(decoder):  # the shape probe calls the decoder
+        x = check_images(decoder, x, loss, latent_dim=latent_dim)
     _, loss_fn = resolve_loss(loss, decoder)
     if gradient == "approximate":
         enc = encode_checked(
@@ -128,10 +130,11 @@ def decoder_loss_and_gradient(
         z_start = initial_latents(
             z0, x.shape[0], latent_dim, seed=seed, sample_ids=sample_ids, dtype=x.dtype, device=x.device
         )
-        z, nfe = _differentiable_encoding(
-            decoder, x, gradient, solver_impl, order, check_tau(tau), z_start, loss, alpha, params
-        )
-    with torch.enable_grad():
+        with eval_mode(decoder):
+            z, nfe = _differentiable_encoding(
+                decoder, x, gradient, solver_impl, order, check_tau(tau), z_start, loss, alpha, params
+            )
+    with torch.enable_grad():  # the training pass: the decoder in its own mode
         losses = loss_fn(decoder(z), x)
         grads = torch.autograd.grad(losses.sum(), params)
     return DecoderGradient(grads=list(grads), loss=losses.detach(), nfe=nfe, z=z.detach())
