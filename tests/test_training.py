@@ -242,6 +242,23 @@ def test_early_stopping_at_the_cap_says_cap_and_resumes_to_the_same_state(tmp_pa
     assert all(torch.equal(resumed.best_state["decoder"][k], v) for k, v in straight.best_state["decoder"].items())
 
 
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(patience=-1), "patience=-1 is invalid: must be an integer >= 0"),
+        (dict(val_every=-1), "val_every=-1 is invalid"),
+        (dict(checkpoint_every=-1), "checkpoint_every=-1 is invalid"),
+        (dict(val_every=2.5), "val_every=2.5 is invalid"),
+        (dict(seed=1.5), "seed=1.5 is invalid: must be an integer"),
+        (dict(seed=True), "seed=True is invalid"),
+    ],
+)
+def test_nonsensical_counts_and_seeds_are_refused(kwargs, message):
+    dec, enc = _models()
+    with pytest.raises(ValueError, match=message):
+        train(dec, _images(10), encoder=enc, steps=5, **kwargs)
+
+
 def test_patience_needs_validation():
     dec, enc = _models()
     with pytest.raises(ValueError, match="patience"):

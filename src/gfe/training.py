@@ -262,6 +262,12 @@ def train(
     """
     if int(steps) != steps or steps < 1:
         raise ValueError(f"steps={steps!r} is invalid: must be an integer >= 1")
+    counts = dict(patience=patience, val_every=val_every, checkpoint_every=checkpoint_every)
+    for name, value in counts.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"{name}={value!r} is invalid: must be an integer >= 0 (0: off)")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ValueError(f"seed={seed!r} is invalid: must be an integer")
     if gradient not in GRADIENT_METHODS:
         raise ValueError(f"gradient={gradient!r} is unknown; allowed: {list(GRADIENT_METHODS)}")
     encode_options = dict(encode_options or {})
