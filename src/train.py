@@ -233,6 +233,7 @@ def main(argv=None) -> int:
         "plateau_window": a.plateau_window,
         "patience_fraction": a.patience_fraction,
         "continues_steps": None if continued is None else int(continued["steps"]),
+        "threads": a.threads,  # torch threads: the rounding of a matrix product can depend on them
         "amd_rule": wfcommon.amd_rule(encode_options),
         "final_train_loss": run.steps[-1]["loss"],
         "train_loss_last10": float(steps["loss"].tail(10).mean()),
