@@ -63,6 +63,10 @@ OTHER_RUNS = {
     "other extra validation steps": ({"val_at": (1,)}, "val_at ([] in the checkpoint, [1] now)"),
     "other optimiser": ({"optimizer": OptimizerSettings(alpha=0.5)}, "optimizer ("),
     "other plateau window": ({"plateau_window": 3}, "plateau_window (1 in the checkpoint, 3 now)"),
+    "other validation encoder": (
+        {"val_encode_options": {"loss": "mse"}},
+        "val_flow ({} in the checkpoint, {'loss': 'mse'} now)",
+    ),
     "other patience fraction": ({"patience_fraction": 0.5}, "patience_fraction (0.0 in the checkpoint, 0.5 now)"),
 }
 
@@ -272,3 +276,19 @@ def test_workflow_budget_changes_and_damaged_files_never_give_a_stale_result(tmp
     assert result.returncode == 0, result.stderr[-3000:]
     assert "prepare_data" in result.stdout + result.stderr
     assert (repo / RUN / "run.json").exists() and (repo / RUN / "validation.csv").exists()
+
+
+def test_a_checkpoint_made_with_another_z0_tensor_is_refused(tmp_path):
+    """A tensor z0 enters the run identity by its values, not only as 'some tensor'."""
+    ckpt = tmp_path / "gfe.pt"
+
+    def run(z0):
+        torch.manual_seed(0)
+        decoder = MLPDecoder(latent_dim=4)
+        options = dict(solver="rk4", steps=2, tau=1.0, z0=z0, loss="bce")
+        return train(decoder, _images(10), steps=2, batch_size=5, encode_options=options, checkpoint_path=ckpt)
+
+    run(torch.zeros(5, 4))
+    run(torch.zeros(5, 4))  # the same run resumes (it is finished)
+    with pytest.raises(CheckpointError, match=r"flow \(.*'z0': '[0-9a-f]{16}'.* differ"):
+        run(torch.full((5, 4), 0.5))

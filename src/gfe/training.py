@@ -296,6 +296,7 @@ def train(
             encoder=encoder,
             optimizer=optimizer,
             encode_options=encode_options,
+            val_encode_options=val_encode_options,
             gradient=gradient,
             steps=steps,
             batch_size=batch_size,
@@ -397,6 +398,16 @@ def fingerprint(tensor: torch.Tensor | None) -> str | None:
     return digest.hexdigest()[:16]
 
 
+def _plain(options: dict) -> dict:
+    """Encode options as plain values: numbers, strings and bools as they are, a tensor as
+    its fingerprint."""
+    return {
+        k: fingerprint(v) if isinstance(v, torch.Tensor) else v
+        for k, v in sorted(options.items())
+        if isinstance(v, (int, float, str, bool, torch.Tensor))
+    }
+
+
 def _architecture(module: nn.Module | None) -> dict | None:
     if module is None:
         return None
@@ -421,14 +432,18 @@ def run_identity(
     min_improvement,
     plateau_window=1,
     patience_fraction=0.0,
+    val_encode_options=None,
 ) -> dict:
     """What identifies a training run (plain values only): a checkpoint is resumed only by
     the run with the same identity. Training and validation images enter as hashes of
-    their values, the networks as their parameter shapes."""
-    plain_options = {k: v for k, v in sorted(encode_options.items()) if isinstance(v, (int, float, str, bool))}
+    their values, the networks as their parameter shapes, a tensor z0 as a hash of its values
+    (validation's encode options as well: a validation history of two encoders would pick
+    its best step among unlike numbers)."""
+    val_encode_options = encode_options if val_encode_options is None else val_encode_options
     return {
         "optimizer": asdict(optimizer),
-        "flow": plain_options,  # the key checkpoints store: kept as it is, so that they still resume
+        "flow": _plain(encode_options),  # the key checkpoints store: kept as it is, so that they still resume
+        "val_flow": _plain(val_encode_options) if val_every else None,
         "gradient": gradient,
         "steps": int(steps),
         "batch_size": batch_size,
