@@ -68,9 +68,9 @@ rule data_floors:
     conda:
         "../../environment.yml"
     params:
-        prepared=lambda w, input: " ".join(
-            f"{ds}={plan.loss(ds)}={path}"
-            for ds, path in zip(config["datasets"], input.prepared)
+        prepared=" ".join(
+            f"{ds}={plan.loss(ds)}={PREPARED.format(dataset=ds)}"
+            for ds in config["datasets"]
         ),
     shell:
         "python src/data_floors.py --prepared {params.prepared} --output {output} 2> {log}"

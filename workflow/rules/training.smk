@@ -28,8 +28,14 @@ rule train:
         latent_dim=lambda w: plan.latent_dim(w.dataset),
         optimizer=lambda w: plan.optimizer_json(w.dataset),
         encoding=lambda w: plan.encoding_args(w.model, w.dataset, training=True),
-        budget=lambda w, input: plan.train_args(w.dataset, w.experiment, w.model)
-        + "".join(f" --steps-from-run {path}" for path in input.plateau_run),
+        # a plain function of the wildcards (not of `input`), so that Snakemake's params
+        # trigger sees a changed budget and re-runs the job
+        budget=lambda w: plan.train_args(w.dataset, w.experiment, w.model)
+        + (
+            f" --steps-from-run {plan.run_file('run.json', w.dataset, 'e1', w.model, w.N, w.seed)}"
+            if w.experiment == "e1c"
+            else ""
+        ),
         checkpoint_every=config["training"]["checkpoint_every"],
         checkpoint=lambda w: plan.checkpoint_pattern.format(**w),
         device=config["device"],
