@@ -207,11 +207,12 @@ def check_image_tensor(decoder: nn.Module, x) -> None:
 
 def decoder_output_shape(decoder: nn.Module, latent_dim: int, *, dtype=torch.float32, device="cpu") -> tuple:
     """The shape of one decoded image: the decoder's `image_shape` if it has one, else
-    the output of one forward pass of z = 0 (under no_grad; no flow NFE is spent)."""
+    the output of one forward pass of z = 0 (under no_grad and in eval mode; no flow NFE is
+    spent, no BatchNorm statistic moves)."""
     shape = getattr(decoder, "image_shape", None)
     if shape is not None:
         return tuple(int(s) for s in shape)
-    with torch.no_grad():
+    with torch.no_grad(), eval_mode(decoder):
         return tuple(decoder(torch.zeros(1, latent_dim, dtype=dtype, device=device)).shape[1:])
 
 
@@ -314,22 +315,21 @@ def encode(
     if trace is not None and solver != "amd":
         raise ValueError("trace= is recorded by solver='amd' only")
     latent_dim = latent_dim_of(decoder, z0, latent_dim)
-    with eval_mode(decoder):  # the shape probe of check_images calls the decoder too
-        x = check_images(decoder, x, loss, latent_dim=latent_dim)
-        return encode_checked(
-            decoder,
-            x,
-            solver_impl,
-            latent_dim,
-            order=order,
-            tau=tau,
-            z0=z0,
-            loss=loss,
-            seed=seed,
-            sample_ids=sample_ids,
-            alpha=alpha,
-            trace=trace,
-        )
+    x = check_images(decoder, x, loss, latent_dim=latent_dim)
+    return encode_checked(
+        decoder,
+        x,
+        solver_impl,
+        latent_dim,
+        order=order,
+        tau=tau,
+        z0=z0,
+        loss=loss,
+        seed=seed,
+        sample_ids=sample_ids,
+        alpha=alpha,
+        trace=trace,
+    )
 
 
 def encode_checked(

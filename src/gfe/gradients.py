@@ -108,8 +108,7 @@ def decoder_loss_and_gradient(
     )
     params = trainable_parameters(decoder)
     latent_dim = latent_dim_of(decoder, z0, latent_dim)
-    with eval_mode(decoder):  # the shape probe calls the decoder
-        x = check_images(decoder, x, loss, latent_dim=latent_dim)
+    x = check_images(decoder, x, loss, latent_dim=latent_dim)
     _, loss_fn = resolve_loss(loss, decoder)
     if gradient == "approximate":
         enc = encode_checked(
