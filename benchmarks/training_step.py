@@ -61,9 +61,9 @@ class PassTimer:
     def __enter__(self):
         timer, original = self, self.original
 
-        def timed(flow, z, target=None):
+        def timed(flow, z, target=None, rows=None):
             started = time.perf_counter()
-            out = original(flow, z, target)
+            out = original(flow, z, target, rows)
             timer.seconds += time.perf_counter() - started
             timer.calls += 1
             return out

@@ -4,14 +4,15 @@ Main entry points: `gfe.encode` (latent codes by AMD, rk4, euler or dopri5, firs
 second-order flow; `lbfgs` and `lbfgs_dense`, beyond the papers) and `gfe.decoder_gradient` (training
 gradients: approximate, full adjoint, or back-propagation through the solver). The
 papers' networks are in `gfe.models`, the training loop in `gfe.training.train`, held-out
-evaluation in `gfe.evaluation.evaluate`, the files (atomic writes, model and prepared-data
+evaluation in `gfe.evaluation.evaluate`, several runs trained at once (each as alone) in
+`gfe.lockstep.train_lockstep`, the files (atomic writes, model and prepared-data
 formats) in `gfe.io`; any `nn.Module` mapping (B, d) latents to images works as a decoder
 (pass `latent_dim=d` or a (B, d) tensor z0 when it has no `latent_dim` attribute).
 """
 
 from importlib import metadata as _metadata
 
-from . import evaluation, io, models, training
+from . import evaluation, io, lockstep, models, training
 from .encoding import Encoding, check_encode_options, check_images, encode, initial_latents
 from .gradients import DecoderGradient, check_gradient_options, decoder_gradient, decoder_loss_and_gradient
 from .solvers import FlowDivergedError
@@ -35,6 +36,7 @@ __all__ = [
     "evaluation",
     "initial_latents",
     "io",
+    "lockstep",
     "models",
     "training",
 ]

@@ -29,13 +29,20 @@ class GradientFlow(nn.Module):
         self.alpha = alpha
         self.nfe = 0  # decoder forward+backward evaluations, each over the whole batch passed in
 
-    def loss_and_velocity(self, z: torch.Tensor, target: torch.Tensor | None = None):
-        """Per-sample loss (B,) and velocity -alpha * grad_z l (B, d) from one evaluation."""
+    def decode(self, z: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
+        """D(z) for latents z (B', d). `rows` (B',) says which rows of the batch z holds (None:
+        all, in order); the decoder here is the same for every row, so it is not used, but a
+        flow whose decoder differs by row (`gfe.lockstep.LockstepFlow`) needs it."""
+        return self.decoder(z)
+
+    def loss_and_velocity(self, z: torch.Tensor, target: torch.Tensor | None = None, rows: torch.Tensor | None = None):
+        """Per-sample loss (B,) and velocity -alpha * grad_z l (B, d) from one evaluation
+        (`rows`: see `decode`)."""
         target = self.target if target is None else target
         create_graph = torch.is_grad_enabled()
         with torch.enable_grad():
             z_in = z if z.requires_grad else z.detach().requires_grad_(True)
-            losses = self.loss_fn(self.decoder(z_in), target)
+            losses = self.loss_fn(self.decode(z_in, rows), target)
             (grad,) = torch.autograd.grad(losses.sum(), z_in, create_graph=create_graph)
         self.nfe += 1
         if not create_graph:
@@ -45,7 +52,7 @@ class GradientFlow(nn.Module):
     def losses(self, z: torch.Tensor, target: torch.Tensor | None = None) -> torch.Tensor:
         """Per-sample loss at z, forward pass only (for reporting, not counted as NFE)."""
         target = self.target if target is None else target
-        return self.loss_fn(self.decoder(z), target)
+        return self.loss_fn(self.decode(z), target)
 
     def forward(self, t: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         return self.loss_and_velocity(z)[1]

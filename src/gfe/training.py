@@ -169,6 +169,35 @@ class TrainingRun:
             }
 
 
+def validate_run(
+    run: TrainingRun,
+    decoder,
+    encoder,
+    val_images,
+    *,
+    elapsed,
+    batch_size,
+    seed,
+    val_encode_options,
+    val_batch_size,
+    patience,
+    min_improvement,
+    plateau_window,
+    patience_fraction,
+) -> None:
+    """One validation check of `run` at its current step: append the row, count checks
+    without improvement, keep the best weights, and set stop_reason 'plateau' when the
+    rule (`plateau_counts`, `patience_at`) says so."""
+    result = evaluate(
+        decoder, val_images, encoder=encoder, encode_options=val_encode_options, batch_size=val_batch_size, seed=seed
+    )
+    summary = result.summary()
+    run.validation.append({"step": run.step, "images_seen": run.step * batch_size, "elapsed_s": elapsed, **summary})
+    run.note_validation(summary["loss_mean"], run.step, decoder, encoder, min_improvement, plateau_window)
+    if patience and run.checks_since_best >= patience_at(len(run.validation) - 1, patience, patience_fraction):
+        run.stop_reason = "plateau"
+
+
 def _batch_loss_and_step(decoder, encoder, x, encode_options, gradient, seed, optimizer, loss_fn):
     """One optimiser step's gradients; returns (per-sample loss, per-sample NFE, the decoder
     gradient's result or None for the AE)."""
@@ -206,6 +235,40 @@ def _grads_finite(modules) -> bool:
         for p in m.parameters()
         if p.grad is not None
     )
+
+
+def check_training_settings(
+    *,
+    steps,
+    seed,
+    gradient,
+    patience,
+    val_every,
+    checkpoint_every,
+    has_val_images,
+    min_improvement,
+    plateau_window,
+    patience_fraction,
+) -> None:
+    """Refuse a bad training setting (those of `train`) with a ValueError naming it, before
+    any work."""
+    if int(steps) != steps or steps < 1:
+        raise ValueError(f"steps={steps!r} is invalid: must be an integer >= 1")
+    counts = dict(patience=patience, val_every=val_every, checkpoint_every=checkpoint_every)
+    for name, value in counts.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"{name}={value!r} is invalid: must be an integer >= 0 (0: off)")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ValueError(f"seed={seed!r} is invalid: must be an integer")
+    if gradient not in GRADIENT_METHODS:
+        raise ValueError(f"gradient={gradient!r} is unknown; allowed: {list(GRADIENT_METHODS)}")
+    if patience and not (has_val_images and val_every):
+        raise ValueError(f"patience={patience!r} needs validation images and val_every > 0")
+    if not 0 <= min_improvement < 1:
+        raise ValueError(f"min_improvement={min_improvement!r} is invalid: must be in [0, 1)")
+    plateau_counts([], min_improvement, plateau_window)  # refuses a bad window
+    if not 0 <= patience_fraction < 1:
+        raise ValueError(f"patience_fraction={patience_fraction!r} is invalid: must be in [0, 1)")
 
 
 def train(
@@ -260,25 +323,20 @@ def train(
         TrainingRun: per-step rows (step, images_seen, loss, nfe, seconds, elapsed_s[,
         grad_cosine]), validation rows, the stop reason and the best check's weights.
     """
-    if int(steps) != steps or steps < 1:
-        raise ValueError(f"steps={steps!r} is invalid: must be an integer >= 1")
-    counts = dict(patience=patience, val_every=val_every, checkpoint_every=checkpoint_every)
-    for name, value in counts.items():
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ValueError(f"{name}={value!r} is invalid: must be an integer >= 0 (0: off)")
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise ValueError(f"seed={seed!r} is invalid: must be an integer")
-    if gradient not in GRADIENT_METHODS:
-        raise ValueError(f"gradient={gradient!r} is unknown; allowed: {list(GRADIENT_METHODS)}")
+    check_training_settings(
+        steps=steps,
+        seed=seed,
+        gradient=gradient,
+        patience=patience,
+        val_every=val_every,
+        checkpoint_every=checkpoint_every,
+        has_val_images=val_images is not None,
+        min_improvement=min_improvement,
+        plateau_window=plateau_window,
+        patience_fraction=patience_fraction,
+    )
     encode_options = dict(encode_options or {})
     val_encode_options = dict(encode_options if val_encode_options is None else val_encode_options)
-    if patience and not (val_images is not None and val_every):
-        raise ValueError(f"patience={patience!r} needs validation images and val_every > 0")
-    if not 0 <= min_improvement < 1:
-        raise ValueError(f"min_improvement={min_improvement!r} is invalid: must be in [0, 1)")
-    plateau_counts([], min_improvement, plateau_window)  # refuses a bad window before any work
-    if not 0 <= patience_fraction < 1:
-        raise ValueError(f"patience_fraction={patience_fraction!r} is invalid: must be in [0, 1)")
     if encoder is None:
         check_gradient_options(gradient, **encode_options)
     modules = [m for m in (decoder, encoder) if m is not None]
@@ -319,19 +377,21 @@ def train(
     def validate():
         if val_images is None or not val_every:
             return
-        result = evaluate(
+        validate_run(
+            run,
             decoder,
+            encoder,
             val_images,
-            encoder=encoder,
-            encode_options=val_encode_options,
-            batch_size=val_batch_size,
+            elapsed=elapsed,
+            batch_size=batch_size,
             seed=seed,
+            val_encode_options=val_encode_options,
+            val_batch_size=val_batch_size,
+            patience=patience,
+            min_improvement=min_improvement,
+            plateau_window=plateau_window,
+            patience_fraction=patience_fraction,
         )
-        summary = result.summary()
-        run.validation.append({"step": run.step, "images_seen": run.step * batch_size, "elapsed_s": elapsed, **summary})
-        run.note_validation(summary["loss_mean"], run.step, decoder, encoder, min_improvement, plateau_window)
-        if patience and run.checks_since_best >= patience_at(len(run.validation) - 1, patience, patience_fraction):
-            run.stop_reason = "plateau"
 
     if run.step == 0 and not run.validation:
         validate()

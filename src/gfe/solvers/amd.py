@@ -12,7 +12,9 @@ sample's encoding does not depend on its batch mates; a forced step keeps the cu
 (the loss never increases) and only advances time. Finished samples leave the working
 set, so they stop costing decoder evaluations. `shared=True` is the authors' batch rule:
 one dt for the whole batch, a step accepted only if every sample accepts it, a forced step
-moves every sample, and convergence judged on the batch-mean loss.
+moves every sample, and convergence judged on the batch-mean loss. A flow with a
+`group_size` attribute (`gfe.lockstep.LockstepFlow`: several runs' batches, one after
+the other) gets the shared rule per group of that many rows, each group as if alone.
 
 Each trial costs exactly one decoder forward+backward: the loss at z is kept from the
 evaluation that produced f(z), never recomputed.
@@ -94,6 +96,14 @@ class AMDOptions:
                 raise ValueError(f"AMD option {name}={getattr(self, name)!r} is invalid: must be {allowed}")
 
 
+def _in_groups(values: torch.Tensor, group_size: int | None, reduce) -> torch.Tensor:
+    """`reduce` (torch.all, torch.mean) over each group of `group_size` consecutive rows
+    (None: over all rows), broadcast back to every row of the group."""
+    if group_size is None:
+        return reduce(values).expand_as(values)
+    return reduce(values.view(-1, group_size), 1).repeat_interleave(group_size)
+
+
 def _slope_weights(window: int, device) -> torch.Tensor:
     """w with h @ w == torch.gradient(h)[0].mean() for any window h of length `window`
     (unit spacing, second-order interior differences, one-sided at the ends)."""
@@ -167,7 +177,7 @@ class AMDSolver:
         o = self.options
         z, target = (z0, flow.target) if idx.numel() == z0.shape[0] else (z0[idx], flow.target[idx])
         batch = idx.numel()
-        loss, velocity = flow.loss_and_velocity(z, target)
+        loss, velocity = flow.loss_and_velocity(z, target, rows=idx)
         bad = ~(torch.isfinite(loss) & torch.isfinite(velocity).all(1))
         if bool(bad.any()):
             samples = idx[bad][:10].tolist()
@@ -200,16 +210,17 @@ class AMDSolver:
         remaining = tau - s.t
         dt = torch.minimum(s.dt, remaining)
         z1 = s.z + dt.to(s.z.dtype)[:, None] * s.velocity
-        loss1, velocity1 = flow.loss_and_velocity(z1, s.target)
+        loss1, velocity1 = flow.loss_and_velocity(z1, s.target, rows=s.idx)
         speed2 = velocity1.square().sum(1)
         required = o.sigma * dt.to(loss1.dtype) * o.dt_max * speed2
         # A non-finite loss or velocity makes the comparison False (NaN, or a decrease
         # that cannot reach an infinite requirement), so `accepted` implies finite.
         accepted = s.loss - loss1 >= required
         forced = dt < o.shrink**o.max_halvings
+        group_size = getattr(flow, "group_size", None)
         if o.shared:
             finite = torch.isfinite(loss1 + speed2)
-            accepted = accepted.all().expand_as(accepted)
+            accepted = _in_groups(accepted, group_size, torch.all)
             moved = accepted | (forced & finite)
         else:
             moved = accepted
@@ -239,13 +250,13 @@ class AMDSolver:
         s.t = torch.where(advanced, t_next, s.t)
         s.dt = torch.where(advanced, (o.growth * step).clamp(o.dt_init, o.dt_max), o.shrink * dt)
         s.rejected = s.rejected + (~accepted)
-        self._record(s, advanced & (s.t >= (1 - o.conv_fraction) * tau), weights)
+        self._record(s, advanced & (s.t >= (1 - o.conv_fraction) * tau), weights, group_size)
 
-    def _record(self, s: _Batch, record: torch.Tensor, weights: torch.Tensor) -> None:
-        """Append the loss (the batch mean in shared mode) to the history where `record`."""
+    def _record(self, s: _Batch, record: torch.Tensor, weights: torch.Tensor, group_size: int | None) -> None:
+        """Append the loss (the batch or group mean in shared mode) to the history where `record`."""
         o = self.options
-        value = s.loss.mean() if o.shared else s.loss  # the authors' batch mean is a float32 mean
-        appended = torch.cat([s.history[:, 1:], value.to(s.history.dtype).expand_as(s.loss)[:, None]], dim=1)
+        value = _in_groups(s.loss, group_size, torch.mean) if o.shared else s.loss  # a float32 mean, as the authors'
+        appended = torch.cat([s.history[:, 1:], value.to(s.history.dtype)[:, None]], dim=1)
         s.history = torch.where(record[:, None], appended, s.history)
         s.history_len = s.history_len + record
         slope = (s.history * weights).sum(1)
