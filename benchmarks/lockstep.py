@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import copy
 import time
-from pathlib import Path
 
 import pandas as pd
 import torch
@@ -129,8 +128,7 @@ def main() -> None:
         rows += case_rows("trained decoder", [trained] * a.runs, images, a.steps, a.model_note or a.model)
     table = pd.DataFrame(rows)
     table.insert(0, "torch", torch.__version__)
-    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(a.out, index=False, float_format="%.6g")
+    io.write_csv(table, a.out)
     print(table.to_string(index=False))
 
 

@@ -259,6 +259,7 @@ def main(argv=None) -> int:
         "e4-heldout",
         "e5",
         "e5-runs",
+        "e5-robustness",
         "e6",
         "e7",
         "tables",
@@ -282,6 +283,8 @@ def main(argv=None) -> int:
     e5_run = {read_json(f)["dataset"]: f for f in a.e5_runs}
     # results/<name>/runs/{dataset}/encoding_convergence.csv
     e5 = with_config(with_run_provenance(a.e5, lambda f: e5_run[Path(f).parent.name]), a)
+    # results/<name>/runs/{dataset}/solver_robustness.csv
+    robustness = with_config(with_run_provenance(a.e5_robustness, lambda f: e5_run[Path(f).parent.name]), a)
     e6 = with_config(e6_table(a.e6), a)
     e7 = with_config(with_run_provenance(a.e7, lambda f: Path(f).with_name("run.json")), a)
     run_files = sorted(set(a.e1_runs) | {str(Path(f).with_name("run.json")) for f in a.e3_train + a.e4_train})
@@ -307,6 +310,7 @@ def main(argv=None) -> int:
         "e2_authors_points": with_config(authors_points(e2, a.report_images_seen), a),
         **logs,
         "e5_encoding_convergence": e5,
+        "e5_robustness": robustness,
         "e6_reconstructions": e6,
         "e7_latent_maps": e7,
         "parameter_counts": with_config(params, a),

@@ -25,6 +25,7 @@ TABLES = (
     "e4_adjoint_ablation",
     "e4_heldout",
     "e5_encoding_convergence",
+    "e5_robustness",
     "parameter_counts",
     "data_floors",
 )
@@ -287,6 +288,8 @@ def summary_text(
         config_hint,
         floors=t["data_floors"],
         seeds=seeds,
+        robustness=t["e5_robustness"],
+        e3_train=t["e3_solver_comparison"],
     )
     lines = [
         "# Summary: the papers' claims against this run",

@@ -39,6 +39,7 @@ MODEL_LISTS = [
     ("learning_curves", "models"),
     ("learning_curves", "extra_models"),
     ("solver_comparison", "models"),
+    ("solver_comparison", "heldout_encoder"),
     ("adjoint_ablation", "models"),
     ("encoding_convergence", "common_model"),
 ]
@@ -85,6 +86,7 @@ def models_in_use(cfg: dict) -> list[str]:
     lc = cfg["learning_curves"]
     used = set(cfg["models"]) | set(lc["models"]) | set(lc["extra_models"])
     used |= set(cfg["solver_comparison"]["models"]) | set(cfg["adjoint_ablation"]["models"])
+    used.add(cfg["solver_comparison"]["heldout_encoder"])
     return sorted(used)
 
 
@@ -508,6 +510,15 @@ def _check_e5_and_e7(cfg: dict) -> None:
             _fail(
                 key, model, f"is {what}: E5 cannot encode it with its own flow", f"GFE models with solver {E5_SOLVERS}"
             )
+    _check_robustness(cfg, [model for _, model in own])
+    encoder = cfg["solver_comparison"]["heldout_encoder"]
+    if settings[encoder]["kind"] != "gfe":
+        _fail(
+            "solver_comparison.heldout_encoder",
+            encoder,
+            "is an autoencoder: its encoder network belongs to its own decoder",
+            "a GFE model, e.g. gfe_amd",
+        )
     if not lm["perplexity"] < lm["n_images"]:
         _fail(
             "latent_maps.perplexity",
@@ -525,6 +536,44 @@ def _check_e5_and_e7(cfg: dict) -> None:
                 f"is larger than the E2 training set (learning_curves.train_size: {_shown(n, size)} on {ds})",
                 f"5..{size}",
             )
+
+
+def _check_robustness(cfg: dict, own: list) -> None:
+    """Claim 4's sweep: decoders E5 has (its own models), an AMD model whose settings are
+    swept, and no more images than the test split holds."""
+    ec = cfg["encoding_convergence"]
+    rob = ec["robustness"]
+    for model in rob["decoders"]:
+        if model not in own:
+            _fail(
+                "encoding_convergence.robustness.decoders",
+                model,
+                "is not one of E5's own models (solver_comparison.models and the GFE models of "
+                "learning_curves.models): no run of it has a decoder to sweep",
+                f"models of {sorted(set(own))}",
+            )
+    amd = [m for m in sorted({*own, ec["common_model"]}) if cfg["model_settings"][m].get("solver") == "amd"]
+    if not amd:
+        _fail(
+            "encoding_convergence.robustness",
+            rob,
+            "needs an AMD model among E5's models (its solver options are the configured AMD setting)",
+            "an AMD model in learning_curves.models, e.g. gfe_amd",
+        )
+    if rob["n_images"] > cfg["evaluation"]["test_size"]:
+        _fail(
+            "encoding_convergence.robustness.n_images",
+            rob["n_images"],
+            "is larger than evaluation.test_size",
+            f"2..{cfg['evaluation']['test_size']}",
+        )
+    if not any(m >= i for i in rob["dt_init"] for m in rob["dt_max"]):
+        _fail(
+            "encoding_convergence.robustness.dt_max",
+            rob["dt_max"],
+            f"has no value >= any dt_init {rob['dt_init']}: every AMD setting would be skipped",
+            "at least one dt_max >= a dt_init",
+        )
 
 
 def _check_encode_options(cfg: dict) -> None:

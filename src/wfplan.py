@@ -25,6 +25,7 @@ AGGREGATED_TABLES = [
     "e4_adjoint_ablation",
     "e4_heldout",
     "e5_encoding_convergence",
+    "e5_robustness",
     "e6_reconstructions",
     "e7_latent_maps",
     "parameter_counts",
@@ -36,6 +37,7 @@ FIGURE_NAMES = [
     "e3_solver_comparison",
     "e4_adjoint_ablation",
     "e5_encoding_convergence",
+    "e5_robustness",
     "e6_reconstructions",
     "e7_latent_maps",
 ]
@@ -195,6 +197,27 @@ class Plan:
             (dataset, "e2", m, lc["train_size"], seed) for m in lc["models"] if c["model_settings"][m]["kind"] == "gfe"
         ]
 
+    def robustness_runs(self, dataset: str) -> list[tuple]:
+        """The runs whose decoders claim 4's sweep encodes (E5's own runs of its decoders)."""
+        wanted = self.cfg["encoding_convergence"]["robustness"]["decoders"]
+        own = {run[2]: run for run in self.e5_own_runs(dataset)}
+        return [own[model] for model in wanted]
+
+    def robustness_args(self, dataset: str) -> str:
+        """Arguments of solver_robustness.py: `--decoder MODEL:EXPERIMENT=FILE` per decoder,
+        the AMD model's evaluation encode options, and the sweep."""
+        ec = self.cfg["encoding_convergence"]
+        rob = ec["robustness"]
+        decoders = " ".join(f"--decoder {r[2]}:{r[1]}={self.model_file(*r)}" for r in self.robustness_runs(dataset))
+        amd = _json_arg(self.eval_encode_options(self.e5_amd_model(dataset), dataset))
+        return (
+            f"{decoders} --amd-encode-options {amd}"
+            f" --dt-init {' '.join(str(v) for v in rob['dt_init'])}"
+            f" --dt-max {' '.join(str(v) for v in rob['dt_max'])}"
+            f" --rk4-steps {' '.join(str(v) for v in rob['rk4_steps'])}"
+            f" --n-images {rob['n_images']} --tau {ec['tau']} --z0 {ec['z0']} --seed {ec['seed']}"
+        )
+
     def e5_common_run(self, dataset: str) -> tuple:
         ec, lc = self.cfg["encoding_convergence"], self.cfg["learning_curves"]
         return (dataset, "e2", ec["common_model"], lc["train_size"], ec["seed"])
@@ -247,19 +270,21 @@ class Plan:
         """The dataset's optimiser (fields of gfe.training.OptimizerSettings) as JSON."""
         return json.dumps(self.cfg["dataset_settings"][dataset]["optimizer"], sort_keys=True)
 
-    def encoding_args(self, model: str, dataset: str, *, training: bool) -> str:
+    def encoding_args(self, model: str, dataset: str, *, training: bool, experiment: str | None = None) -> str:
         """How a run encodes images (arguments of train.py and evaluate.py): an autoencoder's
         `--autoencoder --loss L`; a GFE model's `--encode-options` (for evaluation with the
         per-sample AMD rule), and for training also `--eval-encode-options` (those of
-        validation) and `--gradient` (the decoder gradient)."""
+        validation: in E3 the evaluation flow of `solver_comparison.heldout_encoder` for every
+        model) and `--gradient` (the decoder gradient)."""
         if self.is_autoencoder(model):
             return f"--autoencoder --loss {self.loss(dataset)}"
         if not training:
             return f"--encode-options {_json_arg(self.eval_encode_options(model, dataset))}"
         gradient = self.cfg["model_settings"][model]["gradient"]
+        validator = self.cfg["solver_comparison"]["heldout_encoder"] if experiment == "e3" else model
         return (
             f"--encode-options {_json_arg(self.encode_options(model, dataset))}"
-            f" --eval-encode-options {_json_arg(self.eval_encode_options(model, dataset))}"
+            f" --eval-encode-options {_json_arg(self.eval_encode_options(validator, dataset))}"
             f" --gradient {gradient}"
         )
 

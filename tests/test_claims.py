@@ -443,6 +443,30 @@ def test_second_order_not_supported(delta, why):
     assert c.verdict == NOT_SUPPORTED and why in c.reason
 
 
+def test_second_order_refuses_curves_that_differ_at_step_0():
+    """Both models start from one decoder: unequal step-0 losses mean two encoders were mixed in."""
+    held = e3_heldout([-0.05, -0.04, -0.06])
+    held.loc[(held["model"] == "gfe_2nd") & (held["step"] == 0), "loss_mean"] -= 0.003
+    c = only(claims.claim_second_order(held, e5_order()))
+    assert c.verdict == NOT_TESTED and "step 0 differ by up to 0.003000" in c.reason and "heldout_encoder" in c.reason
+
+
+def test_second_order_shows_training_loss_and_the_own_decoder_flows():
+    train = pd.DataFrame(
+        [
+            dict(dataset="mnist", model=m, seed=seed, step=step, loss=1 - 0.01 * step - (0.02 if m == "gfe_2nd" else 0))
+            for m in ("gfe_rk4", "gfe_2nd")
+            for seed in range(3)
+            for step in range(1, 31)
+        ]
+    )
+    c = only(claims.claim_second_order(e3_heldout([-0.05, -0.04, -0.06]), e5_order(), train=train))
+    assert c.verdict == SUPPORTED
+    rows = [line for line in c.evidence if line.startswith("| 1–6 |")]
+    assert rows == ["| 1–6 | 0.9650 ± 0 | 0.9450 ± 0 | −0.02000 [−0.02000, −0.02000] |"], rows
+    assert any("at τ/4 gfe_2nd reaches 0.7000 and gfe_rk4 0.8000" in line and "faster" in line for line in c.evidence)
+
+
 def test_second_order_not_tested():
     c = only(claims.claim_second_order(e3_heldout([-0.05, -0.04], steps=(0, 10)), e5_order()))
     assert c.verdict == NOT_TESTED and "Only 1 matched validation step(s)" in c.reason
@@ -456,46 +480,81 @@ def test_second_order_not_tested():
 # ---------------------------------------------------------------- claim 4
 
 
-@pytest.mark.parametrize("amd, verdict", [(0.201, SUPPORTED), (0.15, SUPPORTED), (0.25, NOT_SUPPORTED)])
-def test_amd_robust(amd, verdict):
-    c = only(claims.claim_amd_robust(e5_amd([0.30, 0.25, 0.20], amd)))
-    assert (c.label, c.verdict) == ("4", verdict) and "varies by 50.00%" in c.reason
-    assert f"(AMD − best)/best = {claims.fmt(100 * (amd / 0.2 - 1))}%;" in c.evidence[-1]
-    assert ("below" if amd < 0.2 else "above") in c.reason
-    rows = [line for line in c.evidence if line.startswith("| ")][1:]
-    assert rows == [
-        "| rk4 | 10 | 0.3000 | 40.00 |",
-        "| rk4 | 20 | 0.2500 | 80.00 |",
-        "| rk4 | 40 | 0.2000 | 160.0 |",
-        f"| amd | adaptive | {claims.fmt(amd)} | 37.00 |",
-    ]
+FLOOR = 0.2
 
 
-def test_amd_robust_not_tested():
-    c = only(claims.claim_amd_robust(e5_amd([0.2, 0.2001, 0.2019], 0.5)))
-    assert c.verdict == NOT_TESTED and "0.9500% ≤ 1%" in c.reason
-    c = only(claims.claim_amd_robust(e5_amd([0.3], 0.2)))
-    assert c.verdict == NOT_TESTED and "Only one rk4 step count at τ = 10.00" in c.reason
-    c = only(claims.claim_amd_robust(e5_amd([0.30, 0.25, 0.20], 0.2, with_amd=False)))
-    assert c.verdict == NOT_TESTED and "no AMD curve" in c.reason
-    c = only(claims.claim_amd_robust(e5_order().query("panel == 'own decoder'")))
-    assert c.verdict == NOT_TESTED and "no first-order rk4 curves on the common decoder" in c.reason
+def robustness(amd=(0.25, 0.251, 0.252), rk4=(2.0, 0.5, 0.26), matched=2, decoders=("gfe_amd", "gfe_rk4")):
+    """The E5 robustness table: per decoder AMD final losses (the first setting configured)
+    and rk4 final losses at 10, 20, 40, ... steps, the `matched`-th count NFE-matched."""
+    rows = []
+    for decoder in decoders:
+        for i, loss in enumerate(amd):
+            rows.append(
+                dict(
+                    solver="amd",
+                    dt_init=10.0**i / 10,
+                    dt_max=10.0,
+                    steps=np.nan,
+                    configured=i == 0,
+                    nfe_matched=False,
+                    nfe_mean=160.0,
+                    loss_mean=loss,
+                    decoder_model=decoder,
+                )
+            )
+        for i, loss in enumerate(rk4):
+            rows.append(
+                dict(
+                    solver="rk4",
+                    dt_init=np.nan,
+                    dt_max=np.nan,
+                    steps=10 * 2**i,
+                    configured=False,
+                    nfe_matched=i == matched,
+                    nfe_mean=40.0 * 2**i,
+                    loss_mean=loss,
+                    decoder_model=decoder,
+                )
+            )
+    table = pd.DataFrame(rows).assign(dataset="mnist", tau=100.0, n_images=20, z0="zeros")
+    return table.assign(excess_mean=table["loss_mean"] - FLOOR)
+
+
+def test_amd_robust_supported_with_its_evidence():
+    c = only(claims.claim_amd_robust(robustness()))
+    assert (c.label, c.verdict) == ("4", SUPPORTED), c.reason
+    assert "| gfe_amd | amd | dt_init 0.1, dt_max 10 (configured) | 160.0 | 0.2500 | 0.05000 |" in c.evidence
+    assert "| gfe_rk4 | rk4 | 40 steps (NFE-matched) | 160.0 | 0.2600 | 0.06000 |" in c.evidence
+    assert any("gfe_amd: AMD range 4.000% of its best" in line and "16.67% below rk4" in line for line in c.evidence)
 
 
 @pytest.mark.parametrize(
-    "finals, amd, verdict, words",
+    "table, verdict, words",
     [
-        ([math.inf, math.inf, math.inf], math.inf, NOT_SUPPORTED, "AMD diverged"),
-        ([math.inf, math.inf, math.inf], 0.2, NOT_TESTED, "Every one of the 3 rk4 curves diverged"),
-        ([0.30, math.nan, 0.20], 0.201, SUPPORTED, "varies by"),
-        ([0.30, math.nan, 0.20], 0.25, NOT_SUPPORTED, "beyond the 1% allowed"),
+        (robustness(amd=(0.25, 0.26, 0.25)), NOT_SUPPORTED, "varies beyond the bound"),  # range 20% of 0.05
+        (robustness(amd=(0.25, math.inf, 0.25)), NOT_SUPPORTED, "varies beyond the bound"),  # AMD diverged
+        (robustness(amd=(0.25, math.nan, 0.25)), NOT_SUPPORTED, "varies beyond the bound"),  # never skipped
+        (robustness(rk4=(2.0, 0.5, 0.245)), NOT_SUPPORTED, "more than the margin worse"),  # AMD 11% above
+        (robustness(rk4=(0.2555, 0.2545, 0.2545)), NOT_TESTED, "rk4 varies by no more than the bound"),
+        (robustness(rk4=(math.inf, math.inf, 0.26)), SUPPORTED, "rk4 varies beyond it on 2"),  # diverged: infinite
+        (robustness(rk4=(0.26, 0.5, math.inf)), SUPPORTED, ""),  # matched count diverged: AMD is below it
+        (robustness(rk4=(0.26,), matched=0), NOT_TESTED, "two rk4 counts"),
+        (robustness(rk4=(2.0, 0.5, 0.26), matched=7), NOT_TESTED, "configured/matched pair"),
     ],
 )
-def test_amd_robust_counts_diverged_curves_instead_of_skipping_them(finals, amd, verdict, words):
-    c = only(claims.claim_amd_robust(e5_amd(finals, amd)))
+def test_amd_robust_criterion(table, verdict, words):
+    c = only(claims.claim_amd_robust(table))
     assert c.verdict == verdict and words in c.reason, c.reason
-    diverged = sum(not math.isfinite(f) for f in finals)
-    assert f"rk4 curves diverged (non-finite final loss): {diverged} of 3" in c.evidence[-1]
+
+
+def test_amd_robust_counts_diverged_rk4_counts():
+    c = only(claims.claim_amd_robust(robustness(rk4=(math.inf, math.nan, 0.26), decoders=("gfe_amd",))))
+    assert any("rk4 range ∞ (2 of 3 counts diverged)" in line for line in c.evidence), c.evidence
+
+
+def test_amd_robust_not_tested_without_a_table():
+    assert only(claims.claim_amd_robust(None)).verdict == NOT_TESTED
+    assert only(claims.claim_amd_robust(pd.DataFrame())).verdict == NOT_TESTED
 
 
 # ---------------------------------------------------------------- broken tables: no verdict

@@ -246,6 +246,25 @@ BAD_CONFIGS = {
         "solver_comparison: {models: [ae, gfe_rk4]}",
         ["solver_comparison.models: 'ae' is an autoencoder", "allowed: GFE models with solver ['rk4', 'amd']"],
     ),
+    "E3 held-out encoder an autoencoder": (
+        "solver_comparison: {heldout_encoder: ae}",
+        ["solver_comparison.heldout_encoder: 'ae' is an autoencoder", "allowed: a GFE model, e.g. gfe_amd"],
+    ),
+    "robustness decoder without an own run": (
+        "encoding_convergence: {robustness: {decoders: [gfe_adjoint]}}",
+        [
+            "encoding_convergence.robustness.decoders: 'gfe_adjoint' is not one of E5's own models",
+            "allowed: models of ['gfe_2nd', 'gfe_amd', 'gfe_rk4']",
+        ],
+    ),
+    "robustness with no dt_max >= dt_init": (
+        "encoding_convergence: {robustness: {dt_init: [5.0], dt_max: [1.0]}}",
+        ["encoding_convergence.robustness.dt_max: [1.0] has no value >= any dt_init [5.0]"],
+    ),
+    "robustness images beyond the test subset": (
+        "encoding_convergence: {robustness: {n_images: 5000}}",
+        ["encoding_convergence.robustness.n_images: 5000 is larger than evaluation.test_size", "allowed: 2..2000"],
+    ),
     "E7 seed not among seeds": (
         "latent_maps: {seed: 7}",
         ["latent_maps.seed: 7 is not one of seeds", "allowed: [0, 1, 2]"],

@@ -109,6 +109,26 @@ COLUMNS = {
         "loss_mean",
         "loss_std",
     ],
+    "e5_robustness": [
+        "dataset",
+        "decoder_model",
+        "decoder_experiment",
+        "solver",
+        "dt_init",
+        "dt_max",
+        "steps",
+        "configured",
+        "nfe_matched",
+        "tau",
+        "z0",
+        "n_images",
+        "nfe_mean",
+        "loss_mean",
+        "floor_mean",
+        "excess_mean",
+        "diverged",
+        "seconds",
+    ],
     "e6_reconstructions": [
         "dataset",
         "experiment",
@@ -171,6 +191,13 @@ def nan_allowed(model_settings: dict) -> dict:
             "steps": lambda f: f["solver"] == "amd",  # AMD has no step count
             "nfe_mean": diverged,
             "loss_std": diverged,
+        },
+        "e5_robustness": {  # AMD has no step count, rk4 no dt; a diverged flow has no NFE or time
+            "steps": lambda f: f["solver"] == "amd",
+            "dt_init": lambda f: f["solver"] == "rk4",
+            "dt_max": lambda f: f["solver"] == "rk4",
+            "nfe_mean": lambda f: f["diverged"],
+            "seconds": lambda f: f["diverged"],
         },
     }
 

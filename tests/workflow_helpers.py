@@ -24,6 +24,7 @@ TABLES = [
     "e4_adjoint_ablation",
     "e4_heldout",
     "e5_encoding_convergence",
+    "e5_robustness",
     "e6_reconstructions",
     "e7_latent_maps",
     "parameter_counts",
@@ -34,6 +35,7 @@ FIGURES = [
     "e3_solver_comparison",
     "e4_adjoint_ablation",
     "e5_encoding_convergence",
+    "e5_robustness",
     "e6_reconstructions",
     "e7_latent_maps",
 ]
@@ -46,7 +48,7 @@ PROVENANCE = [
     "snakemake_version",
     "device",
 ]
-PLOT_RULES = [f"plot_e{i}" for i in range(1, 8)]
+PLOT_RULES = [f"plot_e{i}" for i in range(1, 8)] + ["plot_e5_robustness"]
 # The rules that read only per-run result files (tables, summary, figures): all that may run
 # when the committed results are re-aggregated.
 TABLE_RULES = ["aggregate", "summarize", *PLOT_RULES]

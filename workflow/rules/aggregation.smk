@@ -19,6 +19,10 @@ rule aggregate:
             f"{RESULTS}/runs/{{dataset}}/encoding_convergence.csv",
             dataset=config["datasets"],
         ),
+        e5_robustness=expand(
+            f"{RESULTS}/runs/{{dataset}}/solver_robustness.csv",
+            dataset=config["datasets"],
+        ),
         e5_runs=[
             plan.run_file("run.json", *plan.e5_common_run(ds))
             for ds in config["datasets"]
@@ -50,7 +54,7 @@ rule aggregate:
         " --e1-metrics {input.e1_metrics} --e1c {input.e1c} --e1c-plateau-runs {input.e1c_plateau_runs}"
         " --e2 {input.e2} --e3-train {input.e3_train}"
         " --e3-heldout {input.e3_heldout} --e4-train {input.e4_train} --e4-heldout {input.e4_heldout}"
-        " --e5 {input.e5} --e5-runs {input.e5_runs} --e6 {input.e6} --e7 {input.e7}"
+        " --e5 {input.e5} --e5-runs {input.e5_runs} --e5-robustness {input.e5_robustness} --e6 {input.e6} --e7 {input.e7}"
         " --report-images-seen {params.report_images_seen} --tables {output.tables} 2> {log}"
 
 

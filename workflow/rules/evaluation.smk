@@ -104,3 +104,24 @@ rule encoding_convergence:
         " --n-images {params.n_images} --tau {params.tau} --steps {params.steps} --z0 {params.z0}"
         " --coarse-steps {params.coarse} --tau-sweep {params.tau_sweep}"
         " --output {output} --threads {threads} 2> {log}"
+
+
+rule solver_robustness:
+    input:
+        prepared=PREPARED,
+        decoders=lambda w: [
+            plan.model_file(*r) for r in plan.robustness_runs(w.dataset)
+        ],
+    output:
+        f"{RESULTS}/runs/{{dataset}}/solver_robustness.csv",
+    log:
+        f"{LOGS}/solver_robustness/{{dataset}}.log",
+    conda:
+        "../../environment.yml"
+    threads: THREADS
+    params:
+        loss=lambda w: plan.loss(w.dataset),
+        sweep=lambda w: plan.robustness_args(w.dataset),
+    shell:
+        "python src/solver_robustness.py --prepared {input.prepared} --dataset {wildcards.dataset}"
+        " --loss {params.loss} {params.sweep} --output {output} --threads {threads} 2> {log}"

@@ -74,6 +74,20 @@ rule plot_e5:
         "python src/plot_e5.py --table {input} --png {output.png} --pdf {output.pdf} 2> {log}"
 
 
+rule plot_e5_robustness:
+    input:
+        f"{RESULTS}/e5_robustness.csv",
+    output:
+        png=figure_png("e5_robustness", "e5_robustness"),
+        pdf=f"{FIGURES_DIR}/e5_robustness.pdf",
+    log:
+        f"{LOGS}/figures/e5_robustness.log",
+    conda:
+        "../../environment.yml"
+    shell:
+        "python src/plot_e5_robustness.py --table {input} --png {output.png} --pdf {output.pdf} 2> {log}"
+
+
 rule plot_e6:
     input:
         table=f"{RESULTS}/e6_reconstructions.csv",

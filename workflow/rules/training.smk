@@ -27,7 +27,9 @@ rule train:
     params:
         latent_dim=lambda w: plan.latent_dim(w.dataset),
         optimizer=lambda w: plan.optimizer_json(w.dataset),
-        encoding=lambda w: plan.encoding_args(w.model, w.dataset, training=True),
+        encoding=lambda w: plan.encoding_args(
+            w.model, w.dataset, training=True, experiment=w.experiment
+        ),
         # a plain function of the wildcards (not of `input`), so that Snakemake's params
         # trigger sees a changed budget and re-runs the job
         budget=lambda w: plan.train_args(w.dataset, w.experiment, w.model)
