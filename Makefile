@@ -4,6 +4,7 @@
 # make test       the test suite (make test-fast: the day-to-day tier, pytest -m "not slow")
 # make reproduce  recompute the whole replication from the raw data (--forceall; CORES=all)
 # make figures    rebuild the tables, summary and figures from the committed per-run files
+# make compare    how results/default differs from the committed reference (after reproduce)
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -16,7 +17,7 @@ TORCH ?= torch==2.14.1 torchvision==0.29.1
 FASHION_MNIST ?= /usr/share/datasets/fashion-mnist
 STAMP := $(VENV)/.gfe-installed
 
-.PHONY: venv data lint test test-fast reproduce figures
+.PHONY: venv data lint test test-fast reproduce figures compare
 
 venv: $(STAMP)
 
@@ -50,8 +51,9 @@ lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
+# --durations=15: CI prints the slowest tests, to keep its run inside its time budget
 test: venv data
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=15
 
 test-fast: venv data
 	$(PY) -m pytest -q -m "not slow and not slurm"
@@ -62,4 +64,9 @@ reproduce: venv data
 
 figures: venv
 	$(SNAKEMAKE) --cores $(CORES) --forcerun aggregate --allowed-rules aggregate summarize \
-		plot_e1 plot_e2 plot_e3 plot_e4 plot_e5 plot_e6 plot_e7 all
+		plot_e1 plot_e2 plot_e3 plot_e4 plot_e5 plot_e5_robustness plot_e6 plot_e7 all
+
+# A fresh run's tables and summary against the committed ones ("identical", or the largest
+# difference per table; wall-clock columns left out).
+compare: venv
+	$(PY) src/compare_results.py --results results/default --ref HEAD

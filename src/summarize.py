@@ -7,6 +7,7 @@ authors' code, the parameter counts and the provenance. Reads tables only.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
 import pandas as pd
@@ -229,8 +230,21 @@ def e1_stopping(e1: pd.DataFrame) -> str:
     return f"{rule}; step caps {caps}"
 
 
-def deviations(t: dict[str, pd.DataFrame]) -> list[str]:
-    """Where this run differs from the authors' code, with the values the tables record."""
+def heldout_encoder_text(options: dict | None) -> str:
+    """How E3's held-out images were encoded, from the encode options the workflow passed."""
+    if not options:
+        return "not recorded"
+    solver = options.get("solver", "?")
+    rule = " per-sample" if solver == "amd" and not options.get("shared", False) else ""
+    return (
+        f"both models' by one flow:{rule} {solver}, τ {options.get('tau', '?'):g}, z0 {options.get('z0', '?')} "
+        "(equal at step 0)"
+    )
+
+
+def deviations(t: dict[str, pd.DataFrame], e3_heldout_encoder: dict | None = None) -> list[str]:
+    """Where this run differs from the authors' code, with the values the tables record and
+    the E3 held-out encoder the workflow passed."""
     e1, e3, e4 = t["e1_data_efficiency"], t["e3_heldout"], t["e4_heldout"]
     n_val = int(e3["n_images"].max()) if not e3.empty else "?"
     test = int(e1["test_n_images"].max()) if not e1.empty else "?"
@@ -246,6 +260,8 @@ def deviations(t: dict[str, pd.DataFrame]) -> list[str]:
         f"| test images | the 10,000 test images | a fixed random subset of {test} |",
         f"| E1 training | one pass over the data | {e1_stopping(e1)} |",
         f"| E3 (1st vs 2nd order) iterations | ~1,000 at batch 20 | {e3_steps} at batch {batch_of(e3)} |",
+        "| E3 held-out loss | (training loss only; each model's own flow) | "
+        f"{heldout_encoder_text(e3_heldout_encoder)} |",
         f"| E4 (adjoint ablation) iterations | as their training | {e4_steps} at batch {batch_of(e4)}, "
         "the dataset's optimiser |",
         f"| E5 common decoder | (their plots' decoders) | {e5_common(t['e5_encoding_convergence'])} |",
@@ -277,7 +293,12 @@ def provenance(t: dict[str, pd.DataFrame]) -> list[str]:
 
 
 def summary_text(
-    t: dict[str, pd.DataFrame], config_name: str, config_hash: str, config_hint: str, seeds: dict | None = None
+    t: dict[str, pd.DataFrame],
+    config_name: str,
+    config_hash: str,
+    config_hint: str,
+    seeds: dict | None = None,
+    e3_heldout_encoder: dict | None = None,
 ) -> str:
     verdicts = claims.all_claims(
         t["e1_data_efficiency"],
@@ -311,7 +332,7 @@ def summary_text(
         *e2_points(t),
         *beyond_the_papers(t),
         *amd_rules(t),
-        *deviations(t),
+        *deviations(t, e3_heldout_encoder),
         *parameter_counts(t),
         *provenance(t),
     ]
@@ -335,11 +356,17 @@ def main(argv=None) -> int:
             nargs="+",
             help=f"the configured seeds of {experiment.upper()}: a run missing from its table makes a claim not tested",
         )
+    p.add_argument(
+        "--e3-heldout-encoder",
+        metavar="JSON",
+        help="JSON: the encode options every E3 model's held-out images were encoded with (named in the deviations)",
+    )
     p.add_argument("--summary", required=True)
     a = p.parse_args(argv)
     wfcommon.setup(1)
     seeds = {"e1": a.e1_seeds, "e3": a.e3_seeds, "e4": a.e4_seeds}
-    text = summary_text(read_tables(a.tables), a.config_name, a.config_hash, a.config_hint, seeds)
+    heldout = json.loads(a.e3_heldout_encoder) if a.e3_heldout_encoder else None
+    text = summary_text(read_tables(a.tables), a.config_name, a.config_hash, a.config_hint, seeds, heldout)
     io.write_text(text, a.summary)
     return 0
 

@@ -73,6 +73,7 @@ def check_config(cfg: dict, *, check_encode_options: bool = True) -> dict:
     _check_e5_and_e7(cfg)
     if check_encode_options:
         _check_encode_options(cfg)
+    _check_claim_models(cfg)  # after the options themselves: a bad option is named as such
     return cfg
 
 
@@ -535,6 +536,49 @@ def _check_e5_and_e7(cfg: dict) -> None:
                 lm["n_images"],
                 f"is larger than the E2 training set (learning_curves.train_size: {_shown(n, size)} on {ds})",
                 f"5..{size}",
+            )
+
+
+# What each claim's models must be (src/claims.py compares them by name): the property that
+# must hold, and for a pair the one setting in which its two models differ.
+CLAIM_MODELS = {
+    "ae": ("claims 1a-1c", {"kind": "autoencoder"}),
+    "gfe_amd": ("claims 1a-1c", {"kind": "gfe", "solver": "amd", "gradient": "approximate", "order": 1}),
+}
+CLAIM_PAIRS = [
+    # (claim, section whose models hold the pair, first, second, the setting that differs, its two values)
+    ("claim 2", "adjoint_ablation", "gfe_rk4", "gfe_adjoint", "gradient", ("approximate", "adjoint")),
+    ("claim 3", "solver_comparison", "gfe_rk4", "gfe_2nd", "order", (1, 2)),
+]
+
+
+def _check_claim_models(cfg: dict) -> None:
+    """A model a claim is judged on must be what the claim is about (e.g. gfe_amd with the
+    authors' shared AMD rule; claim 2's pair alike but for the gradient), or the verdicts would
+    judge other models under the claim's name."""
+    settings = cfg["model_settings"]
+    for model, (claims, wanted) in CLAIM_MODELS.items():
+        if model not in models_in_use(cfg):
+            continue
+        options = {**settings[model], **settings[model].get("solver_options", {})}
+        wanted = {**wanted, **({"shared": True} if model == "gfe_amd" else {})}
+        wrong = {k: options.get(k) for k, v in wanted.items() if options.get(k) != v}
+        if wrong:
+            _fail(f"model_settings.{model}", wrong, f"is not the model {claims} are about", wanted)
+    for claim, section, first, second, key, values in CLAIM_PAIRS:
+        if not {first, second} <= set(cfg[section]["models"]):
+            continue
+        a, b = settings[first], settings[second]
+        got = (a.get(key), b.get(key))
+        if got != values:
+            _fail(f"model_settings.{first}/{second}.{key}", got, f"is not the pair {claim} compares", values)
+        others = sorted(k for k in set(a) | set(b) if k != key and a.get(k) != b.get(k))
+        if others:
+            _fail(
+                f"model_settings.{first}/{second}",
+                {k: (a.get(k), b.get(k)) for k in others},
+                f"differ beyond {key}: {claim} would compare more than {key}",
+                f"the same settings but {key}",
             )
 
 

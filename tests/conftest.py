@@ -25,10 +25,12 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(scope="session")
 def quick_run(tmp_path_factory):
     """The quick config run once with --cores 2 in a temporary copy of the repository,
-    shared by the end-to-end and the determinism tests."""
+    shared by the end-to-end, determinism and SLURM tests (the local run the SLURM run must
+    equal). Snakemake's output is kept in the copy's `quick_run.log`."""
     from workflow_helpers import copy_repo, snakemake
 
     repo = copy_repo(tmp_path_factory.mktemp("quick"))
     result = snakemake(repo, "--cores", "2", "--configfile", "config/quick.yaml", timeout=1200)
+    (repo / "quick_run.log").write_text(result.stdout + result.stderr)
     assert result.returncode == 0, (result.stdout + result.stderr)[-5000:]
     return repo

@@ -265,6 +265,25 @@ BAD_CONFIGS = {
         "encoding_convergence: {robustness: {n_images: 5000}}",
         ["encoding_convergence.robustness.n_images: 5000 is larger than evaluation.test_size", "allowed: 2..2000"],
     ),
+    "gfe_amd without the authors' shared rule": (
+        "model_settings: {gfe_amd: {solver_options: {shared: false}}}",
+        ["model_settings.gfe_amd: {'shared': False} is not the model claims 1a-1c are about"],
+    ),
+    "claim 2's pair with two approximate gradients": (
+        "model_settings: {gfe_adjoint: {gradient: approximate}}",
+        [
+            "model_settings.gfe_rk4/gfe_adjoint.gradient: ('approximate', 'approximate') is not the pair "
+            "claim 2 compares; allowed: ('approximate', 'adjoint')"
+        ],
+    ),
+    "claim 3's pair with two first-order flows": (
+        "model_settings: {gfe_2nd: {order: 1}}",
+        ["model_settings.gfe_rk4/gfe_2nd.order: (1, 1) is not the pair claim 3 compares; allowed: (1, 2)"],
+    ),
+    "claim 3's pair differing beyond the order": (
+        "model_settings: {gfe_2nd: {tau: 1000.0}}",
+        ["model_settings.gfe_rk4/gfe_2nd: {'tau': (15000.0, 1000.0)} differ beyond order"],
+    ),
     "E7 seed not among seeds": (
         "latent_maps: {seed: 7}",
         ["latent_maps.seed: 7 is not one of seeds", "allowed: [0, 1, 2]"],
@@ -298,9 +317,10 @@ BAD_CONFIGS = {
         "model_settings: {gfe_amd: {solver_options: {dt_maxx: 3.0}}}",
         [AMD, "solver='amd' got an option it does not take", "dt_maxx"],
     ),
-    "rk4 steps = 0": (
-        "model_settings: {gfe_rk4: {solver_options: {steps: 0}}}",
-        ["model_settings.gfe_rk4", "steps=0", "an integer >= 1"],
+    "rk4 steps = 0": (  # in all three rk4 models: claims 2 and 3 compare pairs that differ in one setting only
+        "model_settings: {gfe_rk4: {solver_options: {steps: 0}}, gfe_2nd: {solver_options: {steps: 0}}, "
+        "gfe_adjoint: {solver_options: {steps: 0}}}",
+        ["model_settings.gfe_", "steps=0", "an integer >= 1"],
     ),
 }
 ENCODE_OPTION_CASES = {

@@ -70,3 +70,10 @@ def test_the_stopping_check_flags_a_continuation_beyond_the_bound():
     assert table[0].endswith("| 0.30% | yes |") and table[1].endswith("| 6.67% | **no** |")
     assert "1 of 2 continuations improve by more than the bound" in lines[-2]
     assert summarize.stopping_check({"e1_continuation": pd.DataFrame()}) == []
+
+
+def test_the_e3_heldout_encoder_is_named_from_the_options_the_workflow_passed():
+    options = {"solver": "amd", "tau": 10000.0, "z0": "uniform", "loss": "bce", "dt_max": 10.0}
+    text = summarize.heldout_encoder_text(options)
+    assert text == "both models' by one flow: per-sample amd, τ 10000, z0 uniform (equal at step 0)"
+    assert summarize.heldout_encoder_text(None) == "not recorded"

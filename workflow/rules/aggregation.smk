@@ -92,6 +92,12 @@ rule summarize:
     params:
         config_name=plan.name,
         config_hash=CONFIG_HASH,
+        heldout=json.dumps(
+            plan.eval_encode_options(
+                config["solver_comparison"]["heldout_encoder"], config["datasets"][0]
+            ),
+            sort_keys=True,
+        ),
         seeds=" ".join(
             f"--{flag}-seeds " + " ".join(map(str, seeds))
             for flag, seeds in (
@@ -102,4 +108,5 @@ rule summarize:
         ),
     shell:
         "python src/summarize.py --config-name {params.config_name} --config-hash {params.config_hash}"
-        " --config-hint config/paper.yaml {params.seeds} --tables {input} --summary {output} 2> {log}"
+        " --config-hint config/paper.yaml {params.seeds} --e3-heldout-encoder {params.heldout:q}"
+        " --tables {input} --summary {output} 2> {log}"
