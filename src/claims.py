@@ -731,7 +731,7 @@ def claim_second_order(
         ),
         criterion=(
             f"{second} and {first} train from the same initial decoder on the same batches, and both "
-            f"models' held-out checkpoints are encoded by one common flow (so their losses are equal at "
+            f"models' held-out checkpoints are encoded by one common encoder (so their losses are equal at "
             f"step 0, and a difference is the decoders'); per seed, "
             f"the mean held-out loss over all validation steps after step 0 common to all runs (a "
             f"discrete area under the learning curve: lower means faster per iteration); the 95% paired "
@@ -739,7 +739,7 @@ def claim_second_order(
             f"supported; not tested at this budget when fewer than 2 seeds pair, fewer than 2 common "
             f"steps follow step 0, or the table is broken (a missing seed, a truncated run, a duplicated "
             f"row, a non-finite loss, identical differences) or the step-0 losses differ (the models were "
-            f"encoded by different flows)."
+            f"encoded by different encoders)."
         ),
     )
     return _each(
@@ -797,7 +797,7 @@ def _step0_problem(held: pd.DataFrame, first: str, second: str) -> str:
     if len(gap) and float(gap.max()) > 1e-9 * float(pairs["a"].abs().max()):
         return (
             f"the held-out losses at step 0 differ by up to {fmt(float(gap.max()))} although both models start "
-            "from the same decoder: their checkpoints were encoded by different flows (encoder and decoder "
+            "from the same decoder: their checkpoints were encoded by different encoders (encoder and decoder "
             "mixed); set solver_comparison.heldout_encoder"
         )
     return ""

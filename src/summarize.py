@@ -236,10 +236,8 @@ def heldout_encoder_text(options: dict | None) -> str:
         return "not recorded"
     solver = options.get("solver", "?")
     rule = " per-sample" if solver == "amd" and not options.get("shared", False) else ""
-    return (
-        f"both models' by one flow:{rule} {solver}, τ {options.get('tau', '?'):g}, z0 {options.get('z0', '?')} "
-        "(equal at step 0)"
-    )
+    tau = "" if solver.startswith("lbfgs") else f", τ {options.get('tau', '?'):g}"  # a descent: no τ
+    return f"both models' by one encoder:{rule} {solver}{tau}, z0 {options.get('z0', '?')} (equal at step 0)"
 
 
 def deviations(t: dict[str, pd.DataFrame], e3_heldout_encoder: dict | None = None) -> list[str]:

@@ -75,5 +75,7 @@ def test_the_stopping_check_flags_a_continuation_beyond_the_bound():
 def test_the_e3_heldout_encoder_is_named_from_the_options_the_workflow_passed():
     options = {"solver": "amd", "tau": 10000.0, "z0": "uniform", "loss": "bce", "dt_max": 10.0}
     text = summarize.heldout_encoder_text(options)
-    assert text == "both models' by one flow: per-sample amd, τ 10000, z0 uniform (equal at step 0)"
+    assert text == "both models' by one encoder: per-sample amd, τ 10000, z0 uniform (equal at step 0)"
+    lbfgs = summarize.heldout_encoder_text({"solver": "lbfgs", "tau": 10000.0, "z0": "uniform", "tol": 1e-6})
+    assert lbfgs == "both models' by one encoder: lbfgs, z0 uniform (equal at step 0)"
     assert summarize.heldout_encoder_text(None) == "not recorded"
