@@ -281,13 +281,17 @@ def parameter_counts(t: dict[str, pd.DataFrame]) -> list[str]:
 
 def provenance(t: dict[str, pd.DataFrame]) -> list[str]:
     frames = [f for f in t.values() if "git_commit" in f and not f.empty]
-    commits = sorted({c for f in frames for c in f["git_commit"].dropna().unique()})
+    # a cell joins the commits of the runs it summarises with "; " (e2_authors_points)
+    commits = sorted({c for f in frames for cell in f["git_commit"].dropna().unique() for c in str(cell).split("; ")})
     torch = sorted({v for f in frames if "torch_version" in f for v in f["torch_version"].dropna().unique()})
     devices = sorted({v for f in frames if "device" in f for v in f["device"].dropna().unique()})
-    return [
-        f"Runs made at git commit(s): {', '.join(commits)}; torch {', '.join(torch)}, device {', '.join(devices)}.",
-        "",
-    ]
+    made = (
+        f"Runs made at git commit {commits[0]}"
+        if len(commits) == 1
+        else f"Runs made at {len(commits)} git commits (the rows come from more than one; each table's "
+        f"`git_commit` column says which): {', '.join(commits)}"
+    )
+    return [f"{made}; torch {', '.join(torch)}, device {', '.join(devices)}.", ""]
 
 
 def summary_text(

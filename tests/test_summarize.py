@@ -79,3 +79,12 @@ def test_the_e3_heldout_encoder_is_named_from_the_options_the_workflow_passed():
     lbfgs = summarize.heldout_encoder_text({"solver": "lbfgs", "tau": 10000.0, "z0": "uniform", "tol": 1e-6})
     assert lbfgs == "both models' by one encoder: lbfgs, z0 uniform (equal at step 0)"
     assert summarize.heldout_encoder_text(None) == "not recorded"
+
+
+def test_provenance_names_every_commit_and_says_when_there_are_several():
+    one = {"t": pd.DataFrame({"git_commit": ["a1", "a1"], "torch_version": ["2.14.1"] * 2, "device": ["cpu"] * 2})}
+    assert summarize.provenance(one)[0] == "Runs made at git commit a1; torch 2.14.1, device cpu."
+    two = {**one, "u": pd.DataFrame({"git_commit": ["b2; a1+dirty"], "torch_version": ["2.14.1"], "device": ["cpu"]})}
+    line = summarize.provenance(two)[0]
+    assert "at 3 git commits (the rows come from more than one" in line and line.count("a1") == 2
+    assert "a1, a1+dirty, b2;" in line
