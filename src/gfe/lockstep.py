@@ -40,10 +40,12 @@ from .training import (
     TrainingDivergedError,
     TrainingRun,
     _check_same_run,
+    _restore,
     check_training_settings,
     run_identity,
     validate_run,
 )
+from .training import _snapshot as _training_snapshot
 
 # The early-stopping settings, passed on as they are.
 _STOPPING_KEYS = ("patience", "min_improvement", "plateau_window", "patience_fraction")
@@ -234,7 +236,7 @@ def train_lockstep(
         )
     flow_options = {k: encode_options[k] for k in _FLOW_KEYS if k in encode_options}
     latent_dim = latent_dim_of(runs[0].decoder, None, flow_options.get("latent_dim"))
-    loss_fn = run_by_run(resolve_loss(flow_options.get("loss"), runs[0].decoder)[1], batch_size)
+    base_loss_fn = resolve_loss(flow_options.get("loss"), runs[0].decoder)[1]
     for spec in runs:
         check_images(spec.decoder, spec.images[:1], flow_options.get("loss"), latent_dim=latent_dim)
     settings = dict(
@@ -261,8 +263,8 @@ def train_lockstep(
         z0=flow_options.get("z0", "zeros"),
         alpha=float(flow_options.get("alpha", 1.0)),
         latent_dim=latent_dim,
-        loss_fn=loss_fn,
-        base_loss_fn=resolve_loss(flow_options.get("loss"), runs[0].decoder)[1],
+        loss_fn=run_by_run(base_loss_fn, batch_size),
+        base_loss_fn=base_loss_fn,
         batch_size=batch_size,
     )
     members, stack, opt = [], None, None
@@ -329,18 +331,10 @@ def _start(spec: LockstepRun, encode_options, optimizer, settings) -> _State:
     saved = load_checkpoint(spec.checkpoint_path) if spec.checkpoint_path else None
     if saved is not None:
         _check_same_run(saved, identity, spec.checkpoint_path)
-        spec.decoder.load_state_dict(saved["decoder"])
-        state.optimizer_state = saved["optimizer"]
-        state.sampler.load_state_dict(saved["sampler"])
-        run = state.run
-        run.step = int(saved["step"])
-        run.steps = list(saved["history"]["steps"])
-        run.validation = list(saved["history"]["validation"])
-        stopping = saved["early_stopping"]
-        run.best_loss, run.best_step = float(stopping["best_loss"]), stopping["best_step"]
-        run.checks_since_best, run.best_state = int(stopping["checks_since_best"]), stopping["best_state"]
-        run.stop_reason = stopping["stop_reason"]
-        state.elapsed = run.steps[-1]["elapsed_s"] if run.steps else 0.0
+        optimizer_state = _OptimizerState()
+        _restore(saved, spec.decoder, None, optimizer_state, state.sampler, state.run)
+        state.optimizer_state = optimizer_state.saved
+        state.elapsed = state.run.steps[-1]["elapsed_s"] if state.run.steps else 0.0
     return state
 
 
@@ -490,23 +484,20 @@ def _after_step(state: _State, stack, opt, index: int, settings) -> None:
         save_checkpoint(_snapshot(state), path)
 
 
+class _OptimizerState:
+    """An optimiser's state dict where `train`'s checkpoint functions expect an optimiser."""
+
+    def __init__(self, saved: dict | None = None):
+        self.saved = saved
+
+    def state_dict(self) -> dict | None:
+        return self.saved
+
+    def load_state_dict(self, saved: dict) -> None:
+        self.saved = saved
+
+
 def _snapshot(state: _State) -> dict:
-    """The checkpoint `gfe.training.train` writes for this run (the same keys and values)."""
-    run = state.run
-    return {
-        "format": 1,
-        "step": run.step,
-        "decoder": state.spec.decoder.state_dict(),
-        "encoder": None,
-        "optimizer": state.optimizer_state,
-        "sampler": state.sampler.state_dict(),
-        "history": {"steps": run.steps, "validation": run.validation},
-        "early_stopping": {
-            "best_loss": run.best_loss,
-            "best_step": run.best_step,
-            "checks_since_best": run.checks_since_best,
-            "best_state": run.best_state,
-            "stop_reason": run.stop_reason,
-        },
-        "settings": state.identity,
-    }
+    """The checkpoint `gfe.training.train` writes for this run (its own function)."""
+    optimizer_state = _OptimizerState(state.optimizer_state)
+    return _training_snapshot(state.spec.decoder, None, optimizer_state, state.sampler, state.run, state.identity)
