@@ -1,17 +1,50 @@
-"""E2 figure: validation loss vs training images seen, and vs wall-clock seconds (log x,
-so that the AE's fast curve is not squashed against the axis); mean ± std over seeds.
-Dashed vertical lines mark the authors' table points when --points is given."""
+"""E2 figure: validation loss during training against training images seen, and against
+wall-clock seconds (log x, so that the AE's fast curve is not squashed against the axis); mean
+± std over seeds (a band where there are several seeds). The curves start at the first
+validation after step 0: the untrained decoder's loss at step 0 (about 0.69 for every model)
+would take most of the y-range and squeeze the gaps between the models. With --points, open
+markers show each model's loss at the images seen of the authors' table points."""
 
 import sys
 
 import pandas as pd
+from matplotlib.lines import Line2D
 
 import plotstyle
-from plotstyle import plt
 
 
-def label(model: str, rule) -> str:
-    return f"{model} ({rule} AMD rule)" if isinstance(rule, str) and rule else plotstyle.model_label(model)
+def label(model: str, rule: str, detail: str) -> str:
+    """The legend label: the AMD rule is named for GFE-amd, whose name does not say it."""
+    if model == "gfe_amd" and rule:
+        detail = f"{'authors’ ' if rule == 'shared' else ''}{rule} AMD rule, {detail}"
+    return plotstyle.model_label(model, detail)
+
+
+def line_style(model: str, rule: str) -> dict:
+    """The model's style; GFE-amd trained with the per-sample rule is its dashed variant."""
+    style = plotstyle.line_style(model)
+    return {**style, "ls": "--"} if rule == "per-sample" and style["ls"] == "-" else style
+
+
+def curves(part: pd.DataFrame):
+    """((model, rule), seed count, per-step mean/std) of each model, the style's order, step 0 left out."""
+    part = part.assign(amd_rule=part["amd_rule"].fillna(""))
+    order = {m: i for i, m in enumerate(plotstyle.MODEL_COLOURS)}
+    keys = sorted(part.groupby(["model", "amd_rule"]).groups, key=lambda k: (order.get(k[0], len(order)), k))
+    for model, rule in keys:
+        g = part[(part["model"] == model) & (part["amd_rule"] == rule)]
+        s = (
+            g[g["step"] > 0]
+            .groupby("step")
+            .agg(
+                images=("images_seen", "first"),
+                loss=("loss_mean", "mean"),
+                std=("loss_mean", "std"),
+                sec=("elapsed_s", "mean"),
+            )
+            .fillna({"std": 0.0})
+        )
+        yield (model, rule), g["seed"].nunique(), s
 
 
 def main(argv=None):
@@ -21,49 +54,41 @@ def main(argv=None):
     a = p.parse_args(argv)
     t = pd.read_csv(a.table)
     points = pd.read_csv(a.points) if a.points else None
+    if points is not None:
+        points = points.assign(amd_rule=points["amd_rule"].fillna(""))
     datasets = sorted(t["dataset"].unique())
-    fig, axes = plt.subplots(len(datasets), 2, figsize=(10, 3.8 * len(datasets)), squeeze=False, layout="constrained")
+    fig, axes = plotstyle.figure("double", 2.6 * len(datasets) + 0.6, len(datasets), 2, squeeze=False)
+    handles: dict[str, object] = {}
     for row, ds in zip(axes, datasets, strict=True):
         part = t[t["dataset"] == ds]
-        for (model, rule), g in part.groupby(["model", part["amd_rule"].fillna("")]):
-            s = (
-                g.groupby("step")
-                .agg(
-                    images=("images_seen", "first"),
-                    loss=("loss_mean", "mean"),
-                    std=("loss_mean", "std"),
-                    sec=("elapsed_s", "mean"),
+        for (model, rule), n_seeds, s in curves(part):
+            style = line_style(model, rule)
+            for ax, x in ((row[0], s["images"]), (row[1], s["sec"])):
+                (line,) = ax.plot(x, s["loss"], lw=1.1, **style)
+                if n_seeds > 1:
+                    ax.fill_between(
+                        x, s["loss"] - s["std"], s["loss"] + s["std"], alpha=0.2, lw=0, color=style["color"]
+                    )
+            seeds = f"{n_seeds} seed{'s' if n_seeds != 1 else ''}"
+            handles.setdefault(label(model, rule, seeds), line)
+            if points is not None:
+                at = points[(points["dataset"] == ds) & (points["model"] == model) & (points["amd_rule"] == rule)]
+                row[0].plot(
+                    at["images_seen"], at["loss_mean"], "o", ms=4, mfc="white", mec=style["color"], mew=1, zorder=4
                 )
-                .fillna(0)
-            )
-            style = "--" if rule == "per-sample" else plotstyle.model_ls(model)
-            color = plotstyle.COLORS.get(model)
-            timed = s[s["sec"] > 0]  # step 0 has no place on the log time axis
-            for ax, x, c in ((row[0], s["images"], s), (row[1], timed["sec"], timed)):
-                ax.plot(
-                    x,
-                    c["loss"],
-                    style,
-                    marker=".",
-                    ms=3,
-                    label=f"{label(model, rule)}, {plotstyle.seeds_text(g)}",
-                    color=color,
-                )
-                ax.fill_between(x, c["loss"] - c["std"], c["loss"] + c["std"], alpha=0.2, color=color)
-        if points is not None:
-            for target in sorted(points.loc[points["dataset"] == ds, "target_images_seen"].unique()):
-                row[0].axvline(target, color="grey", lw=0.6, ls=":")
-        row[0].set_xlabel("training images seen (images; dotted: the authors' table points)")
+        row[0].set_xlabel("training images seen")
         row[1].set_xlabel("training wall-clock time (s, this machine, log scale)")
         row[1].set_xscale("log")
         for ax in row:
-            ax.set_ylabel(plotstyle.loss_label(ds, "validation loss"))
-            ax.legend()
-        where = f"{plotstyle.dataset_name(ds)}, N = {part['train_size'].iloc[0]}"
+            ax.set_ylabel(plotstyle.short_loss_label(ds, "validation loss"))
+        where = f"{plotstyle.dataset_name(ds)}, N = {part['train_size'].iloc[0]:,}"
         row[0].set_title(f"{where}: against images seen")
         row[1].set_title(f"{where}: against wall-clock time")
-    n_val = ", ".join(str(n) for n in sorted(t["n_images"].unique()))
-    fig.suptitle(f"E2: validation loss during training ({n_val} validation images, mean ± std over seeds)")
+    if points is not None and len(points):
+        handles["at the authors’ table points (images seen)"] = Line2D(
+            [], [], ls="none", marker="o", ms=4, mfc="white", mec="grey", mew=1
+        )
+    fig.legend(handles.values(), handles.keys(), loc="outside lower center", ncols=min(len(handles), 2))
     plotstyle.save(fig, a.png, a.pdf)
 
 

@@ -1,0 +1,404 @@
+"""Figures E5, claim 4 (E5 robustness), E6, E7 and the benchmark figure, and the tables behind
+them (E6's per-class choice of test images, E7's k-NN separability), on small synthetic tables:
+each figure is drawn, and what it must show is found on its axes."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.lines import Line2D
+from matplotlib.text import Text
+
+import gfe.io
+from workflow_helpers import REPO
+
+sys.path.insert(0, str(REPO / "src"))
+import aggregate  # noqa: E402  (the workflow's scripts live in src/, outside the package)
+import evaluate  # noqa: E402
+import latent_separability  # noqa: E402
+import plot_benchmarks  # noqa: E402
+import plot_e5  # noqa: E402
+import plot_e5_robustness  # noqa: E402
+import plot_e6  # noqa: E402
+import plot_e7  # noqa: E402
+import plotstyle  # noqa: E402
+
+PROVENANCE = {"git_commit": "abc", "torch_version": "2", "torchdiffeq_version": "0", "snakemake_version": "9"}
+
+
+CODE_NAME = re.compile(r"\b(?:ae|gfe_[a-z0-9_]+)\b")
+
+
+@pytest.fixture
+def drawn(monkeypatch):
+    """The figures the scripts save, kept open (plotstyle.save still writes them), each checked
+    to be readable: at most the double-column width (nothing sticks out), no text under 7 pt,
+    no model code name in any text (display names only)."""
+    figures = []
+    save = plotstyle.save
+
+    def keep(fig, png, pdf):
+        fig.canvas.draw()
+        assert fig.get_tightbbox().width <= plotstyle.WIDTHS_IN["double"] + 0.05, fig.get_tightbbox().width
+        texts = [t for t in fig.findobj(Text) if t.get_visible() and t.get_text().strip()]
+        assert not [(t.get_text(), t.get_fontsize()) for t in texts if t.get_fontsize() < 7]
+        assert not [t.get_text() for t in texts if CODE_NAME.search(t.get_text())]
+        figures.append(fig)
+        save(fig, png, pdf)
+
+    monkeypatch.setattr(plotstyle, "save", keep)
+    return figures
+
+
+def out_args(tmp_path, name="fig"):
+    return ["--png", str(tmp_path / f"{name}.png"), "--pdf", str(tmp_path / f"{name}.pdf")]
+
+
+def lines(fig) -> list[Line2D]:
+    return [line for ax in fig.axes for line in ax.get_lines()]
+
+
+def legend_texts(fig) -> list[str]:
+    legends = [ax.get_legend() for ax in fig.axes if ax.get_legend()] + list(fig.legends)
+    return [t.get_text() for legend in legends for t in legend.get_texts()]
+
+
+# ---------------------------------------------------------------- E6: one test image per class
+
+
+def test_per_class_indices_pick_the_first_image_of_each_class_in_class_order():
+    labels = np.array([1, 1, 5, 0, 8, 1, 2, 9, 3, 3, 4, 6, 7, 0, 5, 8, 2, 9, 4, 6, 7])
+    first = evaluate.per_class_indices(labels, 1)
+    assert list(labels[first]) == list(range(10))
+    assert list(first) == [int(np.flatnonzero(labels == c)[0]) for c in range(10)]
+    two = evaluate.per_class_indices(labels, 2)
+    assert list(two[:10]) == list(first)
+    assert list(two[10:]) == [int(np.flatnonzero(labels == c)[1]) for c in range(10)]
+    # a class with fewer images gives what it has
+    assert list(evaluate.per_class_indices(np.array([0, 1, 1, 1]), 3)) == [0, 1, 2, 3]
+
+
+def _e6_run(tmp_path, model: str, n: int, *, per_class: bool, rng) -> str:
+    """A synthetic test_outputs.npz (and run.json) of an E1 run, kept as src/evaluate.py keeps
+    them now (per_class) or did before (the first 8 test images)."""
+    folder = tmp_path / f"results/x/runs/fashion_mnist/e1/{model}/N{n}/seed3"
+    folder.mkdir(parents=True)
+    labels = np.array([1, 1, 8, 1, 0, 8, 2, 3, 4, 5, 6, 7, 9, 0, 1] * 4)
+    test_idx = np.arange(len(labels)) * 7
+    loss = rng.uniform(0.2, 0.5, len(labels)).astype(np.float32)
+    chosen = evaluate.per_class_indices(labels, 2) if per_class else np.arange(8)
+    images = rng.uniform(0, 1, (len(chosen), 1, 28, 28)).astype(np.float32)
+    arrays = {"z": np.zeros((len(labels), 4), np.float32), "labels": labels, "test_idx": test_idx, "loss": loss}
+    if per_class:
+        arrays |= {
+            "recon_idx": chosen,
+            "recon_labels": labels[chosen],
+            "recon_test_idx": test_idx[chosen],
+            "recon_loss": loss[chosen],
+        }
+    gfe.io.write_npz(folder / "test_outputs.npz", **arrays, images=images, reconstructions=images[:, :, ::-1])
+    (folder / "run.json").write_text(json.dumps(PROVENANCE | {"device": "cpu"}))
+    return str(folder / "test_outputs.npz")
+
+
+@pytest.mark.parametrize("per_class", [True, False], ids=["per-class NPZ", "older first-8 NPZ"])
+def test_e6_table_and_figure_show_one_image_per_class_with_its_loss_and_seed(tmp_path, drawn, per_class):
+    rng = np.random.default_rng(0)
+    files = [_e6_run(tmp_path, m, n, per_class=per_class, rng=rng) for m in ("ae", "gfe_amd") for n in (10, 50)]
+    table = aggregate.e6_table(files)
+    assert ("class_rank" in table) == per_class
+    path = tmp_path / "e6.csv"
+    gfe.io.write_csv(table, path)
+    plot_e6.main(["--table", str(path), "--npz", *files, *out_args(tmp_path)])
+    fig = drawn[-1]
+    assert (tmp_path / "fig.png").stat().st_size > 1000
+    for sub in fig.subfigs:
+        assert "seed 3" in sub._suptitle.get_text()
+        top = [ax for ax in sub.axes if ax.get_title()]
+        classes = [ax.get_title() for ax in top]
+        if per_class:  # the ten classes, once each, in class order
+            assert classes == plotstyle.DATASET_CLASS_NAMES["fashion_mnist"]
+            assert "first test image of each class" in sub._suptitle.get_text()
+        else:
+            assert len(classes) == 8
+        losses = [ax.get_xlabel() for ax in sub.axes if ax.get_xlabel()]
+        assert len(losses) == 2 * len(classes)  # one per reconstruction of each model
+    # the loss under a reconstruction is that image's own loss in the table
+    if per_class:
+        rows = table[(table["model"] == "ae") & (table["train_size_label"] == "10") & (table["class_rank"] == 0)]
+        ae_row = fig.subfigs[0].axes[len(rows) : 2 * len(rows)]
+        expected = [f"{v:.3f}" for v in rows.sort_values("label")["loss"]]
+        assert [ax.get_xlabel() for ax in ae_row] == expected
+
+
+# ---------------------------------------------------------------- E5 and claim 4
+
+
+def _robustness_table(diverged_steps=(10,), amd_diverged=False) -> pd.DataFrame:
+    rows = []
+    for decoder, exp in (("gfe_amd", "e2"), ("gfe_rk4", "e3")):
+        for dt_init, dt_max in ((0.1, 1.0), (1.0, 10.0), (1.0, 100.0)):
+            bad = amd_diverged and decoder == "gfe_rk4" and dt_max == 100.0
+            rows.append(
+                dict(
+                    solver="amd",
+                    dt_init=dt_init,
+                    dt_max=dt_max,
+                    steps=np.nan,
+                    configured=(dt_init, dt_max) == (1.0, 10.0),
+                    nfe_matched=False,
+                    nfe_mean=np.nan if bad else 600 + 100 * dt_init,
+                    excess_mean=np.inf if bad else 0.047,
+                    decoder_model=decoder,
+                    decoder_experiment=exp,
+                )
+            )
+        for steps in (10, 25, 100, 1000):
+            bad = steps in diverged_steps
+            rows.append(
+                dict(
+                    solver="rk4",
+                    dt_init=np.nan,
+                    dt_max=np.nan,
+                    steps=steps,
+                    configured=False,
+                    nfe_matched=steps == 100,
+                    nfe_mean=np.nan if bad else 4.0 * steps,
+                    excess_mean=np.inf if bad else 1.0 / steps,
+                    decoder_model=decoder,
+                    decoder_experiment=exp,
+                )
+            )
+    t = pd.DataFrame(rows).assign(dataset="fashion_mnist", tau=15000.0, z0="zeros", n_images=100, floor_mean=0.24)
+    t["loss_mean"] = t["excess_mean"] + 0.24
+    t["diverged"] = ~np.isfinite(t["excess_mean"])
+    return t
+
+
+def test_claim4_figure_draws_diverged_settings_on_the_top_edge(tmp_path, drawn):
+    path = tmp_path / "robustness.csv"
+    gfe.io.write_csv(_robustness_table(diverged_steps=(10, 25), amd_diverged=True), path)
+    plot_e5_robustness.main(["--table", str(path), *out_args(tmp_path)])
+    fig = drawn[-1]
+    for ax in fig.axes:
+        assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
+        top = [line for line in ax.get_lines() if line.get_marker() == "^" and line.get_mfc() == "none"]
+        assert top, "a diverged setting must be drawn"
+        rk4_top = [line for line in top if line.get_transform() == ax.get_xaxis_transform()]
+        assert sorted(x for line in rk4_top for x in line.get_xdata()) == [40.0, 100.0]  # NFE 4 per step
+        assert all(y == 1.0 for line in rk4_top for y in line.get_ydata())  # on the top edge
+        # every finite point inside the axis limits: nothing is clipped
+        low, high = ax.get_ylim()
+        finite = [y for line in ax.get_lines() if line not in top for y in line.get_ydata()]
+        assert all(low <= y <= high for y in finite)
+    texts = " ".join(legend_texts(fig))
+    assert "diverged" in texts and "GFE-amd: rk4 10, 25 steps" in texts and "GFE-rk4: AMD (1, 100)" in texts
+    # the AMD settings are told apart: one legend entry, one marker style, per setting
+    amd_entries = [t for t in legend_texts(fig) if t.startswith("AMD dt_init")]
+    assert len(amd_entries) == 3
+
+
+def test_claim4_figure_without_divergence_has_no_diverged_entry(tmp_path, drawn):
+    path = tmp_path / "robustness.csv"
+    gfe.io.write_csv(_robustness_table(diverged_steps=()), path)
+    plot_e5_robustness.main(["--table", str(path), *out_args(tmp_path)])
+    assert not any("diverged" in t for t in legend_texts(drawn[-1]))
+
+
+def _e5_curve(panel, decoder, solver, order, steps, tau, z0, losses):
+    n = len(losses)
+    return pd.DataFrame(
+        dict(
+            dataset="fashion_mnist",
+            panel=panel,
+            decoder_model=decoder,
+            solver=solver,
+            order=order,
+            steps=steps,
+            tau=tau,
+            n_images=20,
+            z0=z0,
+            t=np.linspace(0, tau, n),
+            nfe_mean=np.arange(n) * 4.0,
+            loss_mean=losses,
+        )
+    )
+
+
+def test_e5_figure_is_unclipped_and_marks_blown_up_and_nonfinite_curves(tmp_path, drawn):
+    own, common = plot_e5.OWN, plot_e5.COMMON
+    table = pd.concat(
+        [
+            _e5_curve(own, "gfe_amd", "amd", 1, np.nan, 100.0, "uniform", [2.0, 1.0, 0.5, 0.3]),
+            _e5_curve(own, "gfe_rk4", "rk4", 1, 3, 150.0, "zeros", [0.6, 0.5, 0.35, 0.3]),
+            _e5_curve(common, "gfe_amd", "amd", 1, np.nan, 150.0, "zeros", [0.6, 0.4, 0.3, 0.29]),
+            _e5_curve(common, "gfe_amd", "rk4", 1, 3, 150.0, "zeros", [0.6, 40.0, 9.0, 2.0]),  # blown up
+            _e5_curve(common, "gfe_amd", "rk4", 1, 5, 150.0, "zeros", [0.6, 0.5, 0.4, 0.35, 0.3, 0.29]),
+            _e5_curve(common, "gfe_amd", "rk4", 2, 5, 150.0, "zeros", [0.6, 3.0, np.inf, np.inf, np.inf, np.inf]),
+            _e5_curve(common, "gfe_amd", "rk4", 1, 5, 10.0, "zeros", [0.6, 0.5, 0.45, 0.4, 0.35, 0.33]),
+        ]
+    )
+    path = tmp_path / "e5.csv"
+    gfe.io.write_csv(table, path)
+    plot_e5.main(["--table", str(path), *out_args(tmp_path)])
+    fig = drawn[-1]
+    a, b, c = fig.axes[:3]
+    for ax in (a, b, c):
+        low, high = ax.get_ylim()
+        data = [y for line in ax.get_lines() for y in line.get_ydata() if line.get_transform() == ax.transData]
+        assert all(low <= y <= high for y in data), "no point is off scale"
+    # (b): the blown-up curve is marked with x at its end (40 is inside the axis)
+    assert any(line.get_marker() == "x" and list(line.get_ydata()) == [2.0] for line in b.get_lines())
+    # (c): the second-order curve that turned non-finite has a triangle on the top edge
+    assert any(line.get_marker() == "^" and line.get_transform() == c.get_xaxis_transform() for line in c.get_lines())
+    texts = " ".join(legend_texts(fig))
+    assert "z0 uniform" in texts and "z0 zeros" in texts and "non-finite from t = 60" in texts
+    # colour means the model whose flow it is; nothing is dotted (no model beyond the papers here)
+    assert {line.get_linestyle() for line in lines(fig) if len(line.get_xdata()) > 1} <= {"-"}
+    amd = [line for line in b.get_lines() if line.get_label().startswith("AMD")]
+    assert amd and amd[0].get_color() == plotstyle.model_colour("gfe_amd")
+    # (a) starts at t = 0 (symlog): every curve's starting loss is drawn there
+    assert a.get_xscale() == "symlog" and a.get_xlim()[0] == 0
+    assert sorted(line.get_ydata()[0] for line in a.get_lines() if list(line.get_xdata()) == [0]) == [0.6, 2.0]
+
+
+# ---------------------------------------------------------------- E7: separability
+
+
+def test_knn_accuracy_is_one_on_separated_classes_and_chance_on_random_labels():
+    rng = np.random.default_rng(1)
+    labels = np.repeat(np.arange(10), 60)
+    centres = rng.normal(0, 50, (10, 8))
+    z = centres[labels] + rng.normal(0, 1, (len(labels), 8))
+    mean, std = latent_separability.knn_accuracy(z, labels, k=10, folds=5, seed=0)
+    assert mean == 1.0 and std == 0.0
+    shuffled = rng.permutation(labels)
+    mean, _ = latent_separability.knn_accuracy(z, shuffled, k=10, folds=5, seed=0)
+    assert abs(mean - 0.1) < 0.05
+    assert latent_separability.chance_accuracy(labels) == pytest.approx(0.1)
+    # seeded: the same folds give the same number
+    assert latent_separability.knn_accuracy(z, shuffled, k=10, folds=5, seed=0)[0] == mean
+
+
+def _e7_run(tmp_path, model, z, labels) -> str:
+    folder = tmp_path / f"results/x/runs/fashion_mnist/e2/{model}/Nfull/seed0"
+    folder.mkdir(parents=True)
+    gfe.io.write_npz(folder / "training_latents.npz", z=z, labels=labels, train_idx=np.arange(len(z)))
+    run = {"dataset": "fashion_mnist", "experiment": "e2", "model": model, "train_size_label": "full", "seed": 0}
+    (folder / "run.json").write_text(json.dumps(run | PROVENANCE | {"device": "cpu"}))
+    return str(folder / "training_latents.npz")
+
+
+def test_separability_table_and_e7_titles_read_from_it(tmp_path, drawn):
+    rng = np.random.default_rng(2)
+    labels = np.repeat(np.arange(10), 30)
+    separated = np.eye(10)[labels] * 100 + rng.normal(0, 1, (len(labels), 10))
+    mixed = rng.normal(0, 1, (len(labels), 10))
+    files = [_e7_run(tmp_path, "ae", separated, labels), _e7_run(tmp_path, "gfe_amd", mixed, labels)]
+    sep_path = tmp_path / "sep.csv"
+    latent_separability.main(
+        ["--latents", *files, "--config-name", "x", "--config-hash", "h", "--output", str(sep_path)]
+    )
+    sep = pd.read_csv(sep_path)
+    assert list(sep["model"]) == ["ae", "gfe_amd"]
+    assert sep.loc[0, "knn_accuracy"] == 1.0 and sep.loc[1, "knn_accuracy"] < 0.3
+    assert {"k", "folds", "cv_seed", "chance_accuracy", "config_hash", "git_commit"} <= set(sep.columns)
+    maps = pd.DataFrame(
+        dict(
+            dataset="fashion_mnist",
+            model=np.repeat(["ae", "gfe_amd"], len(labels)),
+            train_size="full",
+            seed=0,
+            image=np.tile(np.arange(len(labels)), 2),
+            split="train",
+            image_idx=0,
+            label=np.tile(labels, 2),
+            tsne_x=rng.normal(size=2 * len(labels)),
+            tsne_y=rng.normal(size=2 * len(labels)),
+            perplexity=30.0,
+        )
+    )
+    maps_path = tmp_path / "maps.csv"
+    gfe.io.write_csv(maps, maps_path)
+    plot_e7.main(["--table", str(maps_path), "--separability", str(sep_path), *out_args(tmp_path)])
+    fig = drawn[-1]
+    titles = [ax.get_title() for ax in fig.axes if ax.get_visible() and ax.get_title()]
+    assert "10-NN accuracy 1.000" in titles[0] and "seed 0" in titles[0]
+    assert f"10-NN accuracy {sep.loc[1, 'knn_accuracy']:.3f}" in titles[1]
+    # the classes take the class colours, never a model's
+    colours = {tuple(np.round(c, 3)) for ax in fig.axes for coll in ax.collections for c in coll.get_facecolors()}
+    from matplotlib.colors import to_rgba
+
+    assert colours <= {tuple(np.round(to_rgba(c), 3)) for c in plotstyle.CLASS_COLOURS}
+    assert not colours & {tuple(np.round(to_rgba(c), 3)) for c in plotstyle.MODEL_COLOURS.values()}
+
+
+# ---------------------------------------------------------------- benchmarks
+
+
+def test_benchmark_figure_has_a_point_per_method_and_batch_and_names_the_machine(tmp_path, drawn):
+    rows = [
+        dict(kind="floor", method="decoder_fwd_bwd", batch=5, n_images=5, images_per_s=1e4, loss_mean=np.nan),
+        dict(kind="encode", method="amd_shared", batch=5, n_images=100, images_per_s=30.0, loss_mean=0.3026),
+        dict(kind="encode", method="amd", batch=64, n_images=100, images_per_s=120.0, loss_mean=0.3020),
+        dict(kind="encode", method="amd", batch=512, n_images=100, images_per_s=160.0, loss_mean=0.3020),
+        dict(kind="encode", method="lbfgs", batch=512, n_images=100, images_per_s=210.0, loss_mean=0.2998),
+        dict(kind="encode", method="rk4_10", batch=512, n_images=100, images_per_s=470.0, loss_mean=1.14),
+        dict(kind="encode", method="dopri5", batch=5, n_images=5, images_per_s=0.16, loss_mean=0.26),
+        dict(kind="train", method="ae", batch=5, n_images=500, images_per_s=500.0, loss_mean=0.39),
+    ]
+    table = tmp_path / "encode.csv"
+    gfe.io.write_csv(pd.DataFrame(rows), table)
+    gfe.io.write_json({"device": "cpu", "cpu_model": "Test CPU", "threads": 1, "cpus": 2}, tmp_path / "encode.json")
+    plot_benchmarks.main(["--tables", str(table), *out_args(tmp_path)])
+    fig = drawn[-1]
+    overview, zoom = fig.axes[:2]
+    assert "CPU: Test CPU" in overview.get_title()
+    markers = [line for line in overview.get_lines() if line.get_marker() not in ("None", "")]
+    assert len(markers) == 6  # the encode rows only
+    assert overview.get_xscale() == "log" and overview.get_yscale() == "log"
+    labels = {t.get_text() for t in zoom.texts} | {t.get_text() for t in overview.texts}
+    assert {"amd_shared", "amd (b 64, 512)", "lbfgs", "rk4_10", "dopri5"} <= labels
+    # no tables (a fresh clone without results/benchmarks): still a figure, saying so
+    plot_benchmarks.main(["--tables", *out_args(tmp_path, "empty")])
+    assert (tmp_path / "empty.png").stat().st_size > 1000
+
+
+# ---------------------------------------------------------------- the committed results
+
+RESULTS = REPO / "results/default"
+COMMITTED = {
+    "plot_e5": lambda: ["--table", str(RESULTS / "e5_encoding_convergence.csv")],
+    "plot_e5_robustness": lambda: ["--table", str(RESULTS / "e5_robustness.csv")],
+    "plot_e6": lambda: [
+        "--table",
+        str(RESULTS / "e6_reconstructions.csv"),
+        "--npz",
+        *sorted(pd.read_csv(RESULTS / "e6_reconstructions.csv")["npz"].unique()),
+    ],
+    "plot_e7": lambda: (
+        ["--table", str(RESULTS / "e7_latent_maps.csv")]
+        + (
+            ["--separability", str(RESULTS / "e7_separability.csv")]
+            if (RESULTS / "e7_separability.csv").exists()
+            else []
+        )
+    ),
+    "plot_benchmarks": lambda: ["--tables", *map(str, sorted((REPO / "results/benchmarks").glob("encode*.csv")))],
+}
+
+
+@pytest.mark.parametrize("script", sorted(COMMITTED))
+def test_each_figure_draws_the_committed_results(tmp_path, drawn, script, monkeypatch):
+    if not (RESULTS / "e5_robustness.csv").exists():
+        pytest.skip("no committed results")
+    monkeypatch.chdir(REPO)  # the E6 table names its NPZ files relative to the repository
+    module = {"plot_e5": plot_e5, "plot_e5_robustness": plot_e5_robustness, "plot_e6": plot_e6}
+    module |= {"plot_e7": plot_e7, "plot_benchmarks": plot_benchmarks}
+    module[script].main([*COMMITTED[script](), *out_args(tmp_path)])
+    assert len(drawn) == 1 and (tmp_path / "fig.png").stat().st_size > 10000
