@@ -4,6 +4,7 @@
 # make test       the test suite (make test-fast: the day-to-day tier, pytest -m "not slow")
 # make reproduce  recompute the whole replication from the raw data (--forceall; CORES=all)
 # make figures    rebuild the tables, summary and figures from the committed per-run files
+# make report     the HTML report results/default/report.html (from the results as they are)
 # make compare    how results/default differs from the committed reference (after reproduce)
 
 PYTHON ?= python3
@@ -17,7 +18,7 @@ TORCH ?= torch==2.14.1 torchvision==0.29.1
 FASHION_MNIST ?= /usr/share/datasets/fashion-mnist
 STAMP := $(VENV)/.gfe-installed
 
-.PHONY: venv data lint test test-fast reproduce figures compare
+.PHONY: venv data lint test test-fast reproduce figures report compare
 
 venv: $(STAMP)
 
@@ -64,7 +65,14 @@ reproduce: venv data
 
 figures: venv
 	$(SNAKEMAKE) --cores $(CORES) --forcerun aggregate --allowed-rules aggregate summarize \
-		plot_e1 plot_e2 plot_e3 plot_e4 plot_e5 plot_e5_robustness plot_e6 plot_e7 all
+		plot_e1 plot_e2 plot_e3 plot_e4 plot_e5 plot_e5_robustness plot_e6 plot_e7 plot_claims \
+		latent_separability plot_benchmarks \
+		report_summary report_table all
+
+# The figures, the summary and every table in one HTML file (workflow/report/workflow.rst;
+# docs/workflow.md, "The HTML report").
+report: venv
+	$(SNAKEMAKE) --report results/default/report.html
 
 # A fresh run's tables and summary against the committed ones ("identical", or the largest
 # difference per table; wall-clock columns left out).

@@ -22,6 +22,7 @@ PROVENANCE = [
     "config_name",
     "config_hash",
     "git_commit",
+    "code_version",
     "torch_version",
     "torchdiffeq_version",
     "snakemake_version",
@@ -174,19 +175,27 @@ def add_provenance(frame: pd.DataFrame, files, a) -> pd.DataFrame:
 
 
 def e6_table(files) -> pd.DataFrame:
+    """One row per kept reconstruction. An NPZ with `recon_idx` (src/evaluate.py: the first
+    test images of each class) gives each image's own label, test index and loss, and its
+    rank within its class (`class_rank`, 0: the first); an older NPZ kept the first test images."""
     rows = []
     for f in files:
         keys = path_keys(f)
         saved = np.load(f)
         prov = run_provenance(read_json(Path(f).with_name("run.json")))
+        per_class = "recon_idx" in saved
+        prefix = "recon_" if per_class else ""
+        labels = saved[f"{prefix}labels"]
         for i in range(len(saved["reconstructions"])):
+            rank = {"class_rank": int((labels[:i] == labels[i]).sum())} if per_class else {}
             rows.append(
                 {
                     **keys,
                     "image": i,
-                    "test_idx": int(saved["test_idx"][i]),
-                    "label": int(saved["labels"][i]),
-                    "loss": float(saved["loss"][i]),
+                    "test_idx": int(saved[f"{prefix}test_idx"][i]),
+                    "label": int(labels[i]),
+                    **rank,
+                    "loss": float(saved[f"{prefix}loss"][i]),
                     "npz": Path(f).as_posix(),
                     **prov,
                 }

@@ -2,7 +2,9 @@
 
 Test (default): writes --metrics (JSON: per-sample pixel-mean loss statistics, NFE,
 provenance) and --outputs (NPZ: latents and labels of the first --n-latents test images;
-the first --n-recon test images and their reconstructions), which the figures read.
+for E6, the first --n-recon test images of each class, in the order rank 0 of every class,
+then rank 1, ... (`recon_idx`, their positions in the test subset, with their labels, test
+indices and losses), and their reconstructions), which the figures read.
 --latents-of-training N: writes only --outputs (NPZ: z, labels, train_idx) of the first N
 images of the run's training subset (E7's t-SNE of training latents).
 A GFE model encodes with --encode-options, resolved by the workflow (src/wfplan.py): its training
@@ -41,7 +43,12 @@ def main(argv=None) -> int:
     p.add_argument("--batch-size", type=int, default=500, help="images encoded at once")
     p.add_argument("--eval-seed", type=int, default=0, help="seed of a uniform z(0)")
     p.add_argument("--n-latents", type=int, default=1000, help="test images whose latents are kept")
-    p.add_argument("--n-recon", type=int, default=8, help="test images whose reconstructions are kept")
+    p.add_argument(
+        "--n-recon",
+        type=int,
+        default=1,
+        help="test images per class whose reconstructions are kept (the first of each)",
+    )
     p.add_argument("--device", default="cpu", help="cpu, cuda[:i] or auto")
     p.add_argument(
         "--latents-of-training",
@@ -81,9 +88,10 @@ def main(argv=None) -> int:
     metrics = {**keys, **{f"test_{k}": v for k, v in summary.items()}}
     metrics.update(wfcommon.provenance(str(device)))
     io.write_json(metrics, a.metrics)
-    n_recon = min(a.n_recon, len(images))
+    recon_idx = per_class_indices(prepared["test_labels"].numpy(), a.n_recon)
+    ridx = torch.as_tensor(recon_idx)
     with torch.no_grad():
-        recon = to_images(decoder(result.z[:n_recon].to(device)), decoder.output).cpu()
+        recon = to_images(decoder(result.z[ridx.to(result.z.device)].to(device)), decoder.output).cpu()
     n_lat = min(a.n_latents, len(images))
     io.write_npz(
         a.outputs,
@@ -91,7 +99,11 @@ def main(argv=None) -> int:
         labels=prepared["test_labels"][:n_lat].numpy(),
         test_idx=prepared["test_idx"][:n_lat].numpy(),
         loss=result.loss[:n_lat].cpu().numpy(),
-        images=prepared["test_images"][:n_recon].numpy(),
+        recon_idx=recon_idx,
+        recon_labels=prepared["test_labels"][ridx].numpy(),
+        recon_test_idx=prepared["test_idx"][ridx].numpy(),
+        recon_loss=result.loss[ridx.to(result.loss.device)].cpu().numpy(),
+        images=prepared["test_images"][ridx].numpy(),
         reconstructions=recon.numpy().astype(np.float32),
     )
     log.info(
@@ -103,6 +115,16 @@ def main(argv=None) -> int:
         summary["seconds"],
     )
     return 0
+
+
+def per_class_indices(labels: np.ndarray, per_class: int) -> np.ndarray:
+    """Positions of the first `per_class` images of each class in `labels`, ordered by rank
+    within the class, then by class: the first of every class (classes in increasing order),
+    then the second of every class, ... (a class with fewer images contributes what it has)."""
+    labels = np.asarray(labels)
+    positions = {c: np.flatnonzero(labels == c) for c in np.unique(labels)}
+    out = [int(positions[c][rank]) for rank in range(per_class) for c in sorted(positions) if rank < len(positions[c])]
+    return np.asarray(out, dtype=np.int64)
 
 
 def training_latents(a, prepared, run, decoder, encoder, encode_options, device, log) -> int:

@@ -7,6 +7,7 @@ authors' code, the parameter counts and the provenance. Reads tables only.
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import sys
 
@@ -294,15 +295,152 @@ def provenance(t: dict[str, pd.DataFrame]) -> list[str]:
     return [f"{made}; torch {', '.join(torch)}, device {', '.join(devices)}.", ""]
 
 
-def summary_text(
-    t: dict[str, pd.DataFrame],
-    config_name: str,
-    config_hash: str,
-    config_hint: str,
-    seeds: dict | None = None,
-    e3_heldout_encoder: dict | None = None,
-) -> str:
-    verdicts = claims.all_claims(
+# ---------------------------------------------------------------- claims.csv (for the forest plot)
+
+CLAIM_COLUMNS = [
+    "claim",
+    "dataset",
+    "title",
+    "statement",
+    "measure",
+    "effect",
+    "ci_low",
+    "ci_high",
+    "threshold",
+    "threshold_high",
+    "unit",
+    "supported_when",
+    "verdict",
+    "reason",
+]
+
+
+def _default(function, name: str):
+    """A keyword default of a claims function (its margin, its minimum N): one source of truth."""
+    return inspect.signature(function).parameters[name].default
+
+
+def _set_interval(out: dict, interval: tuple[float, float, float]) -> None:
+    out["effect"], out["ci_low"], out["ci_high"] = interval
+
+
+def _claim_numbers(label: str, ds, t: dict[str, pd.DataFrame]) -> dict:
+    """The decisive effect of one claim on one dataset, recomputed with claims.py's own helpers
+    from the rows that claims.py judges: measure, effect, 95% interval, threshold(s), unit and
+    the rule. Empty numbers (NaN) where the claim has no single effect (claim 4's three-part
+    criterion) or the tables do not give one (no decided N, a missing model or floor)."""
+    nan = float("nan")
+    out = dict(measure="", effect=nan, ci_low=nan, ci_high=nan, threshold=nan, threshold_high=nan, unit="")
+    out["supported_when"] = ""
+    loss = "MSE" if ds == "cifar10" else "BCE"
+    e1 = claims._select(t["e1_data_efficiency"], ds)
+    floors = t["data_floors"]
+    if label in ("1a", "1b") and not e1.empty:
+        sizes, missing = claims._e1_models(e1, ds)
+        if label == "1a":
+            out.update(supported_when="upper end < threshold", threshold=0.0, unit=f"test loss ({loss})")
+            if not missing:
+                n = sizes[0]
+                out["measure"] = f"gfe_amd − ae at N = {n} (smallest N)"
+                _set_interval(out, claims.paired_interval(claims._e1_pairs(e1, n, False)))
+        else:
+            margin, min_n = _default(claims.claim_competitive, "margin"), _default(claims.claim_competitive, "min_n")
+            out.update(supported_when="upper end ≤ threshold", unit=f"excess test loss ({loss})")
+            floor = claims.test_floor(floors, ds)
+            decided = [n for n in sizes if n >= min_n and claims._all_plateaued(e1, n)] if not missing else []
+            if decided and not pd.isna(floor):
+                n = decided[-1]
+                ae = e1[(e1["train_size"] == n) & (e1["model"] == "ae")]["test_loss_mean"] - floor
+                out["measure"] = f"gfe_amd − ae at N = {n} (largest plateaued N ≥ {min_n})"
+                out["threshold"] = margin * float(ae.mean())
+                _set_interval(out, claims.paired_interval(claims._e1_pairs(e1, n, False)))
+            else:
+                out["measure"] = f"no N ≥ {min_n} with every run plateaued" if not missing else ""
+    elif label == "1c" and not e1.empty:
+        out.update(measure="total parameters gfe_amd / ae", unit="ratio", threshold=0.45, threshold_high=0.55)
+        out["supported_when"] = "effect within [threshold, threshold_high]"
+        counts = {m: e1.loc[e1["model"] == m, "total_params"].dropna() for m in ("ae", "gfe_amd")}
+        if all(len(c) for c in counts.values()):
+            ratio = int(counts["gfe_amd"].mode().iloc[0]) / int(counts["ae"].mode().iloc[0])
+            out.update(effect=ratio)
+    elif label == "2":
+        approximate = _default(claims.claim_adjoint, "approximate")
+        adjoint = _default(claims.claim_adjoint, "adjoint")
+        out.update(
+            measure=f"({approximate} − {adjoint})/({adjoint} − floor) at the last common step",
+            threshold=_default(claims.claim_adjoint, "margin"),
+            unit="fraction of the adjoint's excess held-out loss",
+            supported_when="upper end ≤ threshold",
+        )
+        held = claims._select(t["e4_heldout"], ds)
+        held = held[held["model"].isin([approximate, adjoint])] if not held.empty else held
+        floor = claims.val_floor(floors, ds)
+        steps = claims._common_steps(held) if held["model"].nunique() == 2 else []
+        if steps and steps[-1] > 0 and not pd.isna(floor):
+            out["measure"] = out["measure"].replace("the last common step", f"step {steps[-1]}")
+            rel = claims._relative_at(held, steps[-1], approximate, adjoint, floor)
+            _set_interval(out, claims.paired_interval(rel))
+    elif label == "3":
+        first = _default(claims.claim_second_order, "first")
+        second = _default(claims.claim_second_order, "second")
+        out.update(
+            measure=f"{second} − {first}, mean held-out loss over the steps after 0",
+            threshold=0.0,
+            unit=f"held-out loss ({loss})",
+            supported_when="upper end < threshold",
+        )
+        held = claims._select(t["e3_heldout"], ds)
+        held = held[held["model"].isin([first, second])] if not held.empty else held
+        steps = claims._common_steps(held) if held["model"].nunique() == 2 else []
+        later = held[held["step"].isin([s for s in steps if s > 0])] if steps else held.iloc[0:0]
+        if len(later):
+            pairs = claims._pair(
+                claims._per_seed(later[later["model"] == first], "loss_mean"),
+                claims._per_seed(later[later["model"] == second], "loss_mean"),
+            )
+            _set_interval(out, claims.paired_interval(pairs["b"] - pairs["a"]))
+    elif label == "4":  # three parts: only part (i), AMD's spread on its worst decoder, is one number
+        out.update(
+            measure="part (i) of three: AMD's excess-loss range / its best, worst decoder ((ii), (iii) in summary.md)",
+            threshold=claims.ROBUST_SPREAD,
+            unit="fraction of the best excess loss",
+            supported_when="part (i): effect ≤ threshold",
+        )
+        rob = claims._select(t["e5_robustness"], ds)
+        amd = rob[rob["solver"] == "amd"] if not rob.empty else rob
+        spreads = [claims._spread(g["excess_mean"]) for _, g in amd.groupby("decoder_model")] if len(amd) else []
+        if spreads:
+            out["effect"] = max(spreads)
+    return out
+
+
+def claims_frame(verdicts: list, t: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """One row per judged claim (and dataset): its verdict from claims.py and its decisive effect
+    with the 95% interval and threshold(s) (for figures; summary.md stays the reference)."""
+    datasets = {str(d) for f in t.values() if "dataset" in f for d in f["dataset"].dropna().unique()}
+    rows = []
+    for c in verdicts:
+        ds = c.title.rsplit(" (", 1)[-1][:-1] if c.title.endswith(")") else ""
+        ds = ds if ds in datasets else ""
+        base = c.title[: -len(ds) - 3] if ds else c.title
+        numbers = _claim_numbers(c.label, ds, t) if ds else _claim_numbers("", ds, t)
+        rows.append(
+            dict(
+                claim=c.label,
+                dataset=ds,
+                title=base,
+                statement=c.statement,
+                **numbers,
+                verdict=c.verdict,
+                reason=c.reason,
+            )
+        )
+    return pd.DataFrame(rows, columns=CLAIM_COLUMNS)
+
+
+def verdicts_of(t: dict[str, pd.DataFrame], config_hint: str, seeds: dict | None = None) -> list:
+    """Every claim judged by claims.py from the tables."""
+    return claims.all_claims(
         t["e1_data_efficiency"],
         t["e3_heldout"],
         t["e4_heldout"],
@@ -314,6 +452,17 @@ def summary_text(
         robustness=t["e5_robustness"],
         e3_train=t["e3_solver_comparison"],
     )
+
+
+def summary_text(
+    t: dict[str, pd.DataFrame],
+    config_name: str,
+    config_hash: str,
+    config_hint: str,
+    seeds: dict | None = None,
+    e3_heldout_encoder: dict | None = None,
+) -> str:
+    verdicts = verdicts_of(t, config_hint, seeds)
     lines = [
         "# Summary: the papers' claims against this run",
         "",
@@ -364,12 +513,16 @@ def main(argv=None) -> int:
         help="JSON: the encode options every E3 model's held-out images were encoded with (named in the deviations)",
     )
     p.add_argument("--summary", required=True)
+    p.add_argument("--claims", help="also write each claim's verdict, effect, interval and threshold as this CSV")
     a = p.parse_args(argv)
     wfcommon.setup(1)
     seeds = {"e1": a.e1_seeds, "e3": a.e3_seeds, "e4": a.e4_seeds}
     heldout = json.loads(a.e3_heldout_encoder) if a.e3_heldout_encoder else None
-    text = summary_text(read_tables(a.tables), a.config_name, a.config_hash, a.config_hint, seeds, heldout)
+    tables = read_tables(a.tables)
+    text = summary_text(tables, a.config_name, a.config_hash, a.config_hint, seeds, heldout)
     io.write_text(text, a.summary)
+    if a.claims:
+        io.write_csv(claims_frame(verdicts_of(tables, a.config_hint, seeds), tables), a.claims)
     return 0
 
 

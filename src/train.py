@@ -126,12 +126,21 @@ def main(argv=None) -> int:
     p.add_argument("--validation", required=True, help="validation log (CSV)")
     p.add_argument("--run-json", required=True, help="the run record (JSON)")
     p.add_argument("--threads", type=int, default=1, help="torch threads")
+    p.add_argument(
+        "--identity",
+        help="the job's identity stamp (JSON, written by the workflow): its code version enters the run "
+        "identity, so a checkpoint made by other code is not resumed",
+    )
     a = p.parse_args(argv)
     if a.autoencoder and (a.loss is None or a.eval_encode_options is not None):
         p.error("--autoencoder takes --loss and no --eval-encode-options")
     if a.encode_options is not None and a.loss is not None:
         p.error("--loss is an autoencoder's: a GFE model's loss is in --encode-options")
     log = wfcommon.setup(a.threads)
+    code_version = None
+    if a.identity is not None:
+        with open(a.identity, encoding="utf-8") as f:
+            code_version = json.load(f)["identity"]["code"]
     continued = None
     if a.steps_from_run is not None:
         with open(a.steps_from_run, encoding="utf-8") as f:
@@ -193,8 +202,11 @@ def main(argv=None) -> int:
         plateau_window=a.plateau_window,
         patience_fraction=a.patience_fraction,
         log_gradient_cosine=a.gradient_cosine,
+        code_version=code_version,
         log=progress,
     )
+    if run.resumed_at is not None:
+        log.info("resumed from checkpoint %s at step %d", a.checkpoint, run.resumed_at)
     wall = time.perf_counter() - started
     if a.patience and run.best_state is not None:  # E1: the best check's weights are the result
         decoder.load_state_dict(run.best_state["decoder"])
@@ -233,6 +245,8 @@ def main(argv=None) -> int:
         "plateau_window": a.plateau_window,
         "patience_fraction": a.patience_fraction,
         "continues_steps": None if continued is None else int(continued["steps"]),
+        "resumed_at": run.resumed_at,
+        "code_version": code_version,
         "threads": a.threads,  # torch threads: the rounding of a matrix product can depend on them
         "amd_rule": wfcommon.amd_rule(encode_options),
         "final_train_loss": run.steps[-1]["loss"],

@@ -8,6 +8,7 @@ sections. Files are written and read through the library (gfe.io).
 
 from __future__ import annotations
 
+import errno
 import logging
 import subprocess
 import sys
@@ -47,6 +48,16 @@ def run(main) -> int:
         return 1
     except (DatasetError, CheckpointError, FloatingPointError) as error:
         log.error("%s: %s", type(error).__name__, error)
+        return 1
+    except OSError as error:
+        if error.errno != errno.ENOSPC:
+            raise
+        # the last line of the log, not torch's "unexpected pos" buried under a traceback
+        log.error(
+            "OSError: %s; free space on that disk and re-run snakemake (a training job resumes "
+            "from its last whole checkpoint)",
+            error.strerror or error,
+        )
         return 1
 
 

@@ -29,10 +29,17 @@ EXPERIMENTS = ["e1", "e1c", "e2", "e3", "e4"]  # e1c: continuations of E1 runs
 DATASETS = ["mnist", "fashion_mnist", "cifar10"]
 OFFICIAL_TRAIN = {"mnist": 60000, "fashion_mnist": 60000, "cifar10": 50000}
 OFFICIAL_TEST = 10000
+# What each dataset's decoder outputs (gfe.models.build_decoder: an MLP of logits for 28x28
+# images, a conv net of probabilities for CIFAR-10) and the loss that reads that output.
+DECODER_OUTPUT = {"mnist": "logits", "fashion_mnist": "logits", "cifar10": "probabilities"}
+LOSS_FOR_OUTPUT = {"logits": "bce", "probabilities": "mse"}
 # E5 encodes each E3 model and each E2 GFE model with its own flow (src/encoding_convergence.py).
 E5_SOLVERS = ["rk4", "amd"]
 # A number in exponent notation that YAML 1.1 leaves a string: 1e-5, 1.5e4, .5E+3.
 EXPONENT = re.compile(r"^[-+]?(\d+(\.\d*)?|\.\d+)[eE][-+]?\d+$")
+# Numbers and booleans as strings: how Snakemake passes the values of a nested --config.
+PLAIN_NUMBER = re.compile(r"^[-+]?(\d+(\.\d*)?|\.\d+)$")
+BOOLEANS = {"true": True, "false": False}
 # Lists of model names: (section or None for the top level, key).
 MODEL_LISTS = [
     (None, "models"),
@@ -150,6 +157,15 @@ def _types(schema: dict, root: dict) -> set:
     return found
 
 
+def _free_string(schema: dict, root: dict) -> bool:
+    """Whether the schema allows any string (not only the names of an enum)."""
+    schema = _resolve(schema, root)
+    if "string" in ([schema["type"]] if isinstance(schema.get("type"), str) else schema.get("type", [])):
+        if "enum" not in schema:
+            return True
+    return any(_free_string(alt, root) for alt in schema.get("oneOf", []) + schema.get("anyOf", []))
+
+
 def _child(schema: dict, key: str, root: dict) -> dict | None:
     """The schema of `key` in a mapping described by `schema`; None for a free-form mapping."""
     schema = _resolve(schema, root)
@@ -167,13 +183,19 @@ def _child(schema: dict, key: str, root: dict) -> dict | None:
 
 
 def _convert_free(value):
-    """Inside a free-form option mapping: every exponent string becomes a float (YAML 1.2's reading)."""
+    """Inside a free-form option mapping: every exponent string becomes a float (YAML 1.2's
+    reading), and a number or boolean given as a string (Snakemake passes the values of a nested
+    `--config key={a: {b: 5}}` so) the number or boolean."""
     if isinstance(value, dict):
         return {k: _convert_free(v) for k, v in value.items()}
     if isinstance(value, list):
         return [_convert_free(v) for v in value]
     if isinstance(value, str) and EXPONENT.match(value):
         return float(value)
+    if isinstance(value, str) and PLAIN_NUMBER.match(value):
+        return int(value) if re.fullmatch(r"[-+]?\d+", value) else float(value)
+    if isinstance(value, str) and value.lower() in BOOLEANS:
+        return BOOLEANS[value.lower()]
     return value
 
 
@@ -189,10 +211,12 @@ def convert_numbers(node, schema: dict, root: dict | None = None):
     elif isinstance(node, list):
         for i, value in enumerate(node):
             node[i] = convert_numbers(value, schema.get("items", {}), root)
-    elif isinstance(node, str) and EXPONENT.match(node):
+    elif isinstance(node, str) and (EXPONENT.match(node) or PLAIN_NUMBER.match(node)):
         types = _types(schema, root)
-        if types & {"number", "integer"}:
+        if types & {"number", "integer"} and (EXPONENT.match(node) or not _free_string(schema, root)):
             return _number(node, integer_only="number" not in types)
+    elif isinstance(node, str) and node.lower() in BOOLEANS and _types(schema, root) == {"boolean"}:
+        return BOOLEANS[node.lower()]
     return node
 
 
@@ -335,6 +359,21 @@ def _check_datasets(cfg: dict) -> None:
                 s["n_pool"],
                 f"is larger than the {OFFICIAL_TRAIN[ds]} official training images",
                 f"2..{OFFICIAL_TRAIN[ds]}",
+            )
+        output = DECODER_OUTPUT[ds]
+        if s["loss"] != LOSS_FOR_OUTPUT[output]:
+            _fail(
+                f"dataset_settings.{ds}.loss",
+                s["loss"],
+                f"does not read what the {ds} decoder outputs ({output})",
+                repr(LOSS_FOR_OUTPUT[output]),
+            )
+        if s["optimizer"]["name"] == "adam" and "alpha" in s["optimizer"]:
+            _fail(
+                f"dataset_settings.{ds}.optimizer.alpha",
+                s["optimizer"]["alpha"],
+                "is RMSprop's smoothing constant, which Adam does not take",
+                "no alpha with name: adam (or name: rmsprop)",
             )
         if not s["n_val"] < s["n_pool"]:
             _fail(
@@ -519,6 +558,13 @@ def _check_e5_and_e7(cfg: dict) -> None:
             encoder,
             "is an autoencoder: its encoder network belongs to its own decoder",
             "a GFE model, e.g. gfe_amd",
+        )
+    if cfg["reconstructions"]["seed"] not in cfg["seeds"]:
+        _fail(
+            "reconstructions.seed",
+            cfg["reconstructions"]["seed"],
+            "is not one of seeds (it picks E1 runs)",
+            cfg["seeds"],
         )
     if not lm["perplexity"] < lm["n_images"]:
         _fail(

@@ -30,7 +30,7 @@ AGGREGATED_TABLES = [
     "e7_latent_maps",
     "parameter_counts",
 ]
-TABLE_NAMES = AGGREGATED_TABLES + ["data_floors"]
+TABLE_NAMES = AGGREGATED_TABLES + ["data_floors", "e7_separability"]
 FIGURE_NAMES = [
     "e1_data_efficiency",
     "e2_learning_curves",
@@ -40,6 +40,8 @@ FIGURE_NAMES = [
     "e5_robustness",
     "e6_reconstructions",
     "e7_latent_maps",
+    "claims_forest",
+    "benchmarks",
 ]
 # Per-run files written by training, evaluation and the t-SNE embedding.
 TRAIN_FILES = ("train_log.csv", "validation.csv", "run.json")
@@ -84,11 +86,14 @@ class Plan:
         self.figures = f"figures/{self.name}"
         self.logs = f"logs/{self.name}"
         self.prepared = f"data/prepared/{self.name}/{{dataset}}.pt"
+        self.prepared_record = f"data/prepared/{self.name}/{{dataset}}.identity.json"
         self.run = self.results + "/runs/{dataset}/{experiment}/{model}/N{N}/seed{seed}"
         self.model_pattern = self.results + "/models/{dataset}/{experiment}/{model}/N{N}/seed{seed}.pt"
         self.checkpoint_pattern = self.results + "/checkpoints/{dataset}/{experiment}/{model}/N{N}/seed{seed}.pt"
         self.tables = [f"{self.results}/{t}.csv" for t in TABLE_NAMES]
         self.figure_files = [f"{self.figures}/{f}.{ext}" for f in FIGURE_NAMES for ext in ("png", "pdf")]
+        # the HTML pages of the report (workflow/rules/report.smk): the summary and each table
+        self.report_pages = [f"{self.results}/summary.html"] + [f"{self.results}/html/{t}.html" for t in TABLE_NAMES]
 
     # ---------------------------------------------------------------- file names
 
@@ -248,6 +253,13 @@ class Plan:
         sc = c[{"e3": "solver_comparison", "e4": "adjoint_ablation"}[experiment]]
         args = f"--steps {sc['steps']} --batch-size {sc['batch_size']} --val-every {sc['val_every']}"
         return args + (" --gradient-cosine" if experiment == "e4" else "")
+
+    def train_budget_args(self, dataset: str, experiment: str, model: str, n, seed) -> str:
+        """`train_args`, and for a continuation (e1c) the E1 run whose steps it multiplies."""
+        args = self.train_args(dataset, experiment, model)
+        if experiment == "e1c":
+            args += f" --steps-from-run {self.run_file('run.json', dataset, 'e1', model, n, seed)}"
+        return args
 
     def is_autoencoder(self, model: str) -> bool:
         return self.cfg["model_settings"][model]["kind"] == "autoencoder"

@@ -223,7 +223,7 @@ BAD_CONFIGS = {
     "E1 model without a step cap": (
         "models: [ae, gfe_amd, gfe_rk4]",
         [
-            "training.max_steps: {'ae': 20000, 'gfe_amd': 1000, 'gfe_lbfgs': 1000}",
+            "training.max_steps: {'ae': 20000, 'gfe_amd': 2000, 'gfe_lbfgs': 2000}",
             "no step cap for E1 model(s) ['gfe_rk4']",
             "allowed: a step cap for every model of models: ['ae', 'gfe_amd', 'gfe_rk4']",
         ],
@@ -322,8 +322,26 @@ BAD_CONFIGS = {
         "gfe_adjoint: {solver_options: {steps: 0}}}",
         ["model_settings.gfe_", "steps=0", "an integer >= 1"],
     ),
+    # -- late failures stopped before any job (they failed at job time, or not at all)
+    "lbfgs with order 2": (
+        "model_settings: {gfe_lbfgs: {order: 2}}",
+        ["model_settings.gfe_lbfgs:", "solver='lbfgs' descends the first-order flow's loss only", "order=1"],
+    ),
+    "reconstructions of a seed that was not run": (
+        "reconstructions: {seed: 7}",
+        ["reconstructions.seed: 7 is not one of seeds (it picks E1 runs)", "allowed: [0, 1, 2]"],
+    ),
+    "mse on a decoder of logits": (
+        "dataset_settings: {fashion_mnist: {loss: mse}}",
+        ["dataset_settings.fashion_mnist.loss: 'mse' does not read what the fashion_mnist decoder outputs (logits)"],
+    ),
+    "Adam given RMSprop's alpha": (
+        "dataset_settings: {fashion_mnist: {optimizer: {name: adam, lr: 0.001, alpha: 0.5}}}",
+        [f"{OPT}.alpha: 0.5 is RMSprop's smoothing constant, which Adam does not take"],
+    ),
 }
 ENCODE_OPTION_CASES = {
+    "lbfgs with order 2",
     "dt_max < dt_init",
     "shrink = 1",
     "shrink = 0 (dataset override)",
@@ -399,6 +417,20 @@ def test_exponent_notation_in_a_list_and_strings_elsewhere_are_kept():
     assert config["name"] == "1e5"  # a string where the schema expects one
 
 
+def test_nested_command_line_values_are_read_as_numbers_and_booleans():
+    """Snakemake passes the values of `--config training={max_steps: {ae: 5}}` as strings."""
+    config = config_with(
+        "{training: {max_steps: {ae: '5'}, min_improvement: '0.01'}, name: '12',"
+        " model_settings: {gfe_amd: {tau: '100', solver_options: {dt_max: '20', max_halvings: '9', shared: 'true'}}}}"
+    )
+    check_config(config)
+    assert config["training"]["max_steps"]["ae"] == 5 and type(config["training"]["max_steps"]["ae"]) is int
+    assert config["training"]["min_improvement"] == 0.01 and config["model_settings"]["gfe_amd"]["tau"] == 100.0
+    options = config["model_settings"]["gfe_amd"]["solver_options"]
+    assert options["dt_max"] == 20 and options["max_halvings"] == 9 and options["shared"] is True
+    assert config["name"] == "12"  # a string where the schema expects one
+
+
 def test_exponent_notation_out_of_range_is_rejected_as_the_number():
     message = rejection("dataset_settings: {fashion_mnist: {optimizer: {alpha: 1.5e4}}}")
     assert f"{OPT}.alpha: 15000.0 is greater than or equal to the maximum of 1" in message
@@ -452,3 +484,11 @@ def test_snakemake_stops_before_any_job(repo_copy, tmp_path, monkeypatch, case):
         assert fragment in message, f"{fragment!r} not in the message:\n{message[-3000:]}"
     for made_by_a_job in ("results", "data", "logs", "figures"):
         assert not (repo_copy / made_by_a_job).exists(), made_by_a_job
+
+
+def test_the_decoder_outputs_the_config_assumes_are_the_librarys():
+    from gfe.models import build_decoder
+    from wfconfig import DECODER_OUTPUT
+
+    shapes = {"mnist": (1, 28, 28), "fashion_mnist": (1, 28, 28), "cifar10": (3, 32, 32)}
+    assert {ds: build_decoder(shape, 4).output for ds, shape in shapes.items()} == DECODER_OUTPUT

@@ -318,3 +318,14 @@ def test_a_tensor_z0_gives_the_latent_size_of_a_decoder_without_latent_dim():
         x,
         tau=1.0,
     )
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{"solver": "dopri5"}, {"solver": "dopri5", "order": 2}, {"solver": "rk4", "steps": 3}, {"solver": "amd"}],
+)
+def test_an_empty_batch_encodes_to_no_codes(options):
+    from gfe.models import MLPDecoder
+
+    out = gfe.encode(MLPDecoder(latent_dim=4), torch.rand(0, 1, 28, 28), tau=10.0, loss="bce", **options)
+    assert tuple(out.z.shape) == (0, 4) and out.loss.shape == (0,)

@@ -68,6 +68,8 @@ OTHER_RUNS = {
         "val_flow ({} in the checkpoint, {'loss': 'mse'} now)",
     ),
     "other patience fraction": ({"patience_fraction": 0.5}, "patience_fraction (0.0 in the checkpoint, 0.5 now)"),
+    # a job killed under one code, re-run after an edit: its steps would come from two codes
+    "other code": ({"code_version": "9f3c"}, "code (version None made the checkpoint, 9f3c runs now)"),
 }
 
 
@@ -90,6 +92,13 @@ def test_the_same_run_still_resumes_its_checkpoint(tmp_path):
     first = _finished_run(ckpt)
     again = _finished_run(ckpt)
     assert again.steps == first.steps and again.stop_reason == "steps"
+    assert first.resumed_at is None and again.resumed_at == 3  # the script logs it
+
+
+def test_the_same_code_version_resumes(tmp_path):
+    ckpt = tmp_path / "run.pt"
+    first = _finished_run(ckpt, code_version="9f3c")
+    assert _finished_run(ckpt, code_version="9f3c").steps == first.steps
 
 
 def test_another_latent_dim_is_refused_before_any_weight_is_loaded(tmp_path):

@@ -289,3 +289,14 @@ def test_gradient_cosine_of_a_gradient_with_itself_is_one():
     grads = torch.autograd.grad(loss_fn(dec(z), images).sum(), params)
     assert gradient_cosine(dec, images, z, grads, loss_fn) == pytest.approx(1.0, abs=1e-12)
     assert gradient_cosine(dec, images, z, [-g for g in grads], loss_fn) == pytest.approx(-1.0, abs=1e-12)
+
+
+def test_adam_uses_the_eps_it_is_given_and_refuses_rmsprops_alpha():
+    from gfe.training import OptimizerSettings
+
+    params = [torch.nn.Parameter(torch.zeros(2))]
+    assert OptimizerSettings(name="adam", lr=1e-3, eps=0.5).build(params).defaults["eps"] == 0.5
+    assert OptimizerSettings(name="adam", lr=1e-3).build(params).defaults["eps"] == 1e-8
+    assert OptimizerSettings(lr=1e-3).build(params).defaults["eps"] == 1e-6  # RMSprop: the authors' value
+    with pytest.raises(ValueError, match="alpha=0.5 is RMSprop's"):
+        OptimizerSettings(name="adam", lr=1e-3, alpha=0.5).build(params)

@@ -129,4 +129,10 @@ def test_continuations_train_the_smallest_and_largest_run_of_each_model_again():
     args = plan.train_args("fashion_mnist", "e1c", "gfe_amd")
     assert "--steps-factor 3" in args and "--patience" not in args and "--steps " not in args
     assert plan.run_file("validation.csv", *plan.e1c_runs()[0]) in plan.run_outputs()
-    assert _plan("config").e1c_runs() == []
+    budget = plan.train_budget_args("fashion_mnist", "e1c", "gfe_amd", 100, 1)
+    assert budget.startswith(args) and budget.endswith("/runs/fashion_mnist/e1/gfe_amd/N100/seed1/run.json")
+    # the default checks its AE stops (GFE-amd's continuation costs ~40 CPU-min there)
+    assert _plan("config").e1c_runs() == [
+        ("fashion_mnist", "e1c", "ae", 100, 0),
+        ("fashion_mnist", "e1c", "ae", 300, 0),
+    ]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 import shutil
 import subprocess
 import sys
@@ -38,6 +40,8 @@ FIGURES = [
     "e5_robustness",
     "e6_reconstructions",
     "e7_latent_maps",
+    "claims_forest",
+    "benchmarks",
 ]
 PROVENANCE = [
     "config_name",
@@ -48,10 +52,18 @@ PROVENANCE = [
     "snakemake_version",
     "device",
 ]
-PLOT_RULES = [f"plot_e{i}" for i in range(1, 8)] + ["plot_e5_robustness"]
+PLOT_RULES = [f"plot_e{i}" for i in range(1, 8)] + ["plot_e5_robustness", "plot_claims"]
 # The rules that read only per-run result files (tables, summary, figures): all that may run
 # when the committed results are re-aggregated.
-TABLE_RULES = ["aggregate", "summarize", *PLOT_RULES]
+TABLE_RULES = [
+    "aggregate",
+    "summarize",
+    *PLOT_RULES,
+    "report_summary",
+    "report_table",
+    "latent_separability",
+    "plot_benchmarks",
+]
 
 
 def repo_files() -> list[str]:
@@ -121,3 +133,39 @@ def ae_train_args(prepared, folder, checkpoint, steps=2) -> list[str]:
         "--run-json",
         str(folder / "run.json"),
     ]
+
+
+# The quick config on its first seed and smallest training size: every rule of the workflow
+# with about 70% of the quick run's jobs and half its training. The determinism and SLURM
+# tests run it again (one core; through SLURM) and compare its per-run files with the
+# session's quick_run, where the same runs were made among the others.
+REDUCED_QUICK = "train_sizes: [20]\nseeds: [0]\nsolver_comparison: {seeds: [0]}\nadjoint_ablation: {seeds: [0]}\n"
+
+
+def write_reduced_quick(repo: Path) -> list[str]:
+    """The --configfile arguments of the reduced quick config (written into `repo`)."""
+    (repo / "config/reduced.yaml").write_text(REDUCED_QUICK)
+    return ["config/quick.yaml", "config/reduced.yaml"]
+
+
+def rules_run(log: str) -> set[str]:
+    """The rules of the jobs a Snakemake run's output lists."""
+    return set(re.findall(r"^(?:local)?rule (\w+):$", log, re.M))
+
+
+def per_run_files(repo: Path, drop_column) -> dict[str, str]:
+    """Every per-run result file under results/quick/runs (CSV without the columns
+    `drop_column` names, JSON as it is) as text, by path."""
+    import pandas as pd
+
+    files = {}
+    for path in sorted((repo / "results/quick/runs").rglob("*")):
+        if path.suffix == ".csv":
+            frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+            files[str(path.relative_to(repo))] = frame[[c for c in frame.columns if not drop_column(c)]].to_csv()
+        elif path.suffix == ".json" and not path.name.startswith("identity_"):  # records hold the commit
+            record = json.loads(path.read_text())
+            files[str(path.relative_to(repo))] = json.dumps(
+                {k: v for k, v in record.items() if not drop_column(k)}, sort_keys=True
+            )
+    return files

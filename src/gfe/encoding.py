@@ -22,6 +22,7 @@ from .flows import GradientFlow, NesterovFlow
 from .losses import LOSSES, resolve_loss
 from .solvers import SolverOutput, make_solver
 from .solvers.base import is_integer, is_number
+from .solvers.descent import DescentOptions
 
 Z0_RULES = ("zeros", "uniform")
 
@@ -157,6 +158,8 @@ def check_encode_options(
     solver_impl = make_solver(solver, **solver_options)
     if solver == "amd" and order != 1:
         raise ValueError("solver='amd' integrates the first-order flow only; use order=1 or solver='rk4'")
+    if isinstance(getattr(solver_impl, "options", None), DescentOptions) and order != 1:
+        raise ValueError(f"solver={solver!r} descends the first-order flow's loss only; use order=1 or solver='rk4'")
     return solver_impl
 
 

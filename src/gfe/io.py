@@ -23,6 +23,7 @@ The module reads no config files; how a damaged file is rebuilt is the caller's 
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import pickle
@@ -103,9 +104,26 @@ def atomic_write(path, write: Callable[[Path], object], *, previous=None) -> Pat
         if previous is not None and path.exists():
             os.replace(path, previous)
         os.replace(tmp, path)
+    except Exception as error:
+        if _disk_full(error, path.parent):
+            raise OSError(errno.ENOSPC, f"No space left on device: writing {path} failed ({error})") from error
+        raise
     finally:
         _remove(tmp)
     return path
+
+
+def _disk_full(error: BaseException, folder: Path) -> bool:
+    """Whether a failed write ran out of disk: ENOSPC in the error's chain, or no space left
+    where it wrote (torch's zip writer reports a full disk as 'unexpected pos ...')."""
+    while error is not None:
+        if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+            return True
+        error = error.__cause__ or error.__context__
+    try:
+        return shutil.disk_usage(folder).free < 1 << 20
+    except OSError:
+        return False
 
 
 def write_text(text: str, path) -> None:

@@ -47,15 +47,19 @@ class OptimizerSettings:
     name: str = "rmsprop"
     lr: float = 5e-4
     alpha: float = 0.9  # RMSprop smoothing constant
-    eps: float = 1e-6
+    eps: float | None = None  # None: the optimiser's own (RMSprop: the authors' 1e-6; Adam: torch's 1e-8)
 
     def build(self, params) -> torch.optim.Optimizer:
         if not self.lr > 0:
             raise ValueError(f"optimizer lr={self.lr!r} is invalid: must be > 0")
         if self.name == "rmsprop":
-            return torch.optim.RMSprop(params, lr=self.lr, alpha=self.alpha, eps=self.eps)
+            return torch.optim.RMSprop(params, lr=self.lr, alpha=self.alpha, eps=1e-6 if self.eps is None else self.eps)
         if self.name == "adam":
-            return torch.optim.Adam(params, lr=self.lr)
+            if self.alpha != OptimizerSettings.alpha:
+                raise ValueError(
+                    f"optimizer alpha={self.alpha!r} is RMSprop's smoothing constant; Adam does not take it"
+                )
+            return torch.optim.Adam(params, lr=self.lr, eps=1e-8 if self.eps is None else self.eps)
         raise ValueError(f"optimizer={self.name!r} is unknown; allowed: 'rmsprop', 'adam'")
 
 
@@ -152,6 +156,7 @@ class TrainingRun:
     checks_since_best: int = 0
     best_state: dict | None = None
     stop_reason: str | None = None
+    resumed_at: int | None = None  # the checkpoint's step, when the run was resumed
 
     def note_validation(
         self, loss: float, step: int, decoder, encoder, min_improvement: float, window: int = 1
@@ -295,6 +300,7 @@ def train(
     patience_fraction: float = 0.0,
     log_gradient_cosine: bool = False,
     stop_after: int | None = None,
+    code_version: str | None = None,
     log=None,
 ) -> TrainingRun:
     """Train `decoder` (with `encoder`: an autoencoder; without: GFE with encode options
@@ -317,6 +323,9 @@ def train(
             checkpoint of another run raises CheckpointError naming what differs); save every
             `checkpoint_every` steps and at the end.
         stop_after: end the call at that step (after checkpointing), as a kill would.
+        code_version: a version of the code that calls `train` (e.g. a hash of a script and
+            this library): part of the run's identity, so a checkpoint made by other code is
+            refused instead of mixing two codes' steps in one run.
         log: called with each per-step row.
 
     Returns:
@@ -365,6 +374,7 @@ def train(
             min_improvement=min_improvement,
             plateau_window=plateau_window,
             patience_fraction=patience_fraction,
+            code_version=code_version,
         )
         if checkpoint_path
         else None
@@ -372,6 +382,7 @@ def train(
     if state is not None:
         _check_same_run(state, identity, checkpoint_path)
         _restore(state, decoder, encoder, opt, sampler, run)
+        run.resumed_at = run.step
     elapsed = run.steps[-1]["elapsed_s"] if run.steps else 0.0
 
     def validate():
@@ -493,6 +504,7 @@ def run_identity(
     plateau_window=1,
     patience_fraction=0.0,
     val_encode_options=None,
+    code_version=None,
 ) -> dict:
     """What identifies a training run (plain values only): a checkpoint is resumed only by
     the run with the same identity. Training and validation images enter as hashes of
@@ -518,6 +530,7 @@ def run_identity(
         "val_images": fingerprint(val_images) if val_every else None,
         "decoder": _architecture(decoder),
         "encoder": _architecture(encoder),
+        "code": code_version,
     }
 
 
@@ -529,6 +542,8 @@ def _describe_difference(key, saved, now) -> str:
         return f"{key.replace('_', ' ')} (other images: hash {saved} in the checkpoint, {now} now)"
     if key in ("decoder", "encoder") and saved is not None and now is not None:
         return f"{key} architecture (e.g. another latent_dim)"
+    if key == "code":
+        return f"code (version {saved} made the checkpoint, {now} runs now)"
     return f"{key} ({saved!r} in the checkpoint, {now!r} now)"
 
 

@@ -29,15 +29,23 @@ rule aggregate:
         ],
         e6=plan.files("test_outputs.npz", plan.e6_runs()),
         e7=plan.files("tsne.csv", plan.e7_runs()),
+        identity=identity(
+            "aggregate",
+            "aggregate.py",
+            f"{RESULTS}/identity/aggregate.json",
+            config_name=plan.name,
+            report_images_seen=config["learning_curves"]["report_images_seen"],
+        ),
     output:
         tables=[
             report(
                 f"{RESULTS}/{name}.csv",
-                category="Tables",
-                labels={"table": name},
+                category="Downloads",
+                labels={"file": f"{name}.csv"},
             )
             for name in wfplan.AGGREGATED_TABLES
         ],
+        identity=f"{RESULTS}/identity/aggregate.json",
     log:
         f"{LOGS}/aggregate.log",
     conda:
@@ -56,17 +64,25 @@ rule aggregate:
         " --e3-heldout {input.e3_heldout} --e4-train {input.e4_train} --e4-heldout {input.e4_heldout}"
         " --e5 {input.e5} --e5-runs {input.e5_runs} --e5-robustness {input.e5_robustness} --e6 {input.e6} --e7 {input.e7}"
         " --report-images-seen {params.report_images_seen} --tables {output.tables} 2> {log}"
+        " && cp {input.identity:q} {output.identity:q}"
 
 
 rule data_floors:
     input:
         prepared=expand(PREPARED, dataset=config["datasets"]),
-    output:
-        report(
-            f"{RESULTS}/data_floors.csv",
-            category="Tables",
-            labels={"table": "data_floors"},
+        identity=identity(
+            "data_floors",
+            "data_floors.py",
+            f"{RESULTS}/identity/data_floors.json",
+            losses={ds: plan.loss(ds) for ds in config["datasets"]},
         ),
+    output:
+        table=report(
+            f"{RESULTS}/data_floors.csv",
+            category="Downloads",
+            labels={"file": "data_floors.csv"},
+        ),
+        identity=f"{RESULTS}/identity/data_floors.json",
     log:
         f"{LOGS}/data_floors.log",
     conda:
@@ -77,36 +93,92 @@ rule data_floors:
             for ds in config["datasets"]
         ),
     shell:
-        "python src/data_floors.py --prepared {params.prepared} --output {output} 2> {log}"
+        "python src/data_floors.py --prepared {params.prepared} --output {output.table} 2> {log}"
+        " && cp {input.identity:q} {output.identity:q}"
+
+
+SUMMARY_SETTINGS = dict(
+    config_name=plan.name,
+    heldout=json.dumps(
+        plan.eval_encode_options(
+            config["solver_comparison"]["heldout_encoder"], config["datasets"][0]
+        ),
+        sort_keys=True,
+    ),
+    seeds=" ".join(
+        f"--{flag}-seeds " + " ".join(map(str, seeds))
+        for flag, seeds in (
+            ("e1", config["seeds"]),
+            ("e3", config["solver_comparison"]["seeds"]),
+            ("e4", config["adjoint_ablation"]["seeds"]),
+        )
+    ),
+)
 
 
 rule summarize:
     input:
-        plan.tables,
+        tables=plan.tables,
+        identity=identity(
+            "summarize",
+            "summarize.py",
+            f"{RESULTS}/identity/summarize.json",
+            **SUMMARY_SETTINGS,
+        ),
     output:
-        report(f"{RESULTS}/summary.md", category="Summary", labels={"table": "summary"}),
+        summary=report(
+            f"{RESULTS}/summary.md",
+            category="Downloads",
+            labels={"file": "summary.md"},
+        ),
+        claims=f"{RESULTS}/claims.csv",
+        identity=f"{RESULTS}/identity/summarize.json",
     log:
         f"{LOGS}/summarize.log",
     conda:
         "../../environment.yml"
     params:
-        config_name=plan.name,
+        **SUMMARY_SETTINGS,
         config_hash=CONFIG_HASH,
-        heldout=json.dumps(
-            plan.eval_encode_options(
-                config["solver_comparison"]["heldout_encoder"], config["datasets"][0]
-            ),
-            sort_keys=True,
-        ),
-        seeds=" ".join(
-            f"--{flag}-seeds " + " ".join(map(str, seeds))
-            for flag, seeds in (
-                ("e1", config["seeds"]),
-                ("e3", config["solver_comparison"]["seeds"]),
-                ("e4", config["adjoint_ablation"]["seeds"]),
-            )
-        ),
     shell:
         "python src/summarize.py --config-name {params.config_name} --config-hash {params.config_hash}"
         " --config-hint config/paper.yaml {params.seeds} --e3-heldout-encoder {params.heldout:q}"
-        " --tables {input} --summary {output} 2> {log}"
+        " --tables {input.tables} --summary {output.summary} --claims {output.claims} 2> {log}"
+        " && cp {input.identity:q} {output.identity:q}"
+
+
+# E7: how well each latent space separates the classes (k-NN accuracy from the latent codes).
+SEPARABILITY = dict(k=10, folds=5, cv_seed=0)
+
+
+rule latent_separability:
+    input:
+        latents=plan.files("training_latents.npz", plan.e7_runs()),
+        runs=plan.files("run.json", plan.e7_runs()),
+        identity=identity(
+            "latent_separability",
+            "latent_separability.py",
+            f"{RESULTS}/identity/latent_separability.json",
+            config_name=plan.name,
+            **SEPARABILITY,
+        ),
+    output:
+        table=report(
+            f"{RESULTS}/e7_separability.csv",
+            category="Downloads",
+            labels={"file": "e7_separability.csv"},
+        ),
+        identity=f"{RESULTS}/identity/latent_separability.json",
+    log:
+        f"{LOGS}/latent_separability.log",
+    conda:
+        "../../environment.yml"
+    params:
+        **SEPARABILITY,
+        config_name=plan.name,
+        config_hash=CONFIG_HASH,
+    shell:
+        "python src/latent_separability.py --latents {input.latents} --k {params.k} --folds {params.folds}"
+        " --seed {params.cv_seed} --config-name {params.config_name} --config-hash {params.config_hash}"
+        " --output {output.table} 2> {log}"
+        " && cp {input.identity:q} {output.identity:q}"

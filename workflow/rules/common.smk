@@ -6,11 +6,14 @@ import shlex
 import sys
 
 from snakemake.exceptions import WorkflowError
-from snakemake.io import report as report_file
+from snakemake.io import ancient, report as report_file
+from snakemake.logging import logger
 
 # The workflow's helpers (src/wfconfig.py, src/wfcommon.py) live beside the library.
 sys.path.insert(0, os.path.abspath(os.path.join(workflow.basedir, os.pardir, "src")))
 from wfconfig import DATASETS, EXPERIMENTS, MODELS, ConfigError, check_config
+import wfcommon
+import wfidentity
 import wfplan
 from wfplan import Plan
 
@@ -52,6 +55,37 @@ THREADS = config["threads"]
 # and data/prepared/<name>/ (no run of one config can overwrite or reuse another's files).
 RESULTS, FIGURES_DIR, LOGS = plan.results, plan.figures, plan.logs
 PREPARED, RUN, MODEL_FILE = plan.prepared, plan.run, plan.model_pattern
+SRC = os.path.abspath(os.path.join(workflow.basedir, os.pardir, "src"))
+# the commit the jobs of this invocation run (and whether it was dirty): in each record
+MADE_BY = {"git_commit": wfcommon.git_commit()}
+
+
+def identity(rule, script, record, **settings):
+    """The `identity` input of a job (src/wfidentity.py): a stamp of what the job would be
+    now, its rule, the code of `script` (with what it imports from src/) and `settings`
+    (values, or functions of the wildcards: the job's parameters that can move its
+    numbers), plus its wildcards. `record` (a path pattern with the rule's wildcards) is
+    the copy the job leaves beside its results (its shell command ends with
+    `&& cp {input.identity:q} {output.identity:q}`); a job whose record differs is re-run.
+    """
+    code = wfidentity.code_version(os.path.join(SRC, script), SRC)
+
+    def stamp(wildcards):
+        resolved = {k: v(wildcards) if callable(v) else v for k, v in settings.items()}
+        resolved["wildcards"] = dict(wildcards.items())
+        job = {"rule": rule, "code": code, "settings": resolved}
+        record_path = record.format(**wildcards)
+        stamp_path = os.path.join(wfidentity.STAMP_DIR, record_path)
+        if wfidentity.stamp(stamp_path, record_path, job, MADE_BY):
+            return ancient(stamp_path)
+        if workflow.is_main_process and os.path.exists(record_path):
+            reason = wfidentity.describe_difference(
+                wfidentity.read_record(record_path), job
+            )
+            logger.info(f"{record_path}: made by {reason}; its job runs again")
+        return stamp_path
+
+    return stamp
 
 
 wildcard_constraints:

@@ -2,6 +2,23 @@
 # sets the budget: E1 trains to a plateau (best checkpoint), E2-E4 a fixed number of steps.
 
 
+# The job's parameters that can move its numbers (its identity holds them too).
+TRAIN_SETTINGS = dict(
+    latent_dim=lambda w: plan.latent_dim(w.dataset),
+    optimizer=lambda w: plan.optimizer_json(w.dataset),
+    encoding=lambda w: plan.encoding_args(
+        w.model, w.dataset, training=True, experiment=w.experiment
+    ),
+    # a plain function of the wildcards (not of `input`), so that Snakemake's params
+    # trigger sees a changed budget and re-runs the job
+    budget=lambda w: plan.train_budget_args(
+        w.dataset, w.experiment, w.model, w.N, w.seed
+    ),
+    device=config["device"],
+    threads=THREADS,
+)
+
+
 rule train:
     input:
         prepared=PREPARED,
@@ -11,11 +28,15 @@ rule train:
             if w.experiment == "e1c"
             else []
         ),
+        identity=identity(
+            "train", "train.py", f"{RUN}/identity_train.json", **TRAIN_SETTINGS
+        ),
     output:
         model=MODEL_FILE,
         train_log=f"{RUN}/train_log.csv",
         validation=f"{RUN}/validation.csv",
         run=f"{RUN}/run.json",
+        identity=f"{RUN}/identity_train.json",
     log:
         f"{LOGS}/train/{{dataset}}/{{experiment}}/{{model}}/N{{N}}/seed{{seed}}.log",
     conda:
@@ -25,22 +46,9 @@ rule train:
         # One GPU per training job when the config asks for CUDA (SLURM: sbatch --gpus=1).
         gpu=1 if str(config["device"]).startswith("cuda") else 0,
     params:
-        latent_dim=lambda w: plan.latent_dim(w.dataset),
-        optimizer=lambda w: plan.optimizer_json(w.dataset),
-        encoding=lambda w: plan.encoding_args(
-            w.model, w.dataset, training=True, experiment=w.experiment
-        ),
-        # a plain function of the wildcards (not of `input`), so that Snakemake's params
-        # trigger sees a changed budget and re-runs the job
-        budget=lambda w: plan.train_args(w.dataset, w.experiment, w.model)
-        + (
-            f" --steps-from-run {plan.run_file('run.json', w.dataset, 'e1', w.model, w.N, w.seed)}"
-            if w.experiment == "e1c"
-            else ""
-        ),
+        **TRAIN_SETTINGS,
         checkpoint_every=config["training"]["checkpoint_every"],
         checkpoint=lambda w: plan.checkpoint_pattern.format(**w),
-        device=config["device"],
     shell:
         "python src/train.py --prepared {input.prepared} --dataset {wildcards.dataset}"
         " --experiment {wildcards.experiment} --model {wildcards.model}"
@@ -48,4 +56,6 @@ rule train:
         " --train-size {wildcards.N} --seed {wildcards.seed} {params.budget}"
         " --checkpoint {params.checkpoint} --checkpoint-every {params.checkpoint_every}"
         " --device {params.device} --model-out {output.model} --train-log {output.train_log}"
-        " --validation {output.validation} --run-json {output.run} --threads {threads} 2> {log}"
+        " --validation {output.validation} --run-json {output.run} --threads {threads}"
+        " --identity {input.identity} 2> {log}"
+        " && cp {input.identity:q} {output.identity:q}"
