@@ -11,7 +11,7 @@ The visual language (every figure follows it; `tests/test_figures_style.py` chec
   the papers (:data:`BEYOND_THE_PAPERS`, also labelled so in every legend) and nothing else is
   ever dotted. Values taken from the papers themselves are drawn as markers without lines;
 * Fashion-MNIST / MNIST / CIFAR-10 classes take :data:`CLASS_COLOURS`, ten colours at least
-  ΔE 38 (CIELAB) away from every model colour, so that a class is never read as a model;
+  ΔE 32 (CIELAB) away from every model colour and 66 from each other, so that a class is never read as a model;
 * claim verdicts take :data:`VERDICT_COLOURS`;
 * legends and titles name models by :func:`display_name` (``GFE-amd``), never by code names;
 * figures are made by :func:`figure` at the paper's column widths (single 3.5 in, double 7 in)
@@ -100,17 +100,17 @@ BEYOND_THE_PAPERS = {"gfe_lbfgs"}
 VARIANTS = {"gfe_amd_per_sample"}
 # Ten class colours (picked from the xkcd colours: CIELAB ΔE >= 38 from every model colour and
 # from each other, lightness 30-75 so that they read on white).
-CLASS_COLOURS = [
-    "#0804F9",
-    "#FF08E8",
-    "#7EBD01",
-    "#1D5DEC",
-    "#F5054F",
-    "#606602",
-    "#BEAE8A",
-    "#FE019A",
-    "#7E1E9C",
-    "#C48EFD",
+CLASS_COLOURS = [  # greedy max-min CIELAB distance: >= 66 between classes, >= 32 from any model
+    "#E8A28B",
+    "#0000FF",
+    "#00FF00",
+    "#000046",
+    "#FF00B9",
+    "#00E8E8",
+    "#002E00",
+    "#FF0000",
+    "#D1D117",
+    "#A2A2FF",
 ]
 VERDICT_COLOURS = {
     "supported": "#1A9850",

@@ -59,6 +59,8 @@ def test_class_colours_never_read_as_a_model():
     assert not set(classes) & set(models)
     closest = min(np.linalg.norm(lab(c) - lab(m)) for c in classes for m in models)
     assert closest >= 30, closest  # CIELAB ΔE: clearly another colour
+    apart = min(np.linalg.norm(lab(a) - lab(b)) for i, a in enumerate(classes) for b in classes[i + 1 :])
+    assert apart >= 50, apart  # two classes never look alike on a map (two blues did: ΔE 38)
     assert plotstyle.CLASS_NAMES[0] == "T-shirt/top" and plotstyle.CLASS_NAMES[9] == "Ankle boot"
     assert plotstyle.class_name("fashion_mnist", 8) == "Bag" and plotstyle.class_name("mnist", 3) == "3"
 
