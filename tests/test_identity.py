@@ -131,11 +131,8 @@ def _planned(repo: Path, *config: str) -> list[tuple[str, str]]:
 def fresh_clone_of_quick_run(quick_run, tmp_path):
     """The quick run's files as a fresh clone has them: no Snakemake metadata (.snakemake/)."""
     clone = tmp_path / "clone"
-    shutil.copytree(quick_run, clone, symlinks=True, ignore=shutil.ignore_patterns(".snakemake", WFSTAMPS))
+    shutil.copytree(quick_run, clone, symlinks=True, ignore=shutil.ignore_patterns(".snakemake", wfidentity.STAMP_DIR))
     return clone
-
-
-WFSTAMPS = wfidentity.STAMP_DIR
 
 
 @pytest.mark.slow  # the quick run (shared with the other end-to-end tests) and dry runs

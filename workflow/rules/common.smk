@@ -10,7 +10,8 @@ from snakemake.io import ancient, report as report_file
 from snakemake.logging import logger
 
 # The workflow's helpers (src/wfconfig.py, src/wfcommon.py) live beside the library.
-sys.path.insert(0, os.path.abspath(os.path.join(workflow.basedir, os.pardir, "src")))
+SRC = os.path.abspath(os.path.join(workflow.basedir, os.pardir, "src"))
+sys.path.insert(0, SRC)
 from wfconfig import DATASETS, EXPERIMENTS, MODELS, ConfigError, check_config
 import wfcommon
 import wfidentity
@@ -55,7 +56,6 @@ THREADS = config["threads"]
 # and data/prepared/<name>/ (no run of one config can overwrite or reuse another's files).
 RESULTS, FIGURES_DIR, LOGS = plan.results, plan.figures, plan.logs
 PREPARED, RUN, MODEL_FILE = plan.prepared, plan.run, plan.model_pattern
-SRC = os.path.abspath(os.path.join(workflow.basedir, os.pardir, "src"))
 # the commit the jobs of this invocation run (and whether it was dirty): in each record
 MADE_BY = {"git_commit": wfcommon.git_commit()}
 
