@@ -52,12 +52,17 @@ lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-# --durations=15: CI prints the slowest tests, to keep its run inside its time budget
+# -n auto: one pytest-xdist worker per core (WORKERS=0: all in one process); each worker takes
+# whole test files, in the order tests/conftest.py gives (long files first).
+# --durations=15: CI prints the slowest tests, to keep its run inside its time budget.
+WORKERS ?= auto
+PYTEST := $(PY) -m pytest -q -n $(WORKERS) --dist loadfile --no-loadscope-reorder
+
 test: venv data
-	$(PY) -m pytest -q --durations=15
+	$(PYTEST) --durations=15
 
 test-fast: venv data
-	$(PY) -m pytest -q -m "not slow and not slurm"
+	$(PYTEST) -m "not slow and not slurm"
 
 # --forceall: the committed per-run files would otherwise look up to date.
 reproduce: venv data

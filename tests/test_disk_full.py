@@ -76,4 +76,5 @@ def test_a_real_full_disk(tmp_path):
         assert info.value.errno == errno.ENOSPC
         assert (mount / "ckpt.pt").read_bytes() == b"previous"
     finally:
-        subprocess.run(["umount", str(mount)], check=False)
+        # lazy: the exception info may still hold the failed write's open file
+        subprocess.run(["umount", "--lazy", str(mount)], check=False)

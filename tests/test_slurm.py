@@ -2,11 +2,13 @@
 
 The module fixture starts munged, slurmctld and slurmd with .ci/slurm-up.sh (installing
 Debian's slurmctld, slurmd, slurm-client and munge when missing) and stops them with
-.ci/slurm-down.sh. The quick config then runs twice, in two temporary copies of the
-repository: with workflow/profiles/local and with workflow/profiles/slurm. Every job that
+.ci/slurm-down.sh. The reduced quick config (every rule; the first seed and size) then runs
+through workflow/profiles/slurm in a temporary copy of the repository. Every job that
 Snakemake did not run locally must have gone through sbatch (the controller's own job
-list says so: MinJobAge keeps finished jobs in squeue for an hour), and the result CSVs
-of both runs must be equal apart from wall-clock columns.
+list says so: MinJobAge keeps finished jobs in squeue for an hour), and every per-run file
+must equal the same file of the session's local quick run apart from wall-clock columns.
+Processes started here get the cluster's SLURM_CONF (tests/conftest.py gives other tests an
+empty one).
 
 Where no cluster can be started (not root, no apt-get, a foreign slurm.conf) the tests
 are skipped, unless CI is set: then they fail with the reason.
@@ -25,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from workflow_helpers import REPO, copy_repo, per_run_files, rules_run, write_reduced_quick
+from workflow_helpers import NO_SLURM_CONF, REPO, copy_repo, per_run_files, rules_run, write_reduced_quick
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
@@ -42,9 +44,12 @@ WORKFLOW_PRESENT = (REPO / "workflow" / "Snakefile").is_file() and (REPO / CONFI
 
 
 def _env() -> dict:
-    """The shell commands of the rules call `python`: this interpreter's environment."""
+    """The shell commands of the rules call `python`: this interpreter's environment, with
+    the cluster's SLURM configuration (not the empty one conftest.py gives other tests)."""
     env = dict(os.environ)
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    if env.get("SLURM_CONF") == NO_SLURM_CONF:
+        del env["SLURM_CONF"]
     return env
 
 
@@ -70,23 +75,28 @@ def slurm_cluster():
     if not shutil.which("slurmctld") and not shutil.which("apt-get"):
         _cannot("SLURM is not installed and there is no apt-get to install it")
     try:
-        up = subprocess.run([str(UP)], capture_output=True, text=True, timeout=600)
+        up = subprocess.run([str(UP)], env=_env(), capture_output=True, text=True, timeout=600)
     except subprocess.TimeoutExpired:
-        subprocess.run([str(DOWN)], capture_output=True, timeout=120)
+        subprocess.run([str(DOWN)], env=_env(), capture_output=True, timeout=120)
         _cannot(".ci/slurm-up.sh took more than 10 minutes")
     if up.returncode != 0:
-        subprocess.run([str(DOWN)], capture_output=True, timeout=120)
+        subprocess.run([str(DOWN)], env=_env(), capture_output=True, timeout=120)
         _cannot(f".ci/slurm-up.sh exited {up.returncode}: {up.stderr[-2000:]}")
     try:
         yield up.stderr
     finally:
-        subprocess.run([str(DOWN)], capture_output=True, text=True, timeout=120)
+        subprocess.run([str(DOWN)], env=_env(), capture_output=True, text=True, timeout=120)
 
 
 def slurm_jobs() -> list[dict]:
     """Every job the controller knows (finished ones too, for MinJobAge): id, name, state, comment."""
     out = subprocess.run(
-        ["squeue", "-h", "-t", "all", "-o", "%i|%j|%T|%k"], capture_output=True, text=True, check=True, timeout=30
+        ["squeue", "-h", "-t", "all", "-o", "%i|%j|%T|%k"],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
     ).stdout
     jobs = []
     for line in out.splitlines():
@@ -139,11 +149,12 @@ def test_failing_job_is_reported_and_fails_the_run(slurm_cluster, tmp_path, caps
 
 
 @pytest.mark.skipif(not WORKFLOW_PRESENT, reason="workflow not yet present (workflow/Snakefile, config/quick.yaml)")
-def test_quick_workflow_through_slurm_equals_local_run(slurm_cluster, quick_run, tmp_path_factory, capsys):
+def test_quick_workflow_through_slurm_equals_local_run(slurm_cluster, request, tmp_path_factory, capsys):
     """The reduced quick config (every rule; the first seed and size) through SLURM: every job
     goes through sbatch and completes, every rule of the session's local `quick_run` (the
-    quick config with --cores 2) runs, and every per-run file equals the local run's."""
-    local_dir = quick_run
+    quick config with --cores 2) runs, and every per-run file equals the local run's. The
+    local run is asked for after the cluster run, which another pytest-xdist worker may be
+    making meanwhile."""
     cluster_dir = copy_repo(tmp_path_factory.mktemp("slurm"))
     configs = write_reduced_quick(cluster_dir)
 
@@ -165,6 +176,7 @@ def test_quick_workflow_through_slurm_equals_local_run(slurm_cluster, quick_run,
         assert job["state"] == "COMPLETED", job
         assert job["comment"].startswith(f"rule_{submitted[job['id']]}"), job
     # Every rule of the local run ran here too.
+    local_dir = request.getfixturevalue("quick_run")
     assert rules_run(log) == rules_run((local_dir / "quick_run.log").read_text())
 
     # The same results, run by run.

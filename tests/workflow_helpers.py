@@ -14,6 +14,8 @@ BIN = Path(sys.executable).parent
 SNAKEMAKE = str(BIN / "snakemake")
 SNAKEFMT = str(BIN / "snakefmt")
 CONFIGS = ["config/config.yaml", "config/quick.yaml", "config/paper.yaml"]
+# SLURM_CONF of every test process but the SLURM tests' own (tests/conftest.py)
+NO_SLURM_CONF = str(Path(__file__).resolve().parent / "no_slurm.conf")
 
 # The tables of rule aggregate (results/<name>.csv); rule summarize writes results/summary.md.
 TABLES = [
