@@ -60,29 +60,28 @@ def _module_file(name: str, src: Path) -> Path | None:
     return None
 
 
-def _file_key(file: Path) -> tuple:
-    """What identifies a file's content within one process: path, size and modification time."""
-    stat = file.stat()
-    return (str(file), stat.st_size, stat.st_mtime_ns)
-
-
 # The workflow asks for the code version of ~20 scripts that share most of their modules:
-# each file is read and tokenized once per process (a dry run: 6 s -> under 1 s).
-_token_texts: dict[tuple, bytes] = {}
+# each file's content is tokenized and parsed once per process (a dry run: 6 s -> under 1 s).
+# Keyed by content, so an edit is always seen.
+_token_texts: dict[bytes, bytes] = {}
 _import_lists: dict[tuple, dict[Path, bool]] = {}
 
 
+def _content_key(file: Path) -> bytes:
+    return hashlib.sha256(file.read_bytes()).digest()
+
+
 def _token_text(file: Path) -> bytes:
-    """A file's code tokens (:func:`_code_tokens`) one per line, cached by path, size and mtime."""
-    key = _file_key(file)
+    """A file's code tokens (:func:`_code_tokens`) one per line."""
+    key = _content_key(file)
     if key not in _token_texts:
         _token_texts[key] = "\n".join(_code_tokens(file.read_text())).encode()
     return _token_texts[key]
 
 
 def _imports(file: Path, src: Path) -> dict[Path, bool]:
-    """:func:`_find_imports`, cached by the file's path, size and mtime (and src)."""
-    key = (*_file_key(file), str(src))
+    """:func:`_find_imports` (which depends on the file's place too, for relative imports)."""
+    key = (_content_key(file), file, src)
     if key not in _import_lists:
         _import_lists[key] = _find_imports(file, src)
     return _import_lists[key]
