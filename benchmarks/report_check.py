@@ -37,6 +37,10 @@ BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stab
 VERDICTS = ("supported", "not supported", "not tested at this budget")
 
 
+# DevTools errors of a frame that is navigating or gone, not of the report
+FRAME_GONE = ("Cannot find context with specified id", "No frame for given id found", "Execution context was destroyed")
+
+
 def find_browser() -> str | None:
     for name in (os.environ.get("CHROMIUM"), *BROWSERS):
         if name and shutil.which(name):
@@ -103,7 +107,12 @@ class Browser:
     def wait_for(self, expression: str, timeout: float = 20.0):
         end = time.monotonic() + timeout
         while time.monotonic() < end:
-            value = self.evaluate(expression)
+            try:
+                value = self.evaluate(expression)
+            except RuntimeError as error:  # the page is navigating: ask again
+                if not any(gone in str(error) for gone in FRAME_GONE):
+                    raise
+                value = None
             if value:
                 return value
             time.sleep(0.2)
@@ -124,9 +133,15 @@ class Browser:
         while time.monotonic() < end:
             tree = self.call("Page.getFrameTree", session=True)["frameTree"]
             for child in tree.get("childFrames", []):
-                frame = child["frame"]
-                world = self.call("Page.createIsolatedWorld", session=True, frameId=frame["id"])
-                text = self.evaluate("document.body ? document.body.innerText : ''", world["executionContextId"])
+                try:
+                    world = self.call("Page.createIsolatedWorld", session=True, frameId=child["frame"]["id"])
+                    text = self.evaluate("document.body ? document.body.innerText : ''", world["executionContextId"])
+                except RuntimeError as error:
+                    # the frame navigated or went away between the two calls (a loaded machine
+                    # makes this likelier): ask again, until the timeout
+                    if not any(gone in str(error) for gone in FRAME_GONE):
+                        raise
+                    continue
                 if text:
                     return text
             time.sleep(0.2)

@@ -1,5 +1,6 @@
 import fcntl
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -69,8 +70,12 @@ def quick_run(tmp_path_factory):
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
         if not outcome.exists():
             repo.mkdir()
-            result = snakemake(copy_repo(repo), "--cores", "2", "--configfile", "config/quick.yaml", timeout=1200)
-            (repo / "quick_run.log").write_text(result.stdout + result.stderr)
-            outcome.write_text(str(result.returncode))
+            try:
+                result = snakemake(copy_repo(repo), "--cores", "2", "--configfile", "config/quick.yaml", timeout=1200)
+                log, code = result.stdout + result.stderr, str(result.returncode)
+            except subprocess.TimeoutExpired as error:
+                log, code = f"the quick run took more than {error.timeout} s", "timeout"
+            (repo / "quick_run.log").write_text(log)
+            outcome.write_text(code)
     assert outcome.read_text() == "0", (repo / "quick_run.log").read_text()[-5000:]
     return repo
