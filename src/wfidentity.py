@@ -80,7 +80,9 @@ def _token_text(file: Path) -> bytes:
 
 
 def _imports(file: Path, src: Path) -> dict[Path, bool]:
-    """:func:`_find_imports` (which depends on the file's place too, for relative imports)."""
+    """:func:`_find_imports`, by the file's content and place (relative imports). It also
+    depends on which modules exist under src/; a process that adds one (no workflow run
+    does) would see the list made before."""
     key = (_content_key(file), file, src)
     if key not in _import_lists:
         _import_lists[key] = _find_imports(file, src)
