@@ -41,6 +41,11 @@ VERDICTS = ("supported", "not supported", "not tested at this budget")
 FRAME_GONE = ("Cannot find context with specified id", "No frame for given id found", "Execution context was destroyed")
 
 
+def frame_gone(error: RuntimeError) -> bool:
+    """Whether a DevTools call failed only because its page or frame was navigating."""
+    return any(message in str(error) for message in FRAME_GONE)
+
+
 def find_browser() -> str | None:
     for name in (os.environ.get("CHROMIUM"), *BROWSERS):
         if name and shutil.which(name):
@@ -110,7 +115,7 @@ class Browser:
             try:
                 value = self.evaluate(expression)
             except RuntimeError as error:  # the page is navigating: ask again
-                if not any(gone in str(error) for gone in FRAME_GONE):
+                if not frame_gone(error):
                     raise
                 value = None
             if value:
@@ -139,7 +144,7 @@ class Browser:
                 except RuntimeError as error:
                     # the frame navigated or went away between the two calls (a loaded machine
                     # makes this likelier): ask again, until the timeout
-                    if not any(gone in str(error) for gone in FRAME_GONE):
+                    if not frame_gone(error):
                         raise
                     continue
                 if text:

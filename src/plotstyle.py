@@ -98,9 +98,9 @@ MODEL_MARKERS = {
 BEYOND_THE_PAPERS = {"gfe_lbfgs"}
 # Variants inside the papers' method, drawn dashed.
 VARIANTS = {"gfe_amd_per_sample"}
-# Ten class colours (picked from the xkcd colours: CIELAB ΔE >= 38 from every model colour and
-# from each other, lightness 30-75 so that they read on white).
-CLASS_COLOURS = [  # greedy max-min CIELAB distance: >= 66 between classes, >= 32 from any model
+# Ten class colours, picked greedily for the largest smallest CIELAB distance: ΔE >= 66 between
+# classes, >= 32 from any model colour.
+CLASS_COLOURS = [
     "#E8A28B",
     "#0000FF",
     "#00FF00",
