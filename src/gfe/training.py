@@ -233,13 +233,13 @@ def gradient_cosine(decoder: nn.Module, x: torch.Tensor, z: torch.Tensor, grads,
 
 
 def _grads_finite(modules) -> bool:
-    return all(
-        bool(torch.isfinite(p.grad).all())
-        for m in modules
-        if m is not None
-        for p in m.parameters()
-        if p.grad is not None
-    )
+    """Whether every parameter gradient is finite. A sum per tensor is a fraction of the cost
+    of an elementwise `isfinite` (the AE's step spent 3 of its 8 ms there): a NaN or inf
+    makes the total non-finite, and only a total that overflowed is checked element by element."""
+    grads = [p.grad for m in modules if m is not None for p in m.parameters() if p.grad is not None]
+    if not grads or bool(torch.isfinite(torch.stack([g.sum() for g in grads]).sum())):
+        return True
+    return all(bool(torch.isfinite(g).all()) for g in grads)
 
 
 def check_training_settings(
