@@ -464,6 +464,14 @@ def _check_continuation(cfg: dict) -> None:
                 f"names {model!r}, which is not one of models (E1)",
                 f"models of: {cfg['models']}",
             )
+    for model in cont.get("every_size", []):
+        if model not in cont["models"]:
+            _fail(
+                "training.continuation.every_size",
+                cont["every_size"],
+                f"names {model!r}, which is not one of training.continuation.models",
+                f"models of: {cont['models']}",
+            )
     if cont["seed"] not in cfg["seeds"]:
         _fail("training.continuation.seed", cont["seed"], "is not one of seeds (it picks E1 runs)", cfg["seeds"])
 

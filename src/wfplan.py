@@ -142,15 +142,18 @@ class Plan:
 
     def e1c_runs(self) -> list[tuple]:
         """Continuations (experiment 'e1c'): the E1 run of training.continuation's seed, for
-        each of its models at that model's smallest and largest E1 size, trained again
-        without early stopping to `factor` times the steps the E1 run made."""
+        each of its models at that model's smallest and largest E1 size (every size for the
+        models of `every_size`), trained again without early stopping to `factor` times the
+        steps the E1 run made."""
         cont = self.cfg["training"].get("continuation")
         if not cont:
             return []
         runs = []
         for ds, m in itertools.product(self.cfg["datasets"], cont["models"]):
             sizes = self.e1_sizes(ds, m)
-            runs += [(ds, "e1c", m, n, cont["seed"]) for n in dict.fromkeys([sizes[0], sizes[-1]])]
+            if m not in cont.get("every_size", []):
+                sizes = list(dict.fromkeys([sizes[0], sizes[-1]]))
+            runs += [(ds, "e1c", m, n, cont["seed"]) for n in sizes]
         return runs
 
     def e2_runs(self) -> list[tuple]:

@@ -25,7 +25,11 @@ def _plan(name: str) -> Plan:
 def test_the_default_plan_runs_every_model_n_and_seed():
     plan = _plan("config")
     cfg = plan.cfg
-    assert len(plan.e1_runs()) == len(cfg["models"]) * len(cfg["train_sizes"]) * len(cfg["seeds"])
+    sizes = {m: plan.e1_sizes("fashion_mnist", m) for m in cfg["models"]}
+    assert len(plan.e1_runs()) == sum(len(s) for s in sizes.values()) * len(cfg["seeds"])
+    # the AE and gfe_lbfgs at every size up to 10,000; gfe_amd at every size up to its cap
+    assert sizes["ae"] == sizes["gfe_lbfgs"] == sorted(cfg["train_sizes"]) and max(sizes["ae"]) >= 10000
+    assert len(sizes["gfe_amd"]) >= 3 and max(sizes["gfe_amd"]) >= 1000
     lc = cfg["learning_curves"]
     assert len(plan.e2_runs()) == len(lc["models"]) * len(cfg["seeds"]) + len(lc["extra_models"])
     assert {r[2] for r in plan.e2_runs() if r[4] != cfg["seeds"][0]} == set(lc["models"])
@@ -62,7 +66,9 @@ def test_budgets_by_experiment():
 def test_e6_takes_the_smallest_and_largest_n_and_e5_the_decoders_each_flow_trained():
     plan = _plan("config")
     sizes = {r[3] for r in plan.e6_runs()}
-    assert sizes == {min(plan.cfg["train_sizes"]), max(plan.cfg["train_sizes"])}
+    # the largest N that every E1 model runs at: gfe_amd's cap
+    common = [n for n in plan.cfg["train_sizes"] if all(n in plan.e1_sizes("fashion_mnist", m) for m in plan.cfg["models"])]
+    assert sizes == {min(common), max(common)} and max(common) < max(plan.cfg["train_sizes"])
     own = plan.e5_own_runs("fashion_mnist")
     assert {r[2] for r in own} >= set(plan.cfg["solver_comparison"]["models"])
     assert all(plan.cfg["model_settings"][r[2]]["kind"] == "gfe" for r in own)
@@ -131,8 +137,31 @@ def test_continuations_train_the_smallest_and_largest_run_of_each_model_again():
     assert plan.run_file("validation.csv", *plan.e1c_runs()[0]) in plan.run_outputs()
     budget = plan.train_budget_args("fashion_mnist", "e1c", "gfe_amd", 100, 1)
     assert budget.startswith(args) and budget.endswith("/runs/fashion_mnist/e1/gfe_amd/N100/seed1/run.json")
-    # the default checks its AE stops (GFE-amd's continuation costs ~40 CPU-min there)
-    assert _plan("config").e1c_runs() == [
-        ("fashion_mnist", "e1c", "ae", 100, 0),
-        ("fashion_mnist", "e1c", "ae", 300, 0),
+    # the default checks the AE's stop at every size and gfe_lbfgs's at its smallest and largest
+    default = _plan("config")
+    assert default.e1c_runs() == [("fashion_mnist", "e1c", "ae", n, 0) for n in [100, 300, 1000, 3000, 10000]] + [
+        ("fashion_mnist", "e1c", "gfe_lbfgs", n, 0) for n in [100, 10000]
     ]
+
+
+def test_continuations_of_every_size_models_cover_all_their_sizes():
+    cfg = yaml.safe_load((REPO / "config/config.yaml").read_text())
+    cfg["train_sizes"] = [100, 300, 1000]
+    cfg["training"]["max_train_size"] = {"gfe_amd": 300}
+    cfg["training"]["continuation"] = {"models": ["ae", "gfe_amd"], "seed": 1, "factor": 2, "every_size": ["gfe_amd"]}
+    plan = Plan(check_config(cfg, check_encode_options=False))
+    assert plan.e1c_runs() == [
+        ("fashion_mnist", "e1c", "ae", 100, 1),
+        ("fashion_mnist", "e1c", "ae", 1000, 1),
+        ("fashion_mnist", "e1c", "gfe_amd", 100, 1),
+        ("fashion_mnist", "e1c", "gfe_amd", 300, 1),
+    ]
+    cfg["training"]["continuation"]["every_size"] = ["ae"]
+    assert [r[3] for r in Plan(check_config(cfg, check_encode_options=False)).e1c_runs()] == [100, 300, 1000, 100, 300]
+
+
+def test_every_size_must_name_continued_models():
+    cfg = yaml.safe_load((REPO / "config/config.yaml").read_text())
+    cfg["training"]["continuation"] = {"models": ["ae"], "seed": 0, "factor": 2, "every_size": ["gfe_lbfgs"]}
+    with pytest.raises(Exception, match=r"training.continuation.every_size: \['gfe_lbfgs'\] names 'gfe_lbfgs'"):
+        check_config(cfg, check_encode_options=False)
