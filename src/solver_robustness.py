@@ -10,8 +10,12 @@ decoder) the first --n-images test images are encoded from the same z(0) (--z0, 
   * by first-order rk4 at every count of --rk4-steps, and at the count whose NFE per image
     (4 per step) is nearest the configured AMD setting's mean NFE (marked `nfe_matched`).
 A fixed-step flow that turns non-finite is `diverged` (loss_mean = inf): kept as a row,
-never dropped. Each row carries the images' own loss floor (mean per-pixel Bernoulli
-entropy, for BCE; 0 for MSE) and the excess loss over it.
+never dropped. Each row says how the flow ended: the mean time reached (`t_mean`), the
+fractions of images that reached tau, stopped on the solver's own convergence test (AMD's
+loss-slope tolerance) or on neither (an evaluation cap), and `stop_reason`: 'tau',
+'convergence test', 'evaluation cap' or 'diverged' when every image ended so, else 'mixed'.
+Each row carries the images' own loss floor (mean per-pixel Bernoulli entropy, for BCE; 0 for
+MSE) and the excess loss over it.
 """
 
 from __future__ import annotations
@@ -47,8 +51,14 @@ COLUMNS = [
     "floor_mean",
     "excess_mean",
     "diverged",
+    "stop_reason",
+    "t_mean",
+    "reached_tau_frac",
+    "converged_frac",
+    "capped_frac",
     "seconds",
 ]
+ENDINGS = {"reached_tau_frac": "tau", "converged_frac": "convergence test", "capped_frac": "evaluation cap"}
 NON_SOLVER_KEYS = ("solver", "order", "tau", "z0", "loss")
 
 
@@ -61,18 +71,43 @@ def parse_decoder(value: str) -> tuple[str, str, str]:
     return model, experiment, path
 
 
-def encode_final(decoder, x, z0, loss, **options) -> dict:
-    """Mean final loss and NFE per image; loss inf (diverged) when the flow turns non-finite."""
+def endings(t, converged, tau: float) -> dict:
+    """How a batch's flows ended, from the solver's per-image time reached t (B,) and
+    convergence flags (B,): t_mean and the fractions of `ENDINGS`, with `stop_reason` the one
+    ending every image shares ('mixed' otherwise). An image that reached tau counts as such
+    whatever its flag says (a fixed-step solver's flag only says its last step changed little)."""
+    t, converged = t.double(), converged.bool()
+    reached = t >= tau * (1 - 1e-9)
+    fractions = {
+        "reached_tau_frac": float(reached.double().mean()),
+        "converged_frac": float((converged & ~reached).double().mean()),
+        "capped_frac": float((~reached & ~converged).double().mean()),
+    }
+    whole = [ENDINGS[k] for k, v in fractions.items() if v == 1.0]
+    return {"t_mean": float(t.mean()), **fractions, "stop_reason": whole[0] if whole else "mixed"}
+
+
+def encode_final(decoder, x, z0, loss, tau, **options) -> dict:
+    """Mean final loss and NFE per image and how the flows ended (`endings`); loss inf and
+    stop_reason 'diverged' when the flow turns non-finite."""
     try:
-        out = gfe.encode(decoder, x, z0=z0, loss=loss, **options)
+        out = gfe.encode(decoder, x, z0=z0, loss=loss, tau=tau, **options)
     except FlowDivergedError:
-        return {"nfe_mean": math.nan, "loss_mean": math.inf, "diverged": True, "seconds": math.nan}
+        return {
+            "nfe_mean": math.nan,
+            "loss_mean": math.inf,
+            "diverged": True,
+            "stop_reason": "diverged",
+            "seconds": math.nan,
+        }
     value = float(out.loss.double().mean())
     finite = math.isfinite(value)
+    ended = endings(out.t, out.converged, tau) if finite else {"stop_reason": "diverged"}
     return {
         "nfe_mean": float(out.nfe.double().mean()),
         "loss_mean": value if finite else math.inf,
         "diverged": not finite,
+        **ended,
         "seconds": out.seconds,
     }
 
@@ -89,7 +124,12 @@ def sweep(decoder, x, z0, *, loss, tau, amd_options, dt_inits, dt_maxes, rk4_ste
             dict(solver="amd", dt_init=dt_init, dt_max=dt_max, configured=(dt_init, dt_max) == configured, **result)
         )
         log.info(
-            "AMD dt_init %g dt_max %g: loss %.5f, NFE %.1f", dt_init, dt_max, result["loss_mean"], result["nfe_mean"]
+            "AMD dt_init %g dt_max %g: loss %.5f, NFE %.1f, ended: %s",
+            dt_init,
+            dt_max,
+            result["loss_mean"],
+            result["nfe_mean"],
+            result["stop_reason"],
         )
     amd_nfe = next(r["nfe_mean"] for r in rows if r["configured"])
     matched = max(1, round(amd_nfe / 4)) if math.isfinite(amd_nfe) else None
