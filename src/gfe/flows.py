@@ -15,6 +15,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from . import fastpass
 from .losses import LossFn
 
 
@@ -28,6 +29,7 @@ class GradientFlow(nn.Module):
         self.loss_fn = loss_fn
         self.alpha = alpha
         self.nfe = 0  # decoder forward+backward evaluations, each over the whole batch passed in
+        self.fast_pass = fastpass.plan(decoder, loss_fn)  # None: autograd (see gfe.fastpass)
 
     def decode(self, z: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
         """D(z) for latents z (B', d). `rows` (B',) says which rows of the batch z holds (None:
@@ -37,9 +39,20 @@ class GradientFlow(nn.Module):
 
     def loss_and_velocity(self, z: torch.Tensor, target: torch.Tensor | None = None, rows: torch.Tensor | None = None):
         """Per-sample loss (B,) and velocity -alpha * grad_z l (B, d) from one evaluation
-        (`rows`: see `decode`)."""
+        (`rows`: see `decode`). Without a graph to keep, an MLPDecoder's pass is done by hand
+        (`gfe.fastpass`), with the same numbers."""
         target = self.target if target is None else target
         create_graph = torch.is_grad_enabled()
+        if (
+            self.fast_pass is not None
+            and not create_graph
+            and not z.requires_grad
+            and type(self).decode is GradientFlow.decode
+            and fastpass.enabled()
+        ):
+            losses, grad = self.fast_pass(z, target)
+            self.nfe += 1
+            return losses, grad.mul_(-self.alpha)
         with torch.enable_grad():
             z_in = z if z.requires_grad else z.detach().requires_grad_(True)
             losses = self.loss_fn(self.decode(z_in, rows), target)
