@@ -1,5 +1,5 @@
 """Claims forest plot: one row per claim (and dataset) of results/<name>/claims.csv, written by
-summarize.py from claims.py's verdicts. Each row: the claim, its decisive effect with the 95%
+summarize.py from the verdicts of src/claims/. Each row: the claim, its decisive effect with the 95%
 t-interval of the per-seed paired differences (a point alone where the effect has no interval,
 such as a parameter ratio) on its own axis in its own unit, the threshold of its criterion as a
 dashed line and the region where the claim is supported shaded, coloured by the verdict. A
@@ -109,7 +109,7 @@ def draw_row(label_ax, ax, text_ax, row) -> None:
         ax.text(
             0.5,
             0.5,
-            textwrap.fill(f"no single effect: {why}", 48),
+            textwrap.fill(f"no single effect: {why}", 40),
             transform=ax.transAxes,
             ha="center",
             va="center",

@@ -7,7 +7,7 @@ The report shows HTML files inline; Markdown and CSV files only download. Reads 
 
 The summary is written by src/summarize.py in a small subset of Markdown, which
 `markdown_to_html` converts: headings, paragraphs, bullet lists, pipe tables, **bold** and
-`code` (everything else is text, HTML-escaped). Verdicts (src/claims.py) are coloured.
+`code` (everything else is text, HTML-escaped). Verdicts (src/claims/) are coloured.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
+import plotstyle
 import wfcommon
 from claims import VERDICTS
 from gfe import io
@@ -35,14 +36,28 @@ table { border-collapse: collapse; margin: 0.6em 0; font-size: 0.92em; }
 th, td { border: 1px solid #d1d5db; padding: 0.2em 0.5em; text-align: left; vertical-align: top; }
 th { background: #f3f4f6; position: sticky; top: 0; }
 tr:nth-child(even) td { background: #fafafa; }
-.v-supported { background: #d1fae5 !important; color: #065f46; }
-.v-not-supported { background: #fee2e2 !important; color: #991b1b; }
-.v-not-tested { background: #fef3c7 !important; color: #92400e; }
 strong.verdict { padding: 0 0.3em; }
 p.note { color: #4b5563; }
 """
 
 VERDICT_CLASS = dict(zip(VERDICTS, ("v-supported", "v-not-supported", "v-not-tested"), strict=True))
+
+
+def verdict_style() -> str:
+    """The verdict cells' CSS in the figures' verdict palette (plotstyle.VERDICT_COLOURS): a
+    tint of the colour behind dark text, and a bar of the colour itself."""
+    rules = []
+    for verdict, css_class in VERDICT_CLASS.items():
+        colour = plotstyle.VERDICT_COLOURS[verdict]
+        red, green, blue = (int(colour[i : i + 2], 16) for i in (1, 3, 5))
+        rules.append(
+            f".{css_class} {{ background: rgba({red}, {green}, {blue}, 0.18) !important; color: #1f2937;"
+            f" box-shadow: inset 4px 0 0 {colour}; }}"
+        )
+    return "\n".join(rules) + "\n"
+
+
+STYLE += verdict_style()
 
 
 def page(title: str, body: str) -> str:

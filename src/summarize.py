@@ -1,5 +1,5 @@
 """Write results/summary.md from the result tables: each claim of the papers with its
-criterion, its numbers (intervals over seeds) and one of three verdicts (src/claims.py),
+criterion, its numbers (intervals over seeds) and one of three verdicts (src/claims/),
 the E2 table at the authors' points, the AMD rule of every run, the deviations from the
 authors' code, the parameter counts and the provenance. Reads tables only.
 """
@@ -7,13 +7,14 @@ authors' code, the parameter counts and the provenance. Reads tables only.
 from __future__ import annotations
 
 import argparse
-import inspect
+import dataclasses
 import json
 import sys
 
 import pandas as pd
 
 import claims
+import plotstyle
 import wfcommon
 from gfe import io
 
@@ -59,7 +60,7 @@ def amd_rules(t: dict[str, pd.DataFrame]) -> list[str]:
             continue
         amd = frame[frame["amd_rule"].fillna("") != ""].drop_duplicates(["dataset", "model", "seed"])
         for (model, rule), part in amd.groupby(["model", "amd_rule"], sort=True):
-            lines.append(f"| {experiment} | {model} | {rule} | {len(part)} |")
+            lines.append(f"| {experiment} | {plotstyle.display_name(model)} | {rule} | {len(part)} |")
     return lines + [""]
 
 
@@ -71,8 +72,13 @@ BEYOND_THE_PAPERS = {
 
 
 def column(model: str, rule: str = "") -> str:
-    name = f"{model} ({rule})" if rule else model
-    return f"{name} (beyond the papers)" if model in BEYOND_THE_PAPERS else name
+    """A model's column heading: its display name, its AMD rule unless the name says it, and
+    "beyond the papers" where it is: "GFE-amd (shared)", "GFE-lbfgs (beyond the papers)"."""
+    name = plotstyle.display_name(model)
+    notes = ([rule] if rule and rule not in name else []) + (
+        ["beyond the papers"] if model in BEYOND_THE_PAPERS else []
+    )
+    return f"{name} ({', '.join(notes)})" if notes else name
 
 
 def beyond_the_papers(t: dict[str, pd.DataFrame]) -> list[str]:
@@ -83,7 +89,7 @@ def beyond_the_papers(t: dict[str, pd.DataFrame]) -> list[str]:
     if not extra:
         return []
     lines = ["## Beyond the papers", ""]
-    lines += [f"- `{m}`: {BEYOND_THE_PAPERS[m]}." for m in extra]
+    lines += [f"- {plotstyle.display_name(m)} (`{m}`): {BEYOND_THE_PAPERS[m]}." for m in extra]
     lines += [
         "",
         "E1 test loss of the best checkpoint (mean ± std over seeds) and training seconds per run "
@@ -104,7 +110,7 @@ def beyond_the_papers(t: dict[str, pd.DataFrame]) -> list[str]:
                     else "n/a"
                 )
             rows.append([str(n), *cells])
-        lines += [f"{ds}:", "", *claims.table(["N", *[column(m) for m in models]], rows), ""]
+        lines += [f"{plotstyle.dataset_name(ds)}:", "", *claims.table(["N", *[column(m) for m in models]], rows), ""]
     return lines
 
 
@@ -130,24 +136,37 @@ def e2_points(t: dict[str, pd.DataFrame]) -> list[str]:
                 spread = f" ± {claims.fmt(row['loss_std'])}" if row["n_seeds"] > 1 else ""
                 cells.append(f"{claims.fmt(row['loss_mean'])}{spread} (n = {int(row['n_seeds'])})")
             rows.append([str(target), "/".join(str(v) for v in sorted(at["images_seen"].unique())), *cells])
-        lines += [f"{ds}:", "", *claims.table(header, rows), ""]
+        lines += [f"{plotstyle.dataset_name(ds)}:", "", *claims.table(header, rows), ""]
     return lines
 
 
-# A stop is early when training on brings the best validation loss down by more than this.
-CONTINUATION_BOUND = 0.005
+CONTINUATION_BOUND = claims.CONTINUATION_BOUND  # one source: the plateau gate of claims 1a and 1b
+
+
+def _sizes_text(sizes) -> str:
+    return ", ".join(str(n) for n in sorted(sizes)) or "none"
+
+
+def _continued(cont: pd.DataFrame) -> str:
+    """Which runs were continued: "AE at N = 100, 300; GFE-lbfgs at N = 100, 10000 (seed 0)"."""
+    parts = []
+    for model, rows in cont.groupby("model", sort=False):
+        seeds = ", ".join(str(s) for s in sorted(set(rows["seed"])))
+        parts.append(f"{plotstyle.display_name(model)} at N = {_sizes_text(set(rows['train_size']))} (seed {seeds})")
+    return "; ".join(parts)
 
 
 def stopping_check(t: dict[str, pd.DataFrame]) -> list[str]:
-    """Does E1's stopping rule stop early? The continuations (e1c) of some E1 runs, trained
-    on to a multiple of their stop step, against the bound fixed before the numbers."""
+    """Does E1's stopping rule stop early? The continuations (e1c) of E1 runs, trained on
+    without early stopping to a multiple of their stop step, against the bound fixed before
+    the numbers; the sizes where the AE's plateau is not verified."""
     cont = t["e1_continuation"]
     if cont.empty:
         return []
     rows = [
         [
-            r.dataset,
-            r.model,
+            plotstyle.dataset_name(r.dataset),
+            plotstyle.display_name(r.model),
             str(r.train_size),
             str(r.seed),
             f"{r.stop_step} ({r.stop_reason})",
@@ -159,14 +178,28 @@ def stopping_check(t: dict[str, pd.DataFrame]) -> list[str]:
         ]
         for r in cont.itertuples()
     ]
-    early = int((cont["gain"] > CONTINUATION_BOUND).sum())
+    early = cont[cont["gain"] > CONTINUATION_BOUND]
     again = (cont["best_at_stop_again"] - cont["best_at_stop"]).abs().max()
+    factors = sorted({round(r.continued_to / r.stop_step, 2) for r in cont.itertuples() if r.stop_step})
+    e1 = t.get("e1_data_efficiency", pd.DataFrame())
+    ae_sizes = set(e1.loc[e1["model"] == "ae", "train_size"]) if not e1.empty else set()
+    unverified = ae_sizes - set(cont.loc[cont["model"] == "ae", "train_size"])
+    verdict = (
+        f"All {len(cont)} continuations stay within the bound."
+        if early.empty
+        else f"{len(early)} of {len(cont)} continuations improve by more than the bound: those runs stopped early, "
+        f"and claims 1a and 1b are not judged at N = {_sizes_text(set(early['train_size']))}."
+    )
+    if unverified:
+        verdict += f" No AE continuation at N = {_sizes_text(unverified)}: the AE's plateau there is not verified."
     return [
         "## Does E1's stopping rule stop early?",
         "",
-        f"Some E1 runs were trained again without early stopping to a multiple of the steps they "
-        f"made (`e1_continuation.csv`). The rule stops early if a continuation lowers the best validation "
-        f"loss by more than {100 * CONTINUATION_BOUND:g}% (fixed before the numbers).",
+        f"Claims 1a and 1b need the AE fully trained, so the AE's plateau is checked at every N: E1 runs were "
+        f"trained again without early stopping to {' or '.join(f'{f:g}' for f in factors)}× the steps they made "
+        f"(`e1_continuation.csv`: {_continued(cont)}). The rule stops early if a continuation lowers the best "
+        f"validation loss by more than {100 * CONTINUATION_BOUND:g}% (fixed before the numbers); an N where one "
+        "does, or where the AE has no continuation, decides neither claim.",
         "",
         *claims.table(
             [
@@ -184,11 +217,7 @@ def stopping_check(t: dict[str, pd.DataFrame]) -> list[str]:
             rows,
         ),
         "",
-        (
-            f"All {len(cont)} continuations stay within the bound."
-            if not early
-            else f"{early} of {len(cont)} continuations improve by more than the bound: those runs stopped early."
-        )
+        verdict
         + f" Replayed up to the stop, each continuation's best check equals its E1 run's to {claims.fmt(again)}.",
         "",
     ]
@@ -206,7 +235,7 @@ def e5_common(e5: pd.DataFrame) -> str:
     common = e5[e5["panel"] == "common decoder"] if not e5.empty else e5
     if common.empty:
         return "none"
-    decoder = "/".join(sorted(set(common["decoder_model"].astype(str))))
+    decoder = "/".join(sorted({plotstyle.display_name(d) for d in common["decoder_model"].astype(str)}))
     z0 = "/".join(sorted(set(common["z0"].astype(str))))
     taus = ", ".join(f"{t:g}" for t in sorted(set(common["tau"])))
     images = int(common["n_images"].max())
@@ -218,7 +247,7 @@ def e1_stopping(e1: pd.DataFrame) -> str:
     if e1.empty:
         return "no E1 runs"
     first = e1.iloc[0]
-    caps = ", ".join(f"{m} {int(c)}" for m, c in e1.groupby("model")["max_steps"].max().items())
+    caps = ", ".join(f"{plotstyle.display_name(m)} {int(c)}" for m, c in e1.groupby("model")["max_steps"].max().items())
     window = int(first.get("plateau_window", 1)) if "plateau_window" in e1 else 1
     fraction = float(first.get("patience_fraction", 0.0)) if "patience_fraction" in e1 else 0.0
     rule = (
@@ -276,7 +305,10 @@ def deviations(t: dict[str, pd.DataFrame], e3_heldout_encoder: dict | None = Non
 def parameter_counts(t: dict[str, pd.DataFrame]) -> list[str]:
     lines = ["## Parameter counts", "", "| dataset | model | decoder | encoder | total |", "|---|---|---|---|---|"]
     for r in t["parameter_counts"].itertuples():
-        lines.append(f"| {r.dataset} | {r.model} | {r.decoder_params} | {r.encoder_params} | {r.total_params} |")
+        lines.append(
+            f"| {plotstyle.dataset_name(r.dataset)} | {plotstyle.display_name(r.model)} | {r.decoder_params} "
+            f"| {r.encoder_params} | {r.total_params} |"
+        )
     return lines + [""]
 
 
@@ -315,131 +347,30 @@ CLAIM_COLUMNS = [
 ]
 
 
-def _default(function, name: str):
-    """A keyword default of a claims function (its margin, its minimum N): one source of truth."""
-    return inspect.signature(function).parameters[name].default
-
-
-def _set_interval(out: dict, interval: tuple[float, float, float]) -> None:
-    out["effect"], out["ci_low"], out["ci_high"] = interval
-
-
-def _claim_numbers(label: str, ds, t: dict[str, pd.DataFrame]) -> dict:
-    """The decisive effect of one claim on one dataset, recomputed with claims.py's own helpers
-    from the rows that claims.py judges: measure, effect, 95% interval, threshold(s), unit and
-    the rule. Empty numbers (NaN) where the claim has no single effect (claim 4's three-part
-    criterion) or the tables do not give one (no decided N, a missing model or floor)."""
-    nan = float("nan")
-    out = dict(measure="", effect=nan, ci_low=nan, ci_high=nan, threshold=nan, threshold_high=nan, unit="")
-    out["supported_when"] = ""
-    loss = "MSE" if ds == "cifar10" else "BCE"
-    e1 = claims._select(t["e1_data_efficiency"], ds)
-    floors = t["data_floors"]
-    if label in ("1a", "1b") and not e1.empty:
-        sizes, missing = claims._e1_models(e1, ds)
-        if label == "1a":
-            out.update(supported_when="upper end < threshold", threshold=0.0, unit=f"test loss ({loss})")
-            if not missing:
-                n = sizes[0]
-                out["measure"] = f"gfe_amd − ae at N = {n} (smallest N)"
-                _set_interval(out, claims.paired_interval(claims._e1_pairs(e1, n, False)))
-        else:
-            margin, min_n = _default(claims.claim_competitive, "margin"), _default(claims.claim_competitive, "min_n")
-            out.update(supported_when="upper end ≤ threshold", unit=f"excess test loss ({loss})")
-            floor = claims.test_floor(floors, ds)
-            decided = [n for n in sizes if n >= min_n and claims._all_plateaued(e1, n)] if not missing else []
-            if decided and not pd.isna(floor):
-                n = decided[-1]
-                ae = e1[(e1["train_size"] == n) & (e1["model"] == "ae")]["test_loss_mean"] - floor
-                out["measure"] = f"gfe_amd − ae at N = {n} (largest plateaued N ≥ {min_n})"
-                out["threshold"] = margin * float(ae.mean())
-                _set_interval(out, claims.paired_interval(claims._e1_pairs(e1, n, False)))
-            else:
-                out["measure"] = f"no N ≥ {min_n} with every run plateaued" if not missing else ""
-    elif label == "1c" and not e1.empty:
-        out.update(measure="total parameters gfe_amd / ae", unit="ratio", threshold=0.45, threshold_high=0.55)
-        out["supported_when"] = "effect within [threshold, threshold_high]"
-        counts = {m: e1.loc[e1["model"] == m, "total_params"].dropna() for m in ("ae", "gfe_amd")}
-        if all(len(c) for c in counts.values()):
-            ratio = int(counts["gfe_amd"].mode().iloc[0]) / int(counts["ae"].mode().iloc[0])
-            out.update(effect=ratio)
-    elif label == "2":
-        approximate = _default(claims.claim_adjoint, "approximate")
-        adjoint = _default(claims.claim_adjoint, "adjoint")
-        out.update(
-            measure=f"({approximate} − {adjoint})/({adjoint} − floor) at the last common step",
-            threshold=_default(claims.claim_adjoint, "margin"),
-            unit="fraction of the adjoint's excess held-out loss",
-            supported_when="upper end ≤ threshold",
+def claims_frame(verdicts: list, tables: dict | None = None) -> pd.DataFrame:
+    """One row per judged claim (and dataset): its verdict and its decisive effect with the 95%
+    interval and threshold(s), as src/claims/ computed them (for figures; summary.md stays the
+    reference). `tables` is not used (the effects come with the verdicts); kept for callers."""
+    rows = [
+        dict(
+            claim=c.label,
+            dataset=c.dataset,
+            title=c.title.removesuffix(f" ({plotstyle.dataset_name(c.dataset)})") if c.dataset else c.title,
+            statement=c.statement,
+            **dataclasses.asdict(c.effect),
+            verdict=c.verdict,
+            reason=c.reason,
         )
-        held = claims._select(t["e4_heldout"], ds)
-        held = held[held["model"].isin([approximate, adjoint])] if not held.empty else held
-        floor = claims.val_floor(floors, ds)
-        steps = claims._common_steps(held) if held["model"].nunique() == 2 else []
-        if steps and steps[-1] > 0 and not pd.isna(floor):
-            out["measure"] = out["measure"].replace("the last common step", f"step {steps[-1]}")
-            rel = claims._relative_at(held, steps[-1], approximate, adjoint, floor)
-            _set_interval(out, claims.paired_interval(rel))
-    elif label == "3":
-        first = _default(claims.claim_second_order, "first")
-        second = _default(claims.claim_second_order, "second")
-        out.update(
-            measure=f"{second} − {first}, mean held-out loss over the steps after 0",
-            threshold=0.0,
-            unit=f"held-out loss ({loss})",
-            supported_when="upper end < threshold",
-        )
-        held = claims._select(t["e3_heldout"], ds)
-        held = held[held["model"].isin([first, second])] if not held.empty else held
-        steps = claims._common_steps(held) if held["model"].nunique() == 2 else []
-        later = held[held["step"].isin([s for s in steps if s > 0])] if steps else held.iloc[0:0]
-        if len(later):
-            pairs = claims._pair(
-                claims._per_seed(later[later["model"] == first], "loss_mean"),
-                claims._per_seed(later[later["model"] == second], "loss_mean"),
-            )
-            _set_interval(out, claims.paired_interval(pairs["b"] - pairs["a"]))
-    elif label == "4":  # three parts: only part (i), AMD's spread on its worst decoder, is one number
-        out.update(
-            measure="part (i) of three: AMD's excess-loss range / its best, worst decoder ((ii), (iii) in summary.md)",
-            threshold=claims.ROBUST_SPREAD,
-            unit="fraction of the best excess loss",
-            supported_when="part (i): effect ≤ threshold",
-        )
-        rob = claims._select(t["e5_robustness"], ds)
-        amd = rob[rob["solver"] == "amd"] if not rob.empty else rob
-        spreads = [claims._spread(g["excess_mean"]) for _, g in amd.groupby("decoder_model")] if len(amd) else []
-        if spreads:
-            out["effect"] = max(spreads)
-    return out
-
-
-def claims_frame(verdicts: list, t: dict[str, pd.DataFrame]) -> pd.DataFrame:
-    """One row per judged claim (and dataset): its verdict from claims.py and its decisive effect
-    with the 95% interval and threshold(s) (for figures; summary.md stays the reference)."""
-    datasets = {str(d) for f in t.values() if "dataset" in f for d in f["dataset"].dropna().unique()}
-    rows = []
-    for c in verdicts:
-        ds = c.title.rsplit(" (", 1)[-1][:-1] if c.title.endswith(")") else ""
-        ds = ds if ds in datasets else ""
-        base = c.title[: -len(ds) - 3] if ds else c.title
-        numbers = _claim_numbers(c.label, ds, t) if ds else _claim_numbers("", ds, t)
-        rows.append(
-            dict(
-                claim=c.label,
-                dataset=ds,
-                title=base,
-                statement=c.statement,
-                **numbers,
-                verdict=c.verdict,
-                reason=c.reason,
-            )
-        )
+        for c in verdicts
+    ]
     return pd.DataFrame(rows, columns=CLAIM_COLUMNS)
 
 
-def verdicts_of(t: dict[str, pd.DataFrame], config_hint: str, seeds: dict | None = None) -> list:
-    """Every claim judged by claims.py from the tables."""
+def verdicts_of(
+    t: dict[str, pd.DataFrame], config_hint: str, seeds: dict | None = None, grid: dict | None = None
+) -> list:
+    """Every claim judged by src/claims/ from the tables, against the configured seeds and grid
+    (see claims.all_claims)."""
     return claims.all_claims(
         t["e1_data_efficiency"],
         t["e3_heldout"],
@@ -451,6 +382,8 @@ def verdicts_of(t: dict[str, pd.DataFrame], config_hint: str, seeds: dict | None
         seeds=seeds,
         robustness=t["e5_robustness"],
         e3_train=t["e3_solver_comparison"],
+        continuation=t["e1_continuation"],
+        grid=grid,
     )
 
 
@@ -461,15 +394,16 @@ def summary_text(
     config_hint: str,
     seeds: dict | None = None,
     e3_heldout_encoder: dict | None = None,
+    grid: dict | None = None,
 ) -> str:
-    verdicts = verdicts_of(t, config_hint, seeds)
+    verdicts = verdicts_of(t, config_hint, seeds, grid)
     lines = [
         "# Summary: the papers' claims against this run",
         "",
         f"Config `{config_name}` (hash `{config_hash}`). Losses are per-sample pixel-mean BCE (MSE for "
         "CIFAR-10). Each claim has a criterion fixed before the numbers and one of three verdicts: "
         "supported, not supported, or not tested at this budget. Verdicts are computed from the tables in "
-        "this folder by `src/claims.py`, whatever the numbers say; intervals are 95% Student-t intervals "
+        "this folder by `src/claims/`, whatever the numbers say; intervals are 95% Student-t intervals "
         "of per-seed paired differences.",
         "",
         "| claim | verdict |",
@@ -512,6 +446,13 @@ def main(argv=None) -> int:
         metavar="JSON",
         help="JSON: the encode options every E3 model's held-out images were encoded with (named in the deviations)",
     )
+    p.add_argument(
+        "--grid",
+        metavar="JSON",
+        help='JSON: the configured experiment the claims are judged against, {"e1": {"sizes": {model: [N, ...]}}, '
+        '"e3": {"steps": S}, "e4": {"steps": S}, "e5": {"decoders": [...], "dt_init": [...], "dt_max": [...], '
+        '"rk4_steps": [...]}}: a missing size, step or setting makes its claim not tested',
+    )
     p.add_argument("--summary", required=True)
     p.add_argument("--claims", help="also write each claim's verdict, effect, interval and threshold as this CSV")
     a = p.parse_args(argv)
@@ -519,10 +460,11 @@ def main(argv=None) -> int:
     seeds = {"e1": a.e1_seeds, "e3": a.e3_seeds, "e4": a.e4_seeds}
     heldout = json.loads(a.e3_heldout_encoder) if a.e3_heldout_encoder else None
     tables = read_tables(a.tables)
-    text = summary_text(tables, a.config_name, a.config_hash, a.config_hint, seeds, heldout)
+    grid = json.loads(a.grid) if a.grid else None
+    text = summary_text(tables, a.config_name, a.config_hash, a.config_hint, seeds, heldout, grid)
     io.write_text(text, a.summary)
     if a.claims:
-        io.write_csv(claims_frame(verdicts_of(tables, a.config_hint, seeds), tables), a.claims)
+        io.write_csv(claims_frame(verdicts_of(tables, a.config_hint, seeds, grid)), a.claims)
     return 0
 
 

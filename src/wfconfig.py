@@ -593,7 +593,7 @@ def _check_e5_and_e7(cfg: dict) -> None:
             )
 
 
-# What each claim's models must be (src/claims.py compares them by name): the property that
+# What each claim's models must be (src/claims/ compares them by name): the property that
 # must hold, and for a pair the one setting in which its two models differ.
 CLAIM_MODELS = {
     "ae": ("claims 1a-1c", {"kind": "autoencoder"}),

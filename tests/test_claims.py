@@ -21,7 +21,7 @@ M = "\u2212"  # the minus sign the evidence uses
 
 def e1_frame(losses, dataset="mnist", capped=(), params=None):
     """losses: {(model, N): [test loss of seed 0, 1, ...]}; capped: {(model, N, seed)} stopped at the cap."""
-    params = params or {"ae": 1000, "gfe_amd": 500, "gfe_rk4": 500}
+    params = params or {"ae": 1000, "gfe_amd": 500, "gfe_rk4": 500, "gfe_lbfgs": 500}
     return pd.DataFrame(
         [
             dict(
@@ -39,6 +39,38 @@ def e1_frame(losses, dataset="mnist", capped=(), params=None):
             for (model, n), values in losses.items()
             for seed, loss in enumerate(values)
         ]
+    )
+
+
+def continuation(e1, gains=None, models=("ae",)):
+    """e1_continuation.csv for the E1 table `e1`: seed 0 of each of `models` at every N it has,
+    with gain 0.1% (gains: {(model, N): gain} overrides)."""
+    gains = gains or {}
+    runs = e1[e1["model"].isin(models) & (e1["seed"] == 0)]
+    return pd.DataFrame(
+        [
+            dict(
+                dataset=r.dataset,
+                model=r.model,
+                train_size=r.train_size,
+                seed=0,
+                stop_reason=r.stop_reason,
+                stop_step=100,
+                best_at_stop=0.3,
+                best_at_stop_again=0.3,
+                continued_to=200,
+                best_continued=0.3 * (1 - gains.get((r.model, r.train_size), 0.001)),
+                gain=gains.get((r.model, r.train_size), 0.001),
+            )
+            for r in runs.itertuples()
+        ]
+    )
+
+
+def few(e1, cont=None, **kw):
+    """Claim 1a with the AE's plateau verified at every N (unless `cont` is given)."""
+    return only(
+        claims.claim_few_images(e1, "config/paper.yaml", continuation=continuation(e1) if cont is None else cont, **kw)
     )
 
 
@@ -227,45 +259,100 @@ def test_render_layout():
 
 
 def test_few_images_supported_at_smallest_common_size():
-    c = only(claims.claim_few_images(e1_few([0.20, 0.215, 0.21]), "config/paper.yaml"))
-    assert (c.label, c.verdict, c.title) == ("1a", SUPPORTED, "lower loss from far fewer training images (mnist)")
+    e1 = e1_few([0.20, 0.215, 0.21])
+    c = few(e1)
+    assert (c.label, c.verdict, c.title) == ("1a", SUPPORTED, "lower loss from far fewer training images (MNIST)")
+    assert c.dataset == "mnist"
     assert "N = 10" in c.reason and "below 0" in c.reason  # N = 5 (ae only) and the gfe_rk4 cap are ignored
     interval = claims.fmt_interval(*claims.paired_interval([-0.10, -0.095, -0.11]))
-    assert interval in c.reason and f"Smallest N = 10, 3 paired seeds: gfe_amd − ae = {interval}." in c.evidence
+    assert interval in c.reason and f"Smallest N = 10, 3 paired seeds: GFE-amd − AE = {interval}." in c.evidence
     rows = [line for line in c.evidence if line.startswith("| ")][1:]
-    assert [r.split(" | ")[0] for r in rows] == ["| 5", "| 10", "| 1000"]
-    assert rows[0] == "| 5 | 0.5000 ± 0 | n/a | n/a [n/a] | 2/2 | 0/0 | 80 | n/a |"
-    assert rows[1].startswith("| 10 | 0.3100 ± 0.01000 | 0.2083 ± 0.007638 | ")
-    assert rows[1].endswith("| 3/3 | 3/3 | 81 | 81 |")
+    assert [r.split(" | ")[0] for r in rows] == ["| 10", "| 1000"]  # sizes with both models
+    assert rows[0].startswith("| 10 | 0.3100 ± 0.01000 | 0.2083 ± 0.007638 | ")
+    assert rows[0].endswith("| 3/3 | 3/3 | 81 | 81 | yes |")
+    assert (c.effect.effect, c.effect.ci_high, c.effect.threshold) == pytest.approx(
+        (claims.paired_interval([-0.10, -0.095, -0.11])[0], claims.paired_interval([-0.10, -0.095, -0.11])[2], 0.0)
+    )
 
 
 @pytest.mark.parametrize("gfe, why", [([0.35, 0.37, 0.36], "entirely above 0"), ([0.25, 0.36, 0.33], "contains 0")])
 def test_few_images_not_supported(gfe, why):
-    c = only(claims.claim_few_images(e1_few(gfe), "config/paper.yaml"))
+    c = few(e1_few(gfe))
     assert c.verdict == NOT_SUPPORTED and why in c.reason
 
 
-def test_few_images_not_tested_when_a_run_did_not_plateau():
-    c = only(claims.claim_few_images(e1_few([0.20, 0.215, 0.21], capped={("gfe_amd", 10, 1)}), "config/paper.yaml"))
-    assert c.verdict == NOT_TESTED and "1 of 6 runs at N = 10" in c.reason and "`config/paper.yaml`" in c.reason
-    assert any("| 3/3 | 2/3 |" in line for line in c.evidence)
+def test_few_images_not_tested_when_an_ae_run_did_not_plateau():
+    c = few(e1_few([0.20, 0.215, 0.21], capped={("ae", 10, 1)}))
+    assert c.verdict == NOT_TESTED and "1 of 3 AE runs at N = 10 (seed 1) stopped at their step cap" in c.reason
+    assert "`config/paper.yaml`" in c.reason
+    assert any("| 2/3 | 3/3 |" in line and line.endswith("| no |") for line in c.evidence)
+
+
+def test_a_capped_gfe_run_supports_but_cannot_refute():
+    """A GFE run stopped at its budget is at or above its own plateau: better than the AE, it
+    supports the claim; not better, it decides nothing."""
+    c = few(e1_few([0.20, 0.215, 0.21], capped={("gfe_amd", 10, 1)}))
+    assert c.verdict == SUPPORTED and "1 of 3 GFE-amd runs at N = 10 stopped at their step budget" in c.reason
+    assert any("holds a fortiori" in line for line in c.evidence) and "a fortiori" in c.criterion
+    c = few(e1_few([0.35, 0.37, 0.36], capped={("gfe_amd", 10, 1)}))
+    assert c.verdict == NOT_TESTED and "a capped run can support the claim but not refute it" in c.reason
 
 
 def test_few_images_not_tested_with_one_seed_or_a_missing_model():
     one = e1_frame({("ae", 10): [0.3], ("gfe_amd", 10): [0.2]})
-    c = only(claims.claim_few_images(one, "config/paper.yaml"))
+    c = few(one)
     assert c.verdict == NOT_TESTED and "At N = 10 only 1 seed(s) pair" in c.reason
-    c = only(claims.claim_few_images(e1_frame({("ae", 10): [0.3, 0.3]}), "config/paper.yaml"))
-    assert c.verdict == NOT_TESTED and "no gfe_amd runs" in c.reason and c.evidence == []
+    c = few(e1_frame({("ae", 10): [0.3, 0.3]}))
+    assert c.verdict == NOT_TESTED and "no GFE-amd runs" in c.reason and c.evidence == []
 
 
 def test_few_images_one_verdict_per_dataset():
     e1 = pd.concat([e1_few([0.20, 0.215, 0.21]), e1_few([0.35, 0.37, 0.36], dataset="fmnist")])
-    result = claims.claim_few_images(e1, "config/paper.yaml")
+    result = claims.claim_few_images(e1, "config/paper.yaml", continuation=continuation(e1))
     assert [(c.title, c.verdict) for c in result] == [
         ("lower loss from far fewer training images (fmnist)", NOT_SUPPORTED),
-        ("lower loss from far fewer training images (mnist)", SUPPORTED),
+        ("lower loss from far fewer training images (MNIST)", SUPPORTED),
     ]
+
+
+# ---------------------------------------------------------------- the plateau gate of claims 1a and 1b
+
+
+def test_a_continuation_beyond_the_bound_leaves_the_size_not_tested():
+    e1 = e1_few([0.20, 0.215, 0.21])
+    c = few(e1, continuation(e1, {("ae", 10): 0.0083}))
+    assert c.verdict == NOT_TESTED
+    assert "the AE continuation at N = 10, seed 0, lowers the best validation loss by 0.83% > 0.5%" in c.reason
+    assert "- N = 10: the AE continuation at N = 10, seed 0, lowers the best validation loss by 0.83% > 0.5%." in (
+        c.evidence
+    )
+    assert few(e1, continuation(e1, {("ae", 10): 0.005})).verdict == SUPPORTED  # the bound itself passes
+
+
+def test_any_model_s_continuation_counts_at_its_size():
+    e1 = pd.concat([e1_few([0.20, 0.215, 0.21]), e1_frame({("gfe_lbfgs", 10): [0.2, 0.2, 0.2]})])
+    cont = continuation(e1, {("gfe_lbfgs", 10): 0.02}, models=("ae", "gfe_lbfgs"))
+    c = few(e1, cont)
+    assert c.verdict == NOT_TESTED and "the GFE-lbfgs continuation at N = 10, seed 0, lowers" in c.reason
+
+
+@pytest.mark.parametrize(
+    "cont, words",
+    [
+        (None, "there is no continuation table (e1_continuation.csv), so the AE's plateau is not verified"),
+        ("no ae at 10", "no AE continuation at N = 10 verifies its plateau"),
+        ("nan gain", "the AE continuation at N = 10, seed 0, has no finite gain (nan)"),
+    ],
+)
+def test_an_unverified_plateau_is_not_tested(cont, words):
+    e1 = e1_few([0.20, 0.215, 0.21])
+    table = continuation(e1)
+    if cont == "no ae at 10":
+        table = table[table["train_size"] != 10]
+    elif cont == "nan gain":
+        table.loc[table["train_size"] == 10, "gain"] = math.nan
+    c = only(claims.claim_few_images(e1, "config/paper.yaml", continuation=None if cont is None else table))
+    assert c.verdict == NOT_TESTED and words in c.reason, c.reason
 
 
 # ---------------------------------------------------------------- claim 1b
@@ -286,8 +373,10 @@ def adjoint(held, train, val=0.0, **kw):
     return only(claims.claim_adjoint(held, train, floors(val=val), **kw))
 
 
-def competitive(e1, **kw):
-    return only(claims.claim_competitive(e1, floors(), "config/paper.yaml", **kw))
+def competitive(e1, cont=None, **kw):
+    """Claim 1b with the AE's plateau verified at every N (unless `cont` is given)."""
+    cont = continuation(e1) if cont is None else cont
+    return only(claims.claim_competitive(e1, floors(), "config/paper.yaml", continuation=cont, **kw))
 
 
 def test_competitive_supported_within_the_margin_of_excess_loss():
@@ -295,9 +384,10 @@ def test_competitive_supported_within_the_margin_of_excess_loss():
     # AE excess loss at N = 1000: mean(0.100, 0.102, 0.104) - 0.05 = 0.052; margin 10% of it
     diff = claims.paired_interval([0.001, 0.0005, 0.0005])
     assert (c.label, c.verdict) == ("1b", SUPPORTED) and "N = 1000" in c.reason and "0.005200" in c.reason
-    assert f"excess-loss difference gfe_amd − ae = {claims.fmt_interval(*diff)}; margin 0.005200." in c.evidence[-1]
+    assert f"excess-loss difference GFE-amd − AE = {claims.fmt_interval(*diff)}; margin 0.005200." in c.evidence[-1]
     # the per-N table: both sizes, excess losses (loss - the test floor, not the validation one)
     assert any(row.startswith("| 10 | 0.2500 ± 0 | 0.1500 ± 0 |") for row in c.evidence)
+    assert c.effect.threshold == pytest.approx(0.0052) and c.effect.ci_high == pytest.approx(diff[2])
 
 
 def test_competitive_clearly_better_is_supported():
@@ -312,6 +402,13 @@ def test_competitive_not_supported_above_the_margin(gfe):
     assert c.verdict == NOT_SUPPORTED and "exceeds the margin 0.005200" in c.reason
 
 
+def test_competitive_capped_gfe_supports_but_cannot_refute():
+    c = competitive(e1_large([0.101, 0.1025, 0.1045], capped={("gfe_amd", 1000, 0)}))
+    assert c.verdict == SUPPORTED and "1 of 3 GFE-amd runs at N = 1000 stopped at their step budget" in c.reason
+    c = competitive(e1_large([0.12, 0.1234, 0.1238], capped={("gfe_amd", 1000, 0)}))
+    assert c.verdict == NOT_TESTED and "exceeds the margin" in c.reason and "not refute it" in c.reason
+
+
 def test_competitive_judged_on_excess_not_raw_loss():
     """+2% of raw loss is +4% of the excess loss with a floor at half the loss: a 3% margin on raw
     loss would pass it; 10% of the excess passes it too, but 3% of the excess does not."""
@@ -323,31 +420,61 @@ def test_competitive_judged_on_excess_not_raw_loss():
 def test_competitive_not_tested_below_the_smallest_deciding_n():
     e1 = e1_frame({("ae", 10): [0.3, 0.3, 0.3], ("gfe_amd", 10): [0.2, 0.21, 0.2]})
     c = competitive(e1)
-    assert c.verdict == NOT_TESTED and "No N ≥ 1000" in c.reason and "`config/paper.yaml` does" in c.reason
+    assert c.verdict == NOT_TESTED and "No N ≥ 1000 has runs of both models" in c.reason
+    assert "`config/paper.yaml` tests the claim" in c.reason
     assert competitive(e1, min_n=10).verdict == SUPPORTED
 
 
-def test_competitive_takes_the_largest_n_where_every_run_plateaued():
-    e1 = e1_frame(
-        {
-            ("ae", 1000): [0.100, 0.102, 0.104],
-            ("gfe_amd", 1000): [0.101, 0.1025, 0.1045],
-            ("ae", 3000): [0.09, 0.09, 0.09],
-            ("gfe_amd", 3000): [0.2, 0.2, 0.2],
-        },
-        capped={("gfe_amd", 3000, 1)},
-    )
+def test_competitive_takes_the_largest_n_that_passes_the_gate():
+    losses = {
+        ("ae", 1000): [0.100, 0.102, 0.104],
+        ("gfe_amd", 1000): [0.101, 0.1025, 0.1045],
+        ("ae", 3000): [0.09, 0.09, 0.09],
+        ("gfe_amd", 3000): [0.2, 0.2, 0.2],
+    }
+    e1 = e1_frame(losses, capped={("ae", 3000, 1)})
     c = competitive(e1)
     assert c.verdict == SUPPORTED and "At N = 1000" in c.reason
-    capped = e1_large([0.101, 0.1025, 0.1045], capped={("ae", 1000, 2)})
-    assert competitive(capped).verdict == NOT_TESTED
+    assert "- N = 3000: 1 of 3 AE runs at N = 3000 (seed 1) stopped at their step cap, not on a plateau." in c.evidence
+    uncapped = e1_frame(losses)
+    c = competitive(uncapped, continuation(uncapped, {("ae", 3000): 0.02}))
+    assert c.verdict == SUPPORTED and "At N = 1000" in c.reason
+    c = competitive(uncapped, continuation(uncapped, {("ae", 3000): 0.02, ("ae", 1000): 0.01}))
+    assert c.verdict == NOT_TESTED and c.reason.startswith("No N ≥ 1000 passes the gate: at N = 3000 the AE")
+    assert "at N = 1000 the AE continuation at N = 1000, seed 0, lowers the best validation loss by 1.00%" in c.reason
     # a cap at a smaller N does not matter for the largest N
     assert competitive(e1_large([0.101, 0.1025, 0.1045], capped={("ae", 10, 0)})).verdict == SUPPORTED
 
 
 def test_competitive_without_a_floor_is_not_tested():
-    c = only(claims.claim_competitive(e1_large([0.101, 0.1025, 0.1045]), floors(dataset="cifar10"), "x.yaml"))
+    e1 = e1_large([0.101, 0.1025, 0.1045])
+    c = only(claims.claim_competitive(e1, floors(dataset="cifar10"), "x.yaml", continuation=continuation(e1)))
     assert c.verdict == NOT_TESTED and "no test floor for mnist" in c.reason
+
+
+def test_claim_1b_is_judged_for_gfe_lbfgs_too_at_its_own_largest_n():
+    """GFE-amd at N ≤ 1000 (its budget), GFE-lbfgs to N = 10,000: each at its largest N that passes
+    the gate, with the same margin; both rows labelled apart."""
+    e1 = e1_frame(
+        {
+            ("ae", 1000): [0.100, 0.102, 0.104],
+            ("gfe_amd", 1000): [0.101, 0.1025, 0.1045],
+            ("ae", 10000): [0.08, 0.081, 0.082],
+            ("gfe_lbfgs", 1000): [0.09, 0.091, 0.092],
+            ("gfe_lbfgs", 10000): [0.079, 0.0805, 0.0815],
+        },
+        params={"ae": 1000, "gfe_amd": 500, "gfe_lbfgs": 500},
+    )
+    cont = continuation(e1, models=("ae", "gfe_lbfgs"))
+    amd, lbfgs = (competitive(e1, cont, model=m) for m in ("gfe_amd", "gfe_lbfgs"))
+    assert (amd.label, amd.verdict) == ("1b", SUPPORTED) and "At N = 1000" in amd.reason
+    assert (lbfgs.label, lbfgs.verdict) == ("1b (GFE-lbfgs)", SUPPORTED) and "At N = 10000" in lbfgs.reason
+    assert "Beyond the papers" in lbfgs.statement and "GFE-lbfgs − AE" in lbfgs.criterion
+    rows = [line for line in lbfgs.evidence if line.startswith("| 1")]
+    assert [r.split(" | ")[0] for r in rows] == ["| 1000", "| 10000"]
+    result = claims.all_claims(e1, *[pd.DataFrame()] * 4, "config/paper.yaml", floors=floors(), continuation=cont)
+    assert [c.label for c in result][:3] == ["1a", "1b", "1b (GFE-lbfgs)"]
+    assert result[2].verdict == SUPPORTED
 
 
 # ---------------------------------------------------------------- claim 1c
@@ -361,12 +488,23 @@ def test_half_parameters(gfe_params, verdict, ratio):
     e1 = e1_frame({("ae", 10): [0.3, 0.3], ("gfe_amd", 10): [0.2, 0.2]}, params={"ae": 1000, "gfe_amd": gfe_params})
     c = only(claims.claim_half_parameters(e1))
     assert (c.label, c.verdict) == ("1c", verdict) and ratio in c.reason
-    assert c.evidence == [f"Total parameters: ae 1000, gfe_amd {gfe_params}; ratio gfe_amd/ae = {ratio}."]
+    assert c.evidence == [f"Total parameters: AE 1000, GFE-amd {gfe_params}; ratio GFE-amd/AE = {ratio}."]
 
 
 def test_half_parameters_not_tested_without_the_autoencoder():
     c = only(claims.claim_half_parameters(e1_frame({("gfe_amd", 10): [0.2]})))
-    assert c.verdict == NOT_TESTED and "no ae parameter count" in c.reason
+    assert c.verdict == NOT_TESTED and "no AE parameter count" in c.reason
+
+
+def test_half_parameters_needs_one_count_per_model():
+    e1 = e1_frame({("ae", 10): [0.3, 0.3, 0.3], ("gfe_amd", 10): [0.2, 0.2, 0.2]})
+    e1.loc[(e1["model"] == "gfe_amd") & (e1["seed"] == 2), "total_params"] = 520
+    c = only(claims.claim_half_parameters(e1))
+    assert c.verdict == NOT_TESTED
+    assert "the GFE-amd runs do not all have one parameter count: 520 at N = 10, seed 2, against 500" in c.reason
+    e1.loc[(e1["model"] == "gfe_amd") & (e1["seed"] == 2), "total_params"] = math.nan
+    c = only(claims.claim_half_parameters(e1))
+    assert c.verdict == NOT_TESTED and "seed 2, has no parameter count" in c.reason
 
 
 # ---------------------------------------------------------------- claim 2
@@ -375,12 +513,12 @@ def test_half_parameters_not_tested_without_the_autoencoder():
 def test_adjoint_supported_at_the_last_common_step():
     held, train = e4_frames([0.01, 0.02, 0.015])
     c = adjoint(held, train)
-    assert (c.label, c.verdict) == ("2", SUPPORTED) and "step 100 (3 paired seeds)" in c.reason
+    assert (c.label, c.verdict) == ("2", SUPPORTED) and "At the last step 100 (3 paired seeds)" in c.reason
     assert claims.fmt_interval(*claims.paired_interval([0.01, 0.02, 0.015])) in c.reason
     rows = [line for line in c.evidence if line.startswith("| ")][1:]
     assert [r.split(" | ")[0] for r in rows] == ["| 0", "| 50", "| 100"]  # step 150 is not common
-    assert "over 9 steps of the gfe_adjoint runs: mean 0.9467, min 0.9000." in c.evidence[-2]
-    assert c.evidence[-1] == "Seconds per iteration: gfe_rk4 0.1000, gfe_adjoint 0.3000 (gfe_adjoint/gfe_rk4 = 3.000)."
+    assert "over 9 steps of the GFE-adjoint runs: mean 0.9467, min 0.9000." in c.evidence[-2]
+    assert c.evidence[-1] == "Seconds per iteration: GFE-rk4 0.1000, GFE-adjoint 0.3000 (GFE-adjoint/GFE-rk4 = 3.000)."
 
 
 @pytest.mark.parametrize("rel, why", [([0.2, 0.25, 0.22], "entirely above 0.1"), ([0.0, 0.1, 0.05], "too wide")])
@@ -396,7 +534,7 @@ def test_adjoint_not_tested():
     assert c.verdict == NOT_TESTED and "At step 100 only 1 seed(s) pair" in c.reason
     held, train = e4_frames([0.01, 0.02, 0.015])
     c = adjoint(held[held["model"] != "gfe_adjoint"], train)
-    assert c.verdict == NOT_TESTED and "no held-out loss of gfe_adjoint" in c.reason
+    assert c.verdict == NOT_TESTED and "no held-out loss of GFE-adjoint" in c.reason
 
 
 def test_adjoint_judged_on_excess_loss_over_the_validation_floor():
@@ -417,7 +555,7 @@ def test_adjoint_judged_on_excess_loss_over_the_validation_floor():
 def test_adjoint_model_names_and_margin_are_parameters():
     held, train = e4_frames([0.2, 0.25, 0.22], approx="gfe_amd", adjoint="adj")
     c = adjoint(held, train, margin=0.5, approximate="gfe_amd", adjoint="adj")
-    assert c.verdict == SUPPORTED and "(adj/gfe_amd = 3.000)" in c.evidence[-1]
+    assert c.verdict == SUPPORTED and "(adj/GFE-amd = 3.000)" in c.evidence[-1]
 
 
 # ---------------------------------------------------------------- claim 3
@@ -427,12 +565,12 @@ def test_second_order_supported():
     c = only(claims.claim_second_order(e3_heldout([-0.05, -0.04, -0.06]), e5_order()))
     assert (c.label, c.verdict) == ("3", SUPPORTED) and "below 0" in c.reason
     text = claims.fmt_interval(*claims.paired_interval([-0.05, -0.04, -0.06]))
-    line = f"Mean held-out loss over the 3 matched steps after 0, gfe_2nd − gfe_rk4, 3 paired seeds: {text}."
+    line = f"Mean held-out loss over the 3 matched steps after 0, GFE-2nd − GFE-rk4, 3 paired seeds: {text}."
     assert line in c.evidence
     rows = [line for line in c.evidence if line.startswith("| ")]
     assert [r.split(" | ")[0] for r in rows[1:5]] == ["| 0", "| 10", "| 20", "| 30"]  # step 40 is unmatched
-    assert "| 1 | gfe_rk4 | rk4 | 4 | 8.000 | 0.8000 (t = 2.000) | 0.4500 |" in rows
-    assert "| 2 | gfe_2nd | rk4 | 4 | 8.000 | 0.7000 (t = 2.000) | 0.3500 |" in rows
+    assert "| 1 | GFE-rk4 | rk4 | 4 | 8.000 | 0.8000 (t = 2.000) | 0.4500 |" in rows
+    assert "| 2 | GFE-2nd | rk4 | 4 | 8.000 | 0.7000 (t = 2.000) | 0.3500 |" in rows
     assert "| 1 | 8.000 | 4 | 0.3000 |" in rows and "| 2 | 8.000 | 4 | 0.2500 |" in rows
     assert not any("| amd" in r or "0.2000 |" in r for r in rows)  # the common-decoder AMD curve is not listed
 
@@ -464,7 +602,7 @@ def test_second_order_shows_training_loss_and_the_own_decoder_flows():
     assert c.verdict == SUPPORTED
     rows = [line for line in c.evidence if line.startswith("| 1–6 |")]
     assert rows == ["| 1–6 | 0.9650 ± 0 | 0.9450 ± 0 | −0.02000 [−0.02000, −0.02000] |"], rows
-    assert any("at τ/4 gfe_2nd reaches 0.7000 and gfe_rk4 0.8000" in line and "faster" in line for line in c.evidence)
+    assert any("at τ/4 GFE-2nd reaches 0.7000 and GFE-rk4 0.8000" in line and "faster" in line for line in c.evidence)
 
 
 def test_second_order_not_tested():
@@ -473,8 +611,8 @@ def test_second_order_not_tested():
     c = only(claims.claim_second_order(e3_heldout([-0.05]), e5_order()))
     assert c.verdict == NOT_TESTED and "only 1 seed(s) pair" in c.reason
     c = only(claims.claim_second_order(pd.DataFrame(), e5_order()))
-    assert c.verdict == NOT_TESTED and "no held-out loss of gfe_rk4" in c.reason
-    assert "| 1 | gfe_rk4 | rk4 | 4 | 8.000 | 0.8000 (t = 2.000) | 0.4500 |" in c.evidence  # E5 still shown
+    assert c.verdict == NOT_TESTED and "no held-out loss of GFE-rk4" in c.reason
+    assert "| 1 | GFE-rk4 | rk4 | 4 | 8.000 | 0.8000 (t = 2.000) | 0.4500 |" in c.evidence  # E5 still shown
 
 
 # ---------------------------------------------------------------- claim 4
@@ -483,9 +621,12 @@ def test_second_order_not_tested():
 FLOOR = 0.2
 
 
-def robustness(amd=(0.25, 0.251, 0.252), rk4=(2.0, 0.5, 0.26), matched=2, decoders=("gfe_amd", "gfe_rk4")):
+def robustness(
+    amd=(0.25, 0.251, 0.252), rk4=(2.0, 0.5, 0.26), matched=2, decoders=("gfe_amd", "gfe_rk4"), flagged=True
+):
     """The E5 robustness table: per decoder AMD final losses (the first setting configured)
-    and rk4 final losses at 10, 20, 40, ... steps, the `matched`-th count NFE-matched."""
+    and rk4 final losses at 10, 20, 40, ... steps, the `matched`-th count NFE-matched; with
+    `flagged`, a non-finite loss is a run that flagged its divergence (else a broken row)."""
     rows = []
     for decoder in decoders:
         for i, loss in enumerate(amd):
@@ -517,15 +658,16 @@ def robustness(amd=(0.25, 0.251, 0.252), rk4=(2.0, 0.5, 0.26), matched=2, decode
                 )
             )
     table = pd.DataFrame(rows).assign(dataset="mnist", tau=100.0, n_images=20, z0="zeros")
-    return table.assign(excess_mean=table["loss_mean"] - FLOOR)
+    diverged = ~np.isfinite(table["loss_mean"]) if flagged else False
+    return table.assign(excess_mean=table["loss_mean"] - FLOOR, diverged=diverged)
 
 
 def test_amd_robust_supported_with_its_evidence():
     c = only(claims.claim_amd_robust(robustness()))
     assert (c.label, c.verdict) == ("4", SUPPORTED), c.reason
-    assert "| gfe_amd | amd | dt_init 0.1, dt_max 10 (configured) | 160.0 | 0.2500 | 0.05000 |" in c.evidence
-    assert "| gfe_rk4 | rk4 | 40 steps (NFE-matched) | 160.0 | 0.2600 | 0.06000 |" in c.evidence
-    assert any("gfe_amd: AMD range 4.000% of its best" in line and "16.67% below rk4" in line for line in c.evidence)
+    assert "| GFE-amd | amd | dt_init 0.1, dt_max 10 (configured) | 160.0 | 0.2500 | 0.05000 |" in c.evidence
+    assert "| GFE-rk4 | rk4 | 40 steps (NFE-matched) | 160.0 | 0.2600 | 0.06000 |" in c.evidence
+    assert any("GFE-amd: AMD range 4.000% of its best" in line and "16.67% below rk4" in line for line in c.evidence)
 
 
 @pytest.mark.parametrize(
@@ -533,7 +675,9 @@ def test_amd_robust_supported_with_its_evidence():
     [
         (robustness(amd=(0.25, 0.26, 0.25)), NOT_SUPPORTED, "varies beyond the bound"),  # range 20% of 0.05
         (robustness(amd=(0.25, math.inf, 0.25)), NOT_SUPPORTED, "varies beyond the bound"),  # AMD diverged
-        (robustness(amd=(0.25, math.nan, 0.25)), NOT_SUPPORTED, "varies beyond the bound"),  # never skipped
+        (robustness(amd=(0.25, math.nan, 0.25)), NOT_SUPPORTED, "varies beyond the bound"),  # flagged: never skipped
+        (robustness(amd=(0.25, math.nan, 0.25), flagged=False), NOT_TESTED, "did not flag it as diverged"),
+        (robustness(amd=(0.25, math.inf, 0.25), flagged=False), NOT_TESTED, "a broken row, not a divergence"),
         (robustness(rk4=(2.0, 0.5, 0.245)), NOT_SUPPORTED, "more than the margin worse"),  # AMD 11% above
         (robustness(rk4=(0.2555, 0.2545, 0.2545)), NOT_TESTED, "rk4 varies by no more than the bound"),
         (robustness(rk4=(math.inf, math.inf, 0.26)), SUPPORTED, "rk4 varies beyond it on 2"),  # diverged: infinite
@@ -588,14 +732,13 @@ def _e1_broken(kind):
     ],
 )
 def test_claim_1a_draws_no_verdict_from_a_broken_table(kind, words):
-    c = only(claims.claim_few_images(_e1_broken(kind), "config/paper.yaml"))
+    c = few(_e1_broken(kind), continuation(e1_few([0.20, 0.215, 0.21])))
     assert c.verdict == NOT_TESTED and words in c.reason, c.reason
-    assert only(claims.claim_few_images(_e1_broken("none"), "config/paper.yaml")).verdict == SUPPORTED
+    assert few(_e1_broken("none")).verdict == SUPPORTED
 
 
 def test_the_configured_seeds_are_required_even_when_both_models_lack_one():
-    e1 = e1_few([0.20, 0.215, 0.21])
-    c = only(claims.claim_few_images(e1, "config/paper.yaml", seeds=[0, 1, 2, 3]))
+    c = few(e1_frame({("ae", 10): [0.3, 0.31, 0.32], ("gfe_amd", 10): [0.2, 0.215, 0.21]}), seeds=[0, 1, 2, 3])
     assert c.verdict == NOT_TESTED and "ae lacks seed(s) 3" in c.reason and "gfe_amd lacks seed(s) 3" in c.reason
 
 
@@ -654,13 +797,143 @@ def test_identical_differences_give_no_interval():
     assert c.verdict == NOT_TESTED and "identical" in c.reason
 
 
+# ---------------------------------------------------------------- the integrity gate: configured grid, reference curves
+
+
+def _e1_large_broken(kind):
+    e1 = e1_large([0.101, 0.1025, 0.1045])
+    at = (e1["train_size"] == 1000) & (e1["model"] == "gfe_amd")
+    if kind == "nan":
+        e1.loc[at & (e1["seed"] == 2), "test_loss_mean"] = math.nan
+    elif kind == "missing seed":
+        e1 = e1[~(at & (e1["seed"] == 2))]
+    elif kind == "duplicate":
+        e1 = pd.concat([e1, e1[at & (e1["seed"] == 1)]])
+    elif kind == "missing size":
+        e1 = e1[e1["train_size"] != 10]
+    return e1
+
+
+@pytest.mark.parametrize(
+    "kind, words",
+    [
+        ("nan", "test_loss_mean is not a finite number (nan)"),
+        ("missing seed", "at N = 1000 gfe_amd lacks seed(s) 2 of seeds 0, 1, 2"),
+        ("duplicate", "duplicated rows (model gfe_amd, train_size 1000, seed 1"),
+        ("missing size", "ae lacks train_size 10 of the configured 10, 1000"),
+    ],
+)
+def test_claim_1b_draws_no_verdict_from_a_broken_table(kind, words):
+    sizes = {"ae": [10, 1000], "gfe_amd": [10, 1000]}
+    c = competitive(
+        _e1_large_broken(kind), continuation(e1_large([0.101, 0.1025, 0.1045])), seeds=[0, 1, 2], sizes=sizes
+    )
+    assert c.verdict == NOT_TESTED and words in c.reason and "e1_data_efficiency.csv" in c.reason, c.reason
+    assert competitive(_e1_large_broken("none"), seeds=[0, 1, 2], sizes=sizes).verdict == SUPPORTED
+
+
+def test_a_configured_size_missing_from_e1_makes_claim_1a_not_tested():
+    e1 = e1_few([0.20, 0.215, 0.21])
+    c = few(e1, sizes={"gfe_amd": [10, 100, 1000]})
+    assert c.verdict == NOT_TESTED and "gfe_amd lacks train_size 100 of the configured 10, 100, 1000" in c.reason
+
+
+def _e4(**kw):
+    return e4_frames([0.01, 0.02, 0.015], steps=(0, 20, 40, 60, 80, 100), **kw)
+
+
+def test_claim_2_is_judged_at_the_configured_step():
+    held, train = _e4()
+    assert adjoint(held, train, step=100).verdict == SUPPORTED
+    cut = held[held["step"] <= 20]  # every run cut at step 20: never judged there
+    c = adjoint(cut, train, step=100)
+    assert c.verdict == NOT_TESTED and "ends at step 20, short of the configured step 100 (truncated)" in c.reason
+    assert "e4_heldout.csv" in c.reason
+    c = adjoint(held, train, step=80)
+    assert c.verdict == NOT_TESTED and "goes on to step 100, past the configured step 80" in c.reason
+
+
+def test_claim_3_is_judged_at_the_configured_step_and_reports_it():
+    held = e3_heldout([-0.05, -0.04, -0.06], steps=(0, 10, 20, 30))
+    c = only(claims.claim_second_order(held, e5_order(), step=30))
+    assert c.verdict == SUPPORTED and "at the last step 30 the difference is" in c.reason
+    text = claims.fmt_interval(*claims.paired_interval([-0.05, -0.04, -0.06]))
+    assert f"At the last step 30, GFE-2nd − GFE-rk4: {text}." in c.evidence
+    c = only(claims.claim_second_order(held[held["step"] <= 20], e5_order(), step=30))
+    assert c.verdict == NOT_TESTED and "short of the configured step 30" in c.reason
+
+
+def _reference(frame, model, how):
+    """The reference `model`'s curve made flat (did not learn) or back at its step-0 level at
+    its second-to-last step (broke down), seed 1."""
+    one = (frame["model"] == model) & (frame["seed"] == 1)
+    start = float(frame.loc[one & (frame["step"] == 0), "loss_mean"].iloc[0])
+    frame = frame.copy()
+    if how == "flat":
+        frame.loc[one & (frame["step"] > 0), "loss_mean"] = 0.95 * start
+    else:
+        steps = sorted(frame.loc[one, "step"])
+        frame.loc[one & (frame["step"] == steps[-2]), "loss_mean"] = start
+    return frame
+
+
+@pytest.mark.parametrize(
+    "how, words",
+    [("flat", "did not learn: its held-out loss never falls below 0.9 × its step-0 value"), ("back", "broke down")],
+)
+def test_a_reference_curve_that_did_not_learn_or_broke_down_decides_nothing(how, words):
+    held, train = _e4()
+    c = adjoint(_reference(held, "gfe_adjoint", how), train)
+    assert c.verdict == NOT_TESTED and f"the reference GFE-adjoint run of seed 1 {words}" in c.reason, c.reason
+    held3 = e3_heldout([-0.05, -0.04, -0.06], steps=(0, 10, 20, 30, 40))
+    c = only(claims.claim_second_order(_reference(held3, "gfe_rk4", how), e5_order()))
+    assert c.verdict == NOT_TESTED and f"the reference GFE-rk4 run of seed 1 {words}" in c.reason, c.reason
+    assert "e3_heldout.csv" in c.reason
+
+
+GRID = {"decoders": ["gfe_amd", "gfe_rk4"], "dt_init": [0.1, 1.0, 10.0], "dt_max": [10.0], "rk4_steps": [10, 20, 40]}
+
+
+@pytest.mark.parametrize(
+    "kind, words",
+    [
+        ("decoder", "decoder gfe_rk4 of the configured gfe_amd, gfe_rk4 is missing"),
+        ("setting", "decoder gfe_amd lacks the AMD setting dt_init 10, dt_max 10"),
+        ("count", "decoder gfe_amd lacks rk4 at 20 steps of the configured 10, 20, 40"),
+        ("duplicate", "duplicated rows (decoder_model gfe_amd, solver rk4"),
+        ("nan", "loss_mean is not a finite number (nan) for rk4 10 steps on decoder gfe_amd"),
+    ],
+)
+def test_claim_4_draws_no_verdict_from_a_broken_sweep(kind, words):
+    table = robustness()
+    assert only(claims.claim_amd_robust(table, GRID)).verdict == SUPPORTED
+    amd = table["decoder_model"] == "gfe_amd"
+    if kind == "decoder":
+        table = table[amd]
+    elif kind == "setting":
+        table = table[~(amd & (table["dt_init"] == 10.0))]
+    elif kind == "count":
+        table = table[~(amd & (table["steps"] == 20))]
+    elif kind == "duplicate":
+        table = pd.concat([table, table[amd & (table["steps"] == 10)]])
+    elif kind == "nan":
+        table.loc[amd & (table["steps"] == 10), ["loss_mean", "excess_mean"]] = math.nan
+    c = only(claims.claim_amd_robust(table, GRID))
+    assert c.verdict == NOT_TESTED and words in c.reason and "e5_robustness.csv" in c.reason, c.reason
+
+
+def test_claim_4_names_decoders_in_words_not_python_lists():
+    c = only(claims.claim_amd_robust(robustness(amd=(0.25, 0.26, 0.25))))
+    assert c.verdict == NOT_SUPPORTED and "[" not in c.reason and "trained by GFE-amd and GFE-rk4" in c.reason
+
+
 # ---------------------------------------------------------------- all claims
 
 
 def test_all_claims_on_empty_tables():
     empty = pd.DataFrame()
     result = claims.all_claims(empty, empty, empty, empty, empty, "config/paper.yaml")
-    assert [c.label for c in result] == ["1a", "1b", "1c", "2", "3", "4"]
+    assert [c.label for c in result] == ["1a", "1b", "1b (GFE-lbfgs)", "1c", "2", "3", "4"]
     assert all(c.verdict == NOT_TESTED and "empty" in c.reason for c in result)
     assert "## Claim 4: AMD is robust to the step size" in claims.render(result)
 
@@ -669,8 +942,16 @@ def test_all_claims_in_order_per_dataset():
     e1 = pd.concat([e1_few([0.20, 0.215, 0.21]), e1_few([0.20, 0.215, 0.21], dataset="fmnist")])
     held, train = e4_frames([0.01, 0.02, 0.015])
     result = claims.all_claims(
-        e1, e3_heldout([-0.05, -0.04, -0.06]), held, train, e5_order(), "config/paper.yaml", floors=floors(val=0.0)
+        e1,
+        e3_heldout([-0.05, -0.04, -0.06]),
+        held,
+        train,
+        e5_order(),
+        "config/paper.yaml",
+        floors=floors(val=0.0),
+        continuation=continuation(e1),
     )
-    assert [c.label for c in result] == ["1a", "1a", "1b", "1b", "1c", "1c", "2", "3", "4"]
+    lbfgs = "1b (GFE-lbfgs)"
+    assert [c.label for c in result] == ["1a", "1a", "1b", "1b", lbfgs, lbfgs, "1c", "1c", "2", "3", "4"]
     assert [c.verdict for c in result[:2]] == [SUPPORTED, SUPPORTED]
     assert all(c.verdict in claims.VERDICTS for c in result)

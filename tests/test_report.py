@@ -229,3 +229,12 @@ def test_report_shows_the_verdicts_in_a_browser(tmp_path):
     assert sorted(p.name for p in shots.iterdir()) == ["1_landing.png", "2_summary.png", "3_table.png"]
     assert (repo / "results/default/report.html").stat().st_size > 100_000
     shutil.rmtree(repo / ".snakemake", ignore_errors=True)
+
+
+def test_verdict_cells_take_the_figures_verdict_colours():
+    import plotstyle
+    import report_pages
+
+    for verdict, css_class in report_pages.VERDICT_CLASS.items():
+        rule = next(line for line in report_pages.STYLE.splitlines() if line.startswith(f".{css_class} "))
+        assert plotstyle.VERDICT_COLOURS[verdict] in rule, (verdict, rule)

@@ -1,9 +1,11 @@
 """src/summarize.py's data-driven lines: settings read from the tables, never typed in."""
 
+import json
 import sys
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 import summarize  # noqa: E402  (the workflow's scripts live in src/)
@@ -26,7 +28,7 @@ def test_e5_common_decoder_settings_come_from_the_table():
         }
     )
     text = summarize.e5_common(e5)
-    assert text == "the decoder of the E2 run of gfe_amd, z0 = zeros, τ in {100, 15000}, 50 test images"
+    assert text == "the decoder of the E2 run of GFE-amd, z0 = zeros, τ in {100, 15000}, 50 test images"
 
 
 def test_e1_stopping_states_the_recorded_rule_and_caps():
@@ -43,7 +45,7 @@ def test_e1_stopping_states_the_recorded_rule_and_caps():
     )
     text = summarize.e1_stopping(e1)
     assert "a check every 25 steps; stop after 4 checks (or 0.3 of the checks so far, if more)" in text
-    assert "without a 0.2% improvement of the mean of the last 3 checks; step caps ae 900, gfe_amd 40" in text
+    assert "without a 0.2% improvement of the mean of the last 3 checks; step caps AE 900, GFE-amd 40" in text
     old = e1.drop(columns=["plateau_window", "patience_fraction"])
     assert "(or" not in summarize.e1_stopping(old) and "of the last check;" in summarize.e1_stopping(old)
 
@@ -65,10 +67,16 @@ def test_the_stopping_check_flags_a_continuation_beyond_the_bound():
             {**row, "train_size": 1000, "best_continued": 0.28, "gain": 0.0667},
         ]
     )
-    lines = summarize.stopping_check({"e1_continuation": cont})
-    table = [line for line in lines if line.startswith("| mnist")]
-    assert table[0].endswith("| 0.30% | yes |") and table[1].endswith("| 6.67% | **no** |")
+    e1 = pd.DataFrame({"model": ["ae"] * 3, "train_size": [100, 1000, 3000]})
+    lines = summarize.stopping_check({"e1_continuation": cont, "e1_data_efficiency": e1})
+    table = [line for line in lines if line.startswith("| MNIST")]
+    assert table[0].startswith("| MNIST | AE | 100 |") and table[0].endswith("| 0.30% | yes |")
+    assert table[1].endswith("| 6.67% | **no** |")
+    assert "the AE's plateau is checked at every N" in lines[2] and "to 3× the steps they made" in lines[2]
+    assert "AE at N = 100, 1000 (seed 0)" in lines[2]
     assert "1 of 2 continuations improve by more than the bound" in lines[-2]
+    assert "claims 1a and 1b are not judged at N = 1000." in lines[-2]
+    assert "No AE continuation at N = 3000: the AE's plateau there is not verified." in lines[-2]
     assert summarize.stopping_check({"e1_continuation": pd.DataFrame()}) == []
 
 
@@ -88,3 +96,49 @@ def test_provenance_names_every_commit_and_says_when_there_are_several():
     line = summarize.provenance(two)[0]
     assert "at 3 git commits (the rows come from more than one" in line and line.count("a1") == 2
     assert "a1, a1+dirty, b2;" in line
+
+
+def _summary_of_committed_run(tmp_path, *extra):
+    """summarize.py on the committed tables, with the arguments of the workflow's summarize rule."""
+    results = Path(__file__).resolve().parents[1] / "results" / "default"
+    names = summarize.TABLES
+    if not all((results / f"{n}.csv").exists() for n in names):
+        pytest.skip("no committed result tables")
+    args = ["--config-name", "default", "--config-hash", "x", "--e1-seeds", "0", "1", "2"]
+    args += ["--e3-seeds", "0", "1", "2", "--e4-seeds", "0", "1", "2", *extra]
+    args += ["--tables", *[str(results / f"{n}.csv") for n in names]]
+    args += ["--summary", str(tmp_path / "summary.md"), "--claims", str(tmp_path / "claims.csv")]
+    assert summarize.main(args) == 0
+    return (tmp_path / "summary.md").read_text(), pd.read_csv(tmp_path / "claims.csv")
+
+
+def test_claims_csv_has_both_1b_rows_with_the_effects_of_the_verdicts(tmp_path):
+    text, frame = _summary_of_committed_run(tmp_path)
+    assert list(frame.columns) == summarize.CLAIM_COLUMNS
+    assert list(frame["claim"]) == ["1a", "1b", "1b (GFE-lbfgs)", "1c", "2", "3", "4"]
+    assert set(frame["dataset"]) == {"fashion_mnist"} and not frame["title"].str.contains("Fashion").any()
+    for row in frame.itertuples():
+        assert f"| {row.claim}: {row.title} (Fashion-MNIST) | {row.verdict} |" in text
+
+
+def test_the_summary_uses_display_names_and_no_python_reprs(tmp_path):
+    text, _ = _summary_of_committed_run(tmp_path)
+    for code in ("gfe_amd ", "gfe_rk4 ", "gfe_adjoint", "gfe_2nd", "fashion_mnist", "['", "']"):
+        assert code not in text.replace("`gfe_lbfgs`", ""), code
+
+
+def test_the_configured_grid_reaches_the_claims(tmp_path):
+    """--grid: a configured size, step or setting absent from the tables makes its claim not tested."""
+    grid = {
+        "e1": {"sizes": {"ae": [100, 300, 1000], "gfe_amd": [100, 300]}},
+        "e3": {"steps": 400},
+        "e4": {"steps": 100},
+        "e5": {"decoders": ["gfe_amd", "gfe_rk4"], "dt_init": [0.1, 1.0, 10.0], "dt_max": [1.0, 10.0, 1000.0],
+               "rk4_steps": [10, 25, 100, 1000, 10000]},
+    }  # fmt: skip
+    text, frame = _summary_of_committed_run(tmp_path, "--grid", json.dumps(grid))
+    verdicts = dict(zip(frame["claim"], frame["reason"], strict=True))
+    assert "ae lacks train_size 1000 of the configured 100, 300, 1000" in verdicts["1a"]
+    assert "short of the configured step 400" in verdicts["3"]
+    assert "decoder gfe_amd lacks the AMD setting dt_init 0.1, dt_max 1000" in verdicts["4"]
+    assert frame.set_index("claim").loc["2", "verdict"] == "supported"
