@@ -70,7 +70,7 @@ reproduce: venv data
 
 figures: venv
 	$(SNAKEMAKE) --cores $(CORES) --forcerun aggregate --allowed-rules aggregate summarize \
-		plot_e1 plot_e2 plot_e3 plot_e4 plot_e5 plot_e5_robustness plot_e6 plot_e7 plot_claims \
+		plot_headline plot_e1 plot_e2 plot_e3 plot_e4 plot_e5 plot_e5_robustness plot_e6 plot_e7 plot_claims \
 		latent_separability plot_benchmarks \
 		report_summary report_table all
 

@@ -1,63 +1,81 @@
-"""E1 figure: per dataset (one row), the test loss of each run's best checkpoint against the
-training-set size N (log N axis, every size labelled) and the images seen at that checkpoint.
-Mean ± std over seeds as a large marker with an error bar, every seed as a small marker (open
-when the run stopped at its step cap instead of a validation plateau); the models sit side by
-side around each N, so that no point hides another. Means are joined by lines only when there
-are three sizes or more (two points joined by a line would suggest a trend the data cannot show)."""
+"""E1 figure: per dataset (one row), (left) the test loss of each run's best checkpoint against
+the training-set size N, every model on one log N axis with every size labelled, and (right)
+each GFE model's test loss minus the AE's, paired by seed (same seed = same training subset),
+with its 95% t-interval: claim 1a's unit (claim 1b's too: the images' floor cancels in a
+difference).
+
+Left: mean ± std over seeds as a large marker with an error bar, every seed as a small marker;
+the models sit side by side around each N, so that no point hides another, and their means are
+joined by lines only where a model has three sizes or more (two points joined by a line would
+suggest a trend the data cannot show). A run that stopped at its step cap instead of on a
+validation plateau is hollow, and so is every mean or difference with such a run behind it: a
+capped GFE run's loss is at or above its own plateau, so a capped GFE point errs against GFE.
+
+The images seen at the best checkpoint are not drawn: they follow from each model's stopping
+rule (the AE trained to its plateau, up to tens of thousands of steps; GFE-amd at a fixed step
+budget), not from how much a model learns per image, so that panel compared the rules, not the
+models. E2 (and the headline figure) compares the models against images seen on equal terms."""
 
 import sys
 
 import numpy as np
 import pandas as pd
 from matplotlib.lines import Line2D
-from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, NullFormatter, NullLocator
 
+import plotpanels
 import plotstyle
 
-
-def model_order(models) -> list[str]:
-    """The models in the style's order (the workflow's), unknown ones last by name."""
-    known = [m for m in plotstyle.MODEL_COLOURS if m in set(models)]
-    return known + sorted(set(models) - set(known))
+REFERENCE = "ae"  # the differences are each GFE model minus this one
 
 
-def offsets(sizes, n_models: int) -> np.ndarray:
-    """Multiplicative x offsets of the models around each N: at most 0.045 decades apart, and
-    together at most a third of the smallest gap between two sizes (log10)."""
-    gaps = np.diff(np.log10(sorted(sizes)))
-    room = min(0.045 * max(n_models - 1, 1), gaps.min() / 3 if len(gaps) else 0.1)
-    step = room / max(n_models - 1, 1)
-    return 10 ** (step * (np.arange(n_models) - (n_models - 1) / 2))
+def paired_differences(part: pd.DataFrame, model: str, reference: str = REFERENCE) -> pd.DataFrame:
+    """Per N with both models: mean and 95% t-interval of model − reference of test_loss_mean,
+    paired by seed; n (paired seeds) and capped (a run of either model at that N is capped)."""
+    rows = []
+    both = part[part["model"].isin([model, reference])]
+    for n, at in both.groupby("train_size", sort=True):
+        wide = at.pivot_table(index="seed", columns="model", values="test_loss_mean", aggfunc="mean")
+        if model not in wide or reference not in wide:
+            continue
+        diffs = (wide[model] - wide[reference]).dropna()
+        if diffs.empty:
+            continue
+        mean, low, high = plotstyle.t_interval(diffs.to_numpy())
+        capped = bool(plotpanels.is_capped(at[at["seed"].isin(diffs.index)]).any())
+        rows.append(dict(train_size=n, mean=mean, low=low, high=high, n=len(diffs), capped=capped))
+    return pd.DataFrame(rows, columns=["train_size", "mean", "low", "high", "n", "capped"])
 
 
-def count(v, _pos=None) -> str:
-    return f"{v:,.0f}"
-
-
-def size_axis(ax, sizes) -> None:
-    """Log N axis with exactly the sizes as labelled ticks (no unlabelled minor ticks)."""
-    ax.set_xscale("log")
-    ax.xaxis.set_major_locator(FixedLocator(sizes))
-    ax.xaxis.set_major_formatter(FuncFormatter(count))
-    ax.xaxis.set_minor_locator(NullLocator())
-    ax.xaxis.set_minor_formatter(NullFormatter())
-    ax.set_xlim(min(sizes) / 1.4, max(sizes) * 1.4)
-    ax.set_xlabel("training-set size N (images, log scale)")
-
-
-def count_axis(ax, values) -> None:
-    """Images seen: a linear axis, or a log axis with labelled 1-2-5 ticks over a decade or more."""
-    values = np.asarray(values, dtype=float)
-    values = values[np.isfinite(values) & (values > 0)]
-    if len(values) and values.max() / values.min() >= 10:
-        ax.set_yscale("log")
-        ax.yaxis.set_major_locator(LogLocator(subs=(1, 2, 5)))
-        ax.yaxis.set_minor_locator(NullLocator())
-        ax.yaxis.set_minor_formatter(NullFormatter())
-        ax.set_ylabel("images seen (log scale)")
-    else:
-        ax.set_ylabel("images seen")
-    ax.yaxis.set_major_formatter(FuncFormatter(count))
+def difference_panel(ax, part: pd.DataFrame, shift: dict) -> dict:
+    """Each GFE model − the AE against N, paired by seed, 95% t-interval; returns legend entries."""
+    sizes = sorted(part["train_size"].unique())
+    plotpanels.size_axis(ax, sizes)
+    ax.axhline(0.0, color="grey", lw=0.8)
+    others = [m for m in plotpanels.model_order(part["model"].unique()) if m != REFERENCE]
+    entries: dict[str, object] = {}
+    drawn = False
+    for model in others:
+        d = paired_differences(part, model)
+        if d.empty:
+            continue
+        drawn = True
+        style = plotstyle.marker_style(model)
+        x = d["train_size"] * shift[model]
+        if len(d) >= 3:
+            ax.plot(x, d["mean"], lw=0.8, alpha=0.7, **plotstyle.line_style(model))
+        for capped in (False, True):
+            at = d["capped"] == capped
+            if at.any():
+                err = np.vstack([d.loc[at, "mean"] - d.loc[at, "low"], d.loc[at, "high"] - d.loc[at, "mean"]])
+                marker = plotpanels.hollow(style) if capped else style
+                ax.errorbar(x[at], d.loc[at, "mean"], yerr=err, ms=5, elinewidth=1, zorder=3, **marker)
+        entries.setdefault(
+            "GFE − AE: mean over paired seeds, 95% t-interval",
+            Line2D([], [], color="grey", marker="o", ms=4, ls="none"),
+        )
+    if not drawn:
+        ax.text(0.5, 0.5, "no size with runs of the AE and a GFE model", transform=ax.transAxes, ha="center")
+    return entries
 
 
 def main(argv=None):
@@ -66,57 +84,24 @@ def main(argv=None):
     a = p.parse_args(argv)
     t = pd.read_csv(a.table)
     datasets = sorted(t["dataset"].unique())
-    fig, axes = plotstyle.figure("double", 2.5 * len(datasets) + 0.5, len(datasets), 2, squeeze=False)
+    fig, axes = plotstyle.figure("double", 2.5 * len(datasets) + 0.6, len(datasets), 2, squeeze=False)
     handles: dict[str, object] = {}
+    notes: dict[str, object] = {}
     any_capped = False
-    for (loss_ax, seen_ax), ds in zip(axes, datasets, strict=True):
+    for (loss_ax, diff_ax), ds in zip(axes, datasets, strict=True):
         part = t[t["dataset"] == ds]
-        sizes = sorted(part["train_size"].unique())
-        models = model_order(part["model"].unique())
-        shift = dict(zip(models, offsets(sizes, len(models)), strict=True))
-        # the single seeds just right of their mean, so that its marker does not cover them
-        pair = offsets(sizes, max(len(models), 2))
-        seed_shift = (pair[1] / pair[0]) ** 0.35
-        for model in models:
-            g = part[part["model"] == model]
-            style = plotstyle.marker_style(model)
-            s = (
-                g.groupby("train_size")
-                .agg(
-                    loss=("test_loss_mean", "mean"),
-                    std=("test_loss_mean", "std"),
-                    seen=("best_images_seen", "mean"),
-                    seen_std=("best_images_seen", "std"),
-                )
-                .fillna({"std": 0.0, "seen_std": 0.0})
-                .reset_index()
-            )
-            x = s["train_size"] * shift[model]
-            capped = g["stop_reason"] != "plateau"
-            any_capped |= bool(capped.any())
-            for ax, y, err, col in (
-                (loss_ax, "loss", "std", "test_loss_mean"),
-                (seen_ax, "seen", "seen_std", "best_images_seen"),
-            ):
-                if len(sizes) >= 3:
-                    ax.plot(x, s[y], lw=0.8, alpha=0.7, **plotstyle.line_style(model))
-                bars = ax.errorbar(x, s[y], yerr=s[err], ms=5, elinewidth=1, zorder=3, **style)
-                gx = g["train_size"] * shift[model] * seed_shift
-                ax.plot(gx[~capped], g.loc[~capped, col], ms=2.5, alpha=0.6, mew=0, zorder=2, **style)
-                ax.plot(gx[capped], g.loc[capped, col], ms=3, mfc="white", mew=0.8, zorder=4, **style)
-            handles.setdefault(plotstyle.model_label(model, plotstyle.seeds_text(g)), bars)
-        for ax in (loss_ax, seen_ax):
-            size_axis(ax, sizes)
-        count_axis(seen_ax, part["best_images_seen"])
+        found, capped, shift = plotpanels.loss_panel(loss_ax, part)
+        for label, handle in found.items():
+            handles.setdefault(label, handle)
+        any_capped |= capped
+        notes.update(difference_panel(diff_ax, part, shift))
         name = plotstyle.dataset_name(ds)
         loss_ax.set_ylabel(plotstyle.short_loss_label(ds, "test loss"))
         loss_ax.set_title(f"{name}: test loss at the best checkpoint")
-        seen_ax.set_title(f"{name}: images seen at the best checkpoint")
-    legend = dict(handles)
-    legend["single seeds"] = Line2D([], [], color="grey", marker="o", ls="none", ms=2.5, alpha=0.6, mew=0)
-    if any_capped:
-        legend["a run stopped at its step cap"] = Line2D([], [], color="grey", marker="o", ls="none", ms=3, mfc="white")
-    fig.legend(legend.values(), legend.keys(), loc="outside lower center", ncols=min(len(legend), 3))
+        diff_ax.set_ylabel(plotstyle.short_loss_label(ds, "GFE − AE test loss") + "\n< 0: GFE lower")
+        diff_ax.set_title(f"{name}: GFE − AE at each N, paired by seed")
+    legend = plotpanels.legend_entries(handles, any_capped) | notes
+    fig.legend(legend.values(), legend.keys(), loc="outside lower center", ncols=min(len(legend), 2))
     plotstyle.save(fig, a.png, a.pdf)
 
 

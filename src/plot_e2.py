@@ -10,6 +10,7 @@ import sys
 import pandas as pd
 from matplotlib.lines import Line2D
 
+import plotpanels
 import plotstyle
 
 
@@ -18,33 +19,6 @@ def label(model: str, rule: str, detail: str) -> str:
     if model == "gfe_amd" and rule:
         detail = f"{'authors’ ' if rule == 'shared' else ''}{rule} AMD rule, {detail}"
     return plotstyle.model_label(model, detail)
-
-
-def line_style(model: str, rule: str) -> dict:
-    """The model's style; GFE-amd trained with the per-sample rule is its dashed variant."""
-    style = plotstyle.line_style(model)
-    return {**style, "ls": "--"} if rule == "per-sample" and style["ls"] == "-" else style
-
-
-def curves(part: pd.DataFrame):
-    """((model, rule), seed count, per-step mean/std) of each model, the style's order, step 0 left out."""
-    part = part.assign(amd_rule=part["amd_rule"].fillna(""))
-    order = {m: i for i, m in enumerate(plotstyle.MODEL_COLOURS)}
-    keys = sorted(part.groupby(["model", "amd_rule"]).groups, key=lambda k: (order.get(k[0], len(order)), k))
-    for model, rule in keys:
-        g = part[(part["model"] == model) & (part["amd_rule"] == rule)]
-        s = (
-            g[g["step"] > 0]
-            .groupby("step")
-            .agg(
-                images=("images_seen", "first"),
-                loss=("loss_mean", "mean"),
-                std=("loss_mean", "std"),
-                sec=("elapsed_s", "mean"),
-            )
-            .fillna({"std": 0.0})
-        )
-        yield (model, rule), g["seed"].nunique(), s
 
 
 def main(argv=None):
@@ -61,8 +35,8 @@ def main(argv=None):
     handles: dict[str, object] = {}
     for row, ds in zip(axes, datasets, strict=True):
         part = t[t["dataset"] == ds]
-        for (model, rule), n_seeds, s in curves(part):
-            style = line_style(model, rule)
+        for (model, rule), n_seeds, s in plotpanels.curves(part):
+            style = plotpanels.line_style(model, rule)
             for ax, x in ((row[0], s["images"]), (row[1], s["sec"])):
                 (line,) = ax.plot(x, s["loss"], lw=1.1, **style)
                 if n_seeds > 1:

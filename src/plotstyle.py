@@ -13,6 +13,8 @@ The visual language (every figure follows it; `tests/test_figures_style.py` chec
 * Fashion-MNIST / MNIST / CIFAR-10 classes take :data:`CLASS_COLOURS`, ten colours at least
   ΔE 32 (CIELAB) away from every model colour and 66 from each other, so that a class is never read as a model;
 * claim verdicts take :data:`VERDICT_COLOURS`;
+* a criterion's bound (a margin, a threshold) is a thin black dashed line, :data:`THRESHOLD_STYLE`,
+  as in the claims forest plot, named in the legend;
 * legends and titles name models by :func:`display_name` (``GFE-amd``), never by code names;
 * figures are made by :func:`figure` at the paper's column widths (single 3.5 in, double 7 in)
   and drawn at their final size, with text of at least 7 pt.
@@ -118,6 +120,8 @@ VERDICT_COLOURS = {
     "not tested at this budget": "#9E9E9E",
     "not tested": "#9E9E9E",
 }
+# A criterion's bound drawn in a figure (the claims forest plot's threshold line).
+THRESHOLD_STYLE = {"color": "black", "ls": "--", "lw": 0.8}
 # The colour of values taken from the papers (marker only), and of differences between models.
 PAPER_COLOUR = "black"
 DIFFERENCE_COLOUR = "#333333"

@@ -1,6 +1,7 @@
-"""Figures E5, claim 4 (E5 robustness), E6, E7 and the benchmark figure, and the tables behind
-them (E6's per-class choice of test images, E7's k-NN separability), on small synthetic tables:
-each figure is drawn, and what it must show is found on its axes."""
+"""Figures E1, the headline, E4's panel (b), E5, claim 4 (E5 robustness), E6, E7 and the
+benchmark figure, and the tables behind them (E6's per-class choice of test images, E7's k-NN
+separability), on small synthetic tables: each figure is drawn, and what it must show is found
+on its axes."""
 
 from __future__ import annotations
 
@@ -19,13 +20,17 @@ from workflow_helpers import REPO
 
 sys.path.insert(0, str(REPO / "src"))
 import aggregate  # noqa: E402  (the workflow's scripts live in src/, outside the package)
+import claims  # noqa: E402
 import evaluate  # noqa: E402
 import latent_separability  # noqa: E402
 import plot_benchmarks  # noqa: E402
+import plot_e1  # noqa: E402
+import plot_e4  # noqa: E402
 import plot_e5  # noqa: E402
 import plot_e5_robustness  # noqa: E402
 import plot_e6  # noqa: E402
 import plot_e7  # noqa: E402
+import plot_headline  # noqa: E402
 import plotstyle  # noqa: E402
 
 PROVENANCE = {"git_commit": "abc", "torch_version": "2", "torchdiffeq_version": "0", "snakemake_version": "9"}
@@ -66,6 +71,278 @@ def lines(fig) -> list[Line2D]:
 def legend_texts(fig) -> list[str]:
     legends = [ax.get_legend() for ax in fig.axes if ax.get_legend()] + list(fig.legends)
     return [t.get_text() for legend in legends for t in legend.get_texts()]
+
+
+def gid_lines(ax, gid: str) -> list[Line2D]:
+    return [line for line in ax.get_lines() if line.get_gid() == gid]
+
+
+def is_white(colour) -> bool:
+    from matplotlib.colors import to_hex
+
+    return isinstance(colour, str | tuple | list | np.ndarray) and to_hex(colour) == "#ffffff"
+
+
+# ---------------------------------------------------------------- E1 and the headline
+
+E1_SIZES = {
+    "ae": (100, 300, 1000, 3000, 10000),
+    "gfe_amd": (100, 300, 1000),
+    "gfe_lbfgs": (100, 300, 1000, 3000, 10000),
+}
+
+
+def _e1_table(capped=(("gfe_amd", 1000), ("gfe_amd", 300))) -> pd.DataFrame:
+    """An E1 table shaped as the default run's: AE and GFE-lbfgs on 5 sizes, GFE-amd on 3 (at a
+    step budget: the runs at the `capped` (model, N) stopped at their cap), 3 seeds."""
+    rows = []
+    for k, (model, sizes) in enumerate(E1_SIZES.items()):
+        for n in sizes:
+            for seed in range(3):
+                base = {"ae": 0.36, "gfe_amd": 0.31, "gfe_lbfgs": 0.305}[model] - 0.01 * np.log10(n / 100)
+                loss = base + 0.002 * seed - 0.001 * k * (seed == 1)
+                rows.append(
+                    dict(
+                        dataset="fashion_mnist",
+                        model=model,
+                        train_size=n,
+                        seed=seed,
+                        test_loss_mean=loss,
+                        best_images_seen=5 * (60 * n if model == "ae" else 1000),
+                        stop_reason="cap" if (model, n) in capped else "plateau",
+                    )
+                )
+    return pd.DataFrame(rows)
+
+
+def _model_of(line: Line2D) -> str | None:
+    from matplotlib.colors import to_hex
+
+    colour = to_hex(line.get_color())
+    return next((m for m, c in plotstyle.MODEL_COLOURS.items() if to_hex(c) == colour), None)
+
+
+def test_e1_has_every_model_on_a_log_n_axis_capped_runs_hollow_and_no_images_seen_panel(tmp_path, drawn):
+    table = _e1_table()
+    path = tmp_path / "e1.csv"
+    gfe.io.write_csv(table, path)
+    plot_e1.main(["--table", str(path), *out_args(tmp_path)])
+    fig = drawn[-1]
+    assert (tmp_path / "fig.png").stat().st_size > 10000 and (tmp_path / "fig.pdf").stat().st_size > 1000
+    loss_ax, diff_ax = fig.axes[:2]
+    for ax in (loss_ax, diff_ax):
+        assert ax.get_xscale() == "log"
+        assert [t.get_text() for t in ax.get_xticklabels()] == ["100", "300", "1,000", "3,000", "10,000"]
+        assert "training-set size N" in ax.get_xlabel() and "log scale" in ax.get_xlabel()
+    assert loss_ax.get_ylabel() == "test loss (BCE)"
+    # the images seen at the best checkpoint are no longer drawn
+    assert not [ax for ax in fig.axes if "images seen" in (ax.get_ylabel() + ax.get_title())]
+    # all three models on the loss panel, each in its colour and marker
+    markers = {
+        (_model_of(line), line.get_marker())
+        for line in loss_ax.get_lines()
+        if line.get_marker() in set(plotstyle.MODEL_MARKERS.values())
+    }
+    assert {(m, plotstyle.MODEL_MARKERS[m]) for m in E1_SIZES} <= markers
+    # the capped runs, and only they, are hollow single seeds
+    hollow_seeds = [
+        line for line in loss_ax.get_lines() if is_white(line.get_markerfacecolor()) and line.get_markersize() == 3
+    ]
+    drawn_capped = sorted(y for line in hollow_seeds for y in line.get_ydata())
+    capped = table[table["stop_reason"] == "cap"]
+    assert drawn_capped == pytest.approx(sorted(capped["test_loss_mean"]))
+    # a mean with a capped run behind it is hollow too: GFE-amd at N = 300 and 1,000, not 100
+    amd_means = [
+        line
+        for line in loss_ax.get_lines()
+        if _model_of(line) == "gfe_amd" and line.get_marker() == "s" and line.get_markersize() == 5
+    ]
+    hollow_x = sorted(round(x) for line in amd_means if is_white(line.get_markerfacecolor()) for x in line.get_xdata())
+    filled_x = sorted(
+        round(x) for line in amd_means if not is_white(line.get_markerfacecolor()) for x in line.get_xdata()
+    )
+    assert len(hollow_x) == 2 and len(filled_x) == 1 and filled_x[0] < 110
+    assert any(t.startswith("hollow: a run stopped at its step cap") for t in legend_texts(fig))
+    # the difference panel: each GFE model − the AE, paired by seed, at every N with both
+    d = plot_e1.paired_differences(table, "gfe_amd")
+    assert list(d["train_size"]) == [100, 300, 1000] and (d["n"] == 3).all()
+    at = table[table["train_size"] == 300].pivot_table(index="seed", columns="model", values="test_loss_mean")
+    assert d.loc[d["train_size"] == 300, "mean"].iloc[0] == pytest.approx((at["gfe_amd"] - at["ae"]).mean())
+    assert list(d["capped"]) == [False, True, True]
+    assert len(plot_e1.paired_differences(table, "gfe_lbfgs")) == 5
+    amd_diffs = sorted(
+        y
+        for line in diff_ax.get_lines()
+        if _model_of(line) == "gfe_amd" and line.get_marker() == "s"
+        for y in line.get_ydata()
+    )
+    assert amd_diffs == pytest.approx(sorted(d["mean"]))
+    assert "GFE − AE" in diff_ax.get_ylabel()
+
+
+def test_e1_without_capped_runs_has_no_hollow_marker_or_entry(tmp_path, drawn):
+    path = tmp_path / "e1.csv"
+    gfe.io.write_csv(_e1_table(capped=()), path)
+    plot_e1.main(["--table", str(path), *out_args(tmp_path)])
+    fig = drawn[-1]
+    assert not [line for ax in fig.axes for line in ax.get_lines() if is_white(line.get_markerfacecolor())]
+    assert not any("hollow" in t for t in legend_texts(fig))
+
+
+def _e2_table(ae_last=0.3153, gfe_at_825=0.3121) -> pd.DataFrame:
+    """E2 curves of AE, GFE-amd (shared rule, and a per-sample run) and GFE-lbfgs, validated at
+    the images of the default run (320, 640, 825, ..., 7,040)."""
+    images = [320, 640, 825, 1345, 1840, 2470, 3520, 7040]
+    rows = []
+    for model, rule, seeds in (("ae", "", 3), ("gfe_amd", "shared", 3), ("gfe_amd_per_sample", "per-sample", 1)):
+        for seed in range(seeds):
+            for i, img in enumerate([0, *images]):
+                if img == 0:
+                    loss = 0.69
+                elif model == "ae":
+                    loss = ae_last + 0.09 * (1 - i / len(images))
+                elif img < 825:  # above the AE's last loss before 825 images
+                    loss = ae_last + 0.005 + 0.01 * (2 - i)
+                else:
+                    loss = gfe_at_825 - 0.004 * (i - 3)
+                rows.append(
+                    dict(
+                        dataset="fashion_mnist",
+                        model=model,
+                        amd_rule=rule,
+                        train_size=49800,
+                        seed=seed,
+                        step=img // 5,
+                        images_seen=img,
+                        elapsed_s=img / 10,
+                        n_images=200,
+                        loss_mean=loss + 0.0005 * (seed - 1),
+                    )
+                )
+    return pd.DataFrame(rows)
+
+
+def test_headline_marks_gfe_amd_below_the_ae_with_the_tables_numbers(tmp_path, drawn):
+    e1, e2 = tmp_path / "e1.csv", tmp_path / "e2.csv"
+    gfe.io.write_csv(_e1_table(), e1)
+    table = _e2_table()
+    gfe.io.write_csv(table, e2)
+    png, pdf = tmp_path / "headline.png", tmp_path / "headline.pdf"
+    plot_headline.main(["--e1", str(e1), "--e2", str(e2), "--png", str(png), "--pdf", str(pdf)])
+    assert png.stat().st_size > 10000 and pdf.stat().st_size > 1000
+    fig = drawn[-1]
+    assert fig.get_size_inches()[0] == pytest.approx(7.0)
+    loss_ax, curve_ax = fig.axes[:2]
+    assert loss_ax.get_xscale() == "log" and "training-set size N" in loss_ax.get_xlabel()
+    assert curve_ax.get_xlabel() == "training images seen" and curve_ax.get_ylabel() == "validation loss (BCE)"
+    # the values in the text are the table's: GFE-amd's mean at 825 images, the AE's at its last
+    gfe_825 = table[(table["model"] == "gfe_amd") & (table["images_seen"] == 825)]["loss_mean"].mean()
+    ae_last = table[(table["model"] == "ae") & (table["images_seen"] == 7040)]["loss_mean"].mean()
+    point = plot_headline.crossing(table)
+    assert point == dict(
+        gfe_images=825, gfe_loss=pytest.approx(gfe_825), ae_images=7040, ae_loss=pytest.approx(ae_last)
+    )
+    (text,) = [t for t in curve_ax.texts if t.get_gid() == "headline-text"]
+    assert "825 images" in text.get_text() and "7,040" in text.get_text()
+    assert f"{gfe_825:.4f}" in text.get_text() and f"{ae_last:.4f}" in text.get_text()
+    (level,) = gid_lines(curve_ax, "headline-level")
+    assert list(level.get_ydata()) == pytest.approx([ae_last] * 2) and list(level.get_xdata()) == [825, 7040]
+    assert list(gid_lines(curve_ax, "headline-gfe")[0].get_ydata()) == pytest.approx([gfe_825])
+    # the per-sample variant is E2's own figure, not the headline's
+    curve_colours = {_model_of(line) for line in curve_ax.get_lines() if len(line.get_xdata()) > 2}
+    assert curve_colours == {"ae", "gfe_amd"}
+    assert not any("per-sample" in t for t in legend_texts(fig))
+
+
+def test_headline_draws_no_mark_when_gfe_amd_is_never_below_the_ae(tmp_path, drawn):
+    e1, e2 = tmp_path / "e1.csv", tmp_path / "e2.csv"
+    gfe.io.write_csv(_e1_table(), e1)
+    table = _e2_table(ae_last=0.25)  # the AE ends below every GFE-amd validation
+    gfe.io.write_csv(table, e2)
+    assert plot_headline.crossing(table) is None
+    plot_headline.main(["--e1", str(e1), "--e2", str(e2), *out_args(tmp_path)])
+    fig = drawn[-1]
+    assert not [t for ax in fig.axes for t in ax.texts if t.get_gid() == "headline-text"]
+    assert not [line for ax in fig.axes for line in ax.get_lines() if (line.get_gid() or "").startswith("headline")]
+
+
+# ---------------------------------------------------------------- E4 (b): claim 2's unit and margin
+
+
+def _e4_tables(tmp_path, floor=0.24):
+    train, held = [], []
+    for k, model in enumerate(("gfe_rk4", "gfe_adjoint")):
+        for seed in range(3):
+            for step in range(1, 61):
+                train.append(
+                    dict(
+                        dataset="fashion_mnist",
+                        model=model,
+                        seed=seed,
+                        step=step,
+                        loss=0.3 + 0.4 / step,
+                        seconds=0.4 + 3 * k,
+                        grad_cosine=0.99 if model == "gfe_adjoint" else np.nan,
+                    )
+                )
+            for step in range(0, 61, 20):
+                adjoint = 0.69 if step == 0 else 0.30 + 0.1 / step + 0.001 * seed
+                gap = 0 if step == 0 else (0.04 + 0.01 * seed) * (adjoint - floor)  # 4-6% of the excess
+                held.append(
+                    dict(
+                        dataset="fashion_mnist",
+                        model=model,
+                        seed=seed,
+                        step=step,
+                        n_images=200,
+                        loss_mean=adjoint + (gap if model == "gfe_rk4" else 0),
+                    )
+                )
+    floors = pd.DataFrame(
+        [
+            dict(dataset="fashion_mnist", split="val", n_images=200, loss="bce", floor_mean=floor, floor_std=0.09),
+            dict(dataset="fashion_mnist", split="test", n_images=2000, loss="bce", floor_mean=0.5, floor_std=0.09),
+        ]
+    )
+    paths = tmp_path / "e4_train.csv", tmp_path / "e4_held.csv", tmp_path / "floors.csv"
+    for frame, path in zip((train, held, floors), paths, strict=True):
+        gfe.io.write_csv(pd.DataFrame(frame), path)
+    return paths
+
+
+def test_e4_panel_b_is_in_the_criterions_unit_with_its_margin(tmp_path, drawn):
+    train, held, floors = _e4_tables(tmp_path)
+    plot_e4.main(["--train", str(train), "--heldout", str(held), "--floors", str(floors), *out_args(tmp_path)])
+    fig = drawn[-1]
+    assert (tmp_path / "fig.png").stat().st_size > 10000
+    diff_ax = fig.axes[1]
+    assert "excess loss" in diff_ax.get_ylabel() and "%" in diff_ax.get_ylabel()
+    assert "floor 0.2400" in diff_ax.get_title()  # the validation floor, not the test one
+    # the margin is src/claims', as a line at 100 × margin %
+    margin = 100 * plot_e4.MARGIN
+    assert plot_e4.MARGIN == 0.10
+    (line,) = gid_lines(diff_ax, "claim-margin")
+    assert list(line.get_ydata()) == [margin, margin] and line.get_linestyle() == "--"
+    assert any("margin: 10% of the adjoint's excess loss" in t for t in legend_texts(fig))
+    # the plotted values are claim 2's (approximate − adjoint)/(adjoint − floor), in %: 4, 5, 6% by seed
+    frame = pd.read_csv(held)
+    d = plot_e4.relative_difference(frame, "gfe_rk4", "gfe_adjoint", 0.24)
+    assert list(d["mean"]) == pytest.approx([0.0, 5.0, 5.0, 5.0])
+    # the same number as the criterion's own helper
+    assert 100 * claims.relative_at(frame, 60, "gfe_rk4", "gfe_adjoint", 0.24).mean() == pytest.approx(5.0)
+    (curve,) = [line for line in diff_ax.get_lines() if line.get_marker() == "o"]
+    assert list(curve.get_ydata()) == pytest.approx(list(d["mean"]))
+    (value,) = [t for t in diff_ax.texts if t.get_gid() == "claim-value"]
+    assert value.get_text().startswith("step 60: 5.00% (95% CI")
+    assert diff_ax.get_ylim()[1] > margin  # the margin is inside the axis
+
+
+def test_e4_without_floors_says_so_and_draws_no_margin(tmp_path, drawn):
+    train, held, _floors = _e4_tables(tmp_path)
+    plot_e4.main(["--train", str(train), "--heldout", str(held), *out_args(tmp_path)])
+    diff_ax = drawn[-1].axes[1]
+    assert not gid_lines(diff_ax, "claim-margin")
+    assert "no floor given" in diff_ax.get_title()
 
 
 # ---------------------------------------------------------------- E6: one test image per class
@@ -208,6 +485,80 @@ def test_claim4_figure_without_divergence_has_no_diverged_entry(tmp_path, drawn)
     gfe.io.write_csv(_robustness_table(diverged_steps=()), path)
     plot_e5_robustness.main(["--table", str(path), *out_args(tmp_path)])
     assert not any("diverged" in t for t in legend_texts(drawn[-1]))
+
+
+def _deciding_table() -> pd.DataFrame:
+    """The claim-4 table with AMD at dt_max 1 (dt_init 0.1 and 1) ending 18% above AMD's best on
+    the rk4-trained decoder, at nearly the same spot, as in the default run."""
+    t = _robustness_table(diverged_steps=())
+    on_rk4 = (t["decoder_model"] == "gfe_rk4") & (t["solver"] == "amd")
+    t.loc[on_rk4 & (t["dt_max"] == 1.0), ["excess_mean", "nfe_mean"]] = [0.047 * 1.18, 820.0]
+    extra = t[on_rk4 & (t["dt_max"] == 1.0)].assign(dt_init=1.0, nfe_mean=807.0)
+    t = pd.concat([t, extra], ignore_index=True)
+    t["loss_mean"] = t["excess_mean"] + 0.24
+    return t
+
+
+def _patch_span(patch) -> tuple[float, float]:
+    return patch.get_y(), patch.get_y() + patch.get_height()
+
+
+def test_claim4_figure_draws_the_criterions_bounds_and_labels_the_deciding_settings(tmp_path, drawn):
+    table = _deciding_table()
+    path = tmp_path / "robustness.csv"
+    gfe.io.write_csv(table, path)
+    plot_e5_robustness.main(["--table", str(path), *out_args(tmp_path)])
+    fig = drawn[-1]
+    assert (tmp_path / "fig.png").stat().st_size > 10000
+    spread, margin = claims.ROBUST_SPREAD, claims.MATCHED_MARGIN
+    assert spread == 0.10 and margin == 0.10
+    for ax in fig.axes:
+        decoder = "gfe_amd" if "GFE-amd decoder" in ax.get_title() else "gfe_rk4"
+        part = table[table["decoder_model"] == decoder]
+        amd, rk4 = part[part["solver"] == "amd"], part[part["solver"] == "rk4"]
+        best = amd["excess_mean"].min()
+        # (i): the band from AMD's best to 10% above it, its top edge dashed
+        (band,) = [p for p in ax.patches if p.get_gid() == "robust-band"]
+        assert _patch_span(band) == pytest.approx((best, (1 + spread) * best))
+        (edge,) = gid_lines(ax, "robust-bound")
+        assert list(edge.get_ydata()) == pytest.approx([(1 + spread) * best] * 2) and edge.get_linestyle() == "--"
+        # (iii): the bar 10% above rk4 at the configured AMD setting's NFE
+        matched = rk4[rk4["nfe_matched"]].iloc[0]
+        (bar,) = gid_lines(ax, "matched-bound")
+        assert list(bar.get_xdata()) == [matched["nfe_mean"]]
+        assert list(bar.get_ydata()) == pytest.approx([(1 + margin) * matched["excess_mean"]])
+        # the settings outside the band are filled and labelled; those inside stay hollow
+        deciding = gid_lines(ax, "deciding")
+        labels = [t.get_text() for t in ax.texts if t.get_gid() == "deciding-label"]
+        if decoder == "gfe_amd":
+            assert not deciding and not labels
+            continue
+        assert len(deciding) == 2
+        assert all(line.get_markerfacecolor() == line.get_markeredgecolor() for line in deciding)
+        assert all(line.get_markersize() >= 8 for line in deciding)
+        assert labels == ["AMD dt_max 1, dt_init 0.1 and 1:\n18% above AMD's best"]  # one label for the one spot
+    assert any(t.startswith("(i) AMD's best + 10%") for t in legend_texts(fig))
+    assert any(t.startswith("(iii) rk4 at equal NFE + 10%") for t in legend_texts(fig))
+    assert any(t.startswith("filled, labelled") for t in legend_texts(fig))
+
+
+def test_claim4_figure_averages_seeds_and_says_how_the_deciding_runs_ended(tmp_path, drawn):
+    one = _deciding_table()
+    table = pd.concat([one.assign(seed=s, excess_mean=one["excess_mean"] * (1 + 0.01 * s)) for s in range(3)])
+    table["stop_reason"] = np.where(table["solver"] == "amd", "amd_convergence", "reached_tau")
+    table["t_reached"] = np.where(table["dt_max"] == 1.0, 2670.0, 15000.0)
+    path = tmp_path / "robustness.csv"
+    gfe.io.write_csv(table, path)
+    plot_e5_robustness.main(["--table", str(path), *out_args(tmp_path)])
+    fig = drawn[-1]
+    assert "mean over 3 seeds" in fig._suptitle.get_text()
+    rk4_ax = next(ax for ax in fig.axes if "GFE-rk4 decoder" in ax.get_title())
+    (label,) = [t.get_text() for t in rk4_ax.texts if t.get_gid() == "deciding-label"]
+    assert "stopped: amd convergence" in label and "t reached 2,670" in label
+    # each point is the mean over the seeds
+    configured = table[(table["decoder_model"] == "gfe_rk4") & table["configured"]]
+    ring = [line for line in rk4_ax.get_lines() if line.get_marker() == "o" and line.get_markersize() == 13]
+    assert configured["excess_mean"].mean() in [pytest.approx(y) for line in ring for y in line.get_ydata()]
 
 
 def _e5_curve(panel, decoder, solver, order, steps, tau, z0, losses):
@@ -373,6 +724,14 @@ def test_benchmark_figure_has_a_point_per_method_and_batch_and_names_the_machine
 
 RESULTS = REPO / "results/default"
 COMMITTED = {
+    "plot_e4": lambda: [
+        "--train",
+        str(RESULTS / "e4_adjoint_ablation.csv"),
+        "--heldout",
+        str(RESULTS / "e4_heldout.csv"),
+        "--floors",
+        str(RESULTS / "data_floors.csv"),
+    ],
     "plot_e5": lambda: ["--table", str(RESULTS / "e5_encoding_convergence.csv")],
     "plot_e5_robustness": lambda: ["--table", str(RESULTS / "e5_robustness.csv")],
     "plot_e6": lambda: [
@@ -390,6 +749,12 @@ COMMITTED = {
         )
     ),
     "plot_benchmarks": lambda: ["--tables", *map(str, sorted((REPO / "results/benchmarks").glob("encode*.csv")))],
+    "plot_headline": lambda: [
+        "--e1",
+        str(RESULTS / "e1_data_efficiency.csv"),
+        "--e2",
+        str(RESULTS / "e2_learning_curves.csv"),
+    ],
 }
 
 
@@ -399,6 +764,45 @@ def test_each_figure_draws_the_committed_results(tmp_path, drawn, script, monkey
         pytest.skip("no committed results")
     monkeypatch.chdir(REPO)  # the E6 table names its NPZ files relative to the repository
     module = {"plot_e5": plot_e5, "plot_e5_robustness": plot_e5_robustness, "plot_e6": plot_e6}
-    module |= {"plot_e7": plot_e7, "plot_benchmarks": plot_benchmarks}
+    module |= {
+        "plot_e7": plot_e7,
+        "plot_benchmarks": plot_benchmarks,
+        "plot_e4": plot_e4,
+        "plot_headline": plot_headline,
+    }
     module[script].main([*COMMITTED[script](), *out_args(tmp_path)])
     assert len(drawn) == 1 and (tmp_path / "fig.png").stat().st_size > 10000
+
+
+def test_the_committed_figures_show_the_verdicts_numbers(tmp_path, drawn):
+    """On the committed tables: the headline's mark, E4 (b)'s last value and the claim-4 band
+    are the numbers the tables give."""
+    if not (RESULTS / "e5_robustness.csv").exists():
+        pytest.skip("no committed results")
+    e2 = pd.read_csv(RESULTS / "e2_learning_curves.csv")
+    point = plot_headline.crossing(e2)
+    if point is not None:
+        plot_headline.main(
+            [
+                "--e1",
+                str(RESULTS / "e1_data_efficiency.csv"),
+                "--e2",
+                str(RESULTS / "e2_learning_curves.csv"),
+                *out_args(tmp_path),
+            ]
+        )
+        (text,) = [t for t in drawn[-1].axes[1].texts if t.get_gid() == "headline-text"]
+        assert f"{point['gfe_loss']:.4f}" in text.get_text() and f"{point['ae_images']:,}" in text.get_text()
+        gfe = e2[(e2["model"] == "gfe_amd") & (e2["images_seen"] == point["gfe_images"])]["loss_mean"].mean()
+        ae = e2[(e2["model"] == "ae") & (e2["images_seen"] == point["ae_images"])]["loss_mean"].mean()
+        assert point["gfe_loss"] == pytest.approx(gfe) and gfe < ae
+    rob = pd.read_csv(RESULTS / "e5_robustness.csv")
+    plot_e5_robustness.main(["--table", str(RESULTS / "e5_robustness.csv"), *out_args(tmp_path, "rob")])
+    for ax in drawn[-1].axes:
+        (band,) = [p for p in ax.patches if p.get_gid() == "robust-band"]
+        low, high = _patch_span(band)
+        decoder = "gfe_amd" if "GFE-amd decoder" in ax.get_title() else "gfe_rk4"
+        amd = rob[(rob["decoder_model"] == decoder) & (rob["solver"] == "amd")]["excess_mean"]
+        assert low == pytest.approx(amd.min()) and high == pytest.approx(1.1 * amd.min())
+        outside = int((amd > high).sum())
+        assert len(gid_lines(ax, "deciding")) == outside

@@ -34,6 +34,7 @@ TABLES = [
     "parameter_counts",
 ]
 FIGURES = [
+    "headline",
     "e1_data_efficiency",
     "e2_learning_curves",
     "e3_solver_comparison",
@@ -54,7 +55,7 @@ PROVENANCE = [
     "snakemake_version",
     "device",
 ]
-PLOT_RULES = [f"plot_e{i}" for i in range(1, 8)] + ["plot_e5_robustness", "plot_claims"]
+PLOT_RULES = [f"plot_e{i}" for i in range(1, 8)] + ["plot_e5_robustness", "plot_claims", "plot_headline"]
 # The rules that read only per-run result files (tables, summary, figures): all that may run
 # when the committed results are re-aggregated.
 TABLE_RULES = [

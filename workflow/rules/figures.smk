@@ -57,6 +57,7 @@ rule plot_e4:
     input:
         train=f"{RESULTS}/e4_adjoint_ablation.csv",
         heldout=f"{RESULTS}/e4_heldout.csv",
+        floors=f"{RESULTS}/data_floors.csv",
         identity=identity("plot_e4", "plot_e4.py", f"{RESULTS}/identity/plot_e4.json"),
     output:
         png=figure_png("e4_adjoint_ablation", "e4"),
@@ -67,8 +68,31 @@ rule plot_e4:
     conda:
         "../../environment.yml"
     shell:
-        "python src/plot_e4.py --train {input.train} --heldout {input.heldout}"
+        "python src/plot_e4.py --train {input.train} --heldout {input.heldout} --floors {input.floors}"
         " --png {output.png} --pdf {output.pdf} 2> {log}"
+        " && cp {input.identity:q} {output.identity:q}"
+
+
+# The README's first figure: E1's test loss against N beside E2's loss against images seen.
+rule plot_headline:
+    input:
+        e1=f"{RESULTS}/e1_data_efficiency.csv",
+        e2=f"{RESULTS}/e2_learning_curves.csv",
+        identity=identity(
+            "plot_headline",
+            "plot_headline.py",
+            f"{RESULTS}/identity/plot_headline.json",
+        ),
+    output:
+        png=figure_png("headline", "headline"),
+        pdf=f"{FIGURES_DIR}/headline.pdf",
+        identity=f"{RESULTS}/identity/plot_headline.json",
+    log:
+        f"{LOGS}/figures/headline.log",
+    conda:
+        "../../environment.yml"
+    shell:
+        "python src/plot_headline.py --e1 {input.e1} --e2 {input.e2} --png {output.png} --pdf {output.pdf} 2> {log}"
         " && cp {input.identity:q} {output.identity:q}"
 
 
