@@ -223,7 +223,7 @@ BAD_CONFIGS = {
     "E1 model without a step cap": (
         "models: [ae, gfe_amd, gfe_rk4]",
         [
-            "training.max_steps: {'ae': 20000, 'gfe_amd': 1000, 'gfe_lbfgs': 1000}",
+            f"training.max_steps: {BASE['training']['max_steps']!r}",
             "no step cap for E1 model(s) ['gfe_rk4']",
             "allowed: a step cap for every model of models: ['ae', 'gfe_amd', 'gfe_rk4']",
         ],

@@ -67,7 +67,9 @@ def test_e6_takes_the_smallest_and_largest_n_and_e5_the_decoders_each_flow_train
     plan = _plan("config")
     sizes = {r[3] for r in plan.e6_runs()}
     # the largest N that every E1 model runs at: gfe_amd's cap
-    common = [n for n in plan.cfg["train_sizes"] if all(n in plan.e1_sizes("fashion_mnist", m) for m in plan.cfg["models"])]
+    common = [
+        n for n in plan.cfg["train_sizes"] if all(n in plan.e1_sizes("fashion_mnist", m) for m in plan.cfg["models"])
+    ]
     assert sizes == {min(common), max(common)} and max(common) < max(plan.cfg["train_sizes"])
     own = plan.e5_own_runs("fashion_mnist")
     assert {r[2] for r in own} >= set(plan.cfg["solver_comparison"]["models"])

@@ -113,6 +113,7 @@ SUMMARY_SETTINGS = dict(
             ("e4", config["adjoint_ablation"]["seeds"]),
         )
     ),
+    grid=json.dumps(plan.claims_grid(), sort_keys=True),
 )
 
 
@@ -143,7 +144,8 @@ rule summarize:
     shell:
         "python src/summarize.py --config-name {params.config_name} --config-hash {params.config_hash}"
         " --config-hint config/paper.yaml {params.seeds} --e3-heldout-encoder {params.heldout:q}"
-        " --tables {input.tables} --summary {output.summary} --claims {output.claims} 2> {log}"
+        " --grid {params.grid:q} --tables {input.tables} --summary {output.summary}"
+        " --claims {output.claims} 2> {log}"
         " && cp {input.identity:q} {output.identity:q}"
 
 
