@@ -135,14 +135,14 @@ def setting_text(rows: pd.DataFrame) -> str:
 
 
 def ending_text(rows: pd.DataFrame) -> str:
-    """How the runs ended, where the table records it (stop_reason, t_reached)."""
+    """How the runs ended, where the table records it (stop_reason, t_mean)."""
     parts = []
     if "stop_reason" in rows:
         reasons = sorted({str(r).replace("_", " ") for r in rows["stop_reason"].dropna()})
         if reasons:
             parts.append("stopped: " + ", ".join(reasons))
-    if "t_reached" in rows and rows["t_reached"].notna().any():
-        parts.append(f"t reached {rows['t_reached'].mean():,.0f}")
+    if "t_mean" in rows and rows["t_mean"].notna().any():
+        parts.append(f"mean t {rows['t_mean'].mean():,.0f}")
     return "\n" + "; ".join(parts) if parts else ""
 
 

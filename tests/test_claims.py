@@ -665,8 +665,8 @@ def robustness(
 def test_amd_robust_supported_with_its_evidence():
     c = only(claims.claim_amd_robust(robustness()))
     assert (c.label, c.verdict) == ("4", SUPPORTED), c.reason
-    assert "| GFE-amd | amd | dt_init 0.1, dt_max 10 (configured) | 160.0 | 0.2500 | 0.05000 |" in c.evidence
-    assert "| GFE-rk4 | rk4 | 40 steps (NFE-matched) | 160.0 | 0.2600 | 0.06000 |" in c.evidence
+    assert "| GFE-amd | amd | dt_init 0.1, dt_max 10 (configured) | 160.0 | 0.2500 | 0.05000 | n/a |" in c.evidence
+    assert "| GFE-rk4 | rk4 | 40 steps (NFE-matched) | 160.0 | 0.2600 | 0.06000 | n/a |" in c.evidence
     assert any("GFE-amd: AMD range 4.000% of its best" in line and "16.67% below rk4" in line for line in c.evidence)
 
 
@@ -689,6 +689,21 @@ def test_amd_robust_supported_with_its_evidence():
 def test_amd_robust_criterion(table, verdict, words):
     c = only(claims.claim_amd_robust(table))
     assert c.verdict == verdict and words in c.reason, c.reason
+
+
+def test_amd_robust_says_when_its_verdict_turns_on_amds_own_convergence_test():
+    table = robustness(amd=(0.25, 0.26, 0.25))  # the second setting 20% above the best excess loss
+    converged = (table["solver"] == "amd") & (table["loss_mean"] == 0.26)
+    table["stop_reason"] = np.where(converged, "convergence test", "tau")
+    table["t_mean"] = np.where(converged, 26.7, 100.0)
+    c = only(claims.claim_amd_robust(table))
+    assert c.verdict == NOT_SUPPORTED
+    assert "dt_init 1, dt_max 10: excess 0.06000 (convergence test, mean t 26.70)" in c.reason, c.reason
+    assert "stopped on AMD's own convergence test" in c.reason and "a property of AMD" in c.reason
+    assert any(line.endswith("| convergence test, mean t 26.70 |") for line in c.evidence)
+    # an outlier that reached tau is not called a stopping-test finding
+    table["stop_reason"] = "tau"
+    assert "convergence test" not in only(claims.claim_amd_robust(table)).reason
 
 
 def test_amd_robust_counts_diverged_rk4_counts():

@@ -546,7 +546,7 @@ def test_claim4_figure_averages_seeds_and_says_how_the_deciding_runs_ended(tmp_p
     one = _deciding_table()
     table = pd.concat([one.assign(seed=s, excess_mean=one["excess_mean"] * (1 + 0.01 * s)) for s in range(3)])
     table["stop_reason"] = np.where(table["solver"] == "amd", "amd_convergence", "reached_tau")
-    table["t_reached"] = np.where(table["dt_max"] == 1.0, 2670.0, 15000.0)
+    table["t_mean"] = np.where(table["dt_max"] == 1.0, 2670.0, 15000.0)
     path = tmp_path / "robustness.csv"
     gfe.io.write_csv(table, path)
     plot_e5_robustness.main(["--table", str(path), *out_args(tmp_path)])
@@ -554,7 +554,7 @@ def test_claim4_figure_averages_seeds_and_says_how_the_deciding_runs_ended(tmp_p
     assert "mean over 3 seeds" in fig._suptitle.get_text()
     rk4_ax = next(ax for ax in fig.axes if "GFE-rk4 decoder" in ax.get_title())
     (label,) = [t.get_text() for t in rk4_ax.texts if t.get_gid() == "deciding-label"]
-    assert "stopped: amd convergence" in label and "t reached 2,670" in label
+    assert "stopped: amd convergence" in label and "mean t 2,670" in label
     # each point is the mean over the seeds
     configured = table[(table["decoder_model"] == "gfe_rk4") & table["configured"]]
     ring = [line for line in rk4_ax.get_lines() if line.get_marker() == "o" and line.get_markersize() == 13]
