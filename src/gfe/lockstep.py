@@ -58,8 +58,9 @@ class StackedDecoders(nn.Module):
 
     forward(z, groups) maps latents (G', B, d) to images (G', B, *image shape), decoder
     groups[i] decoding z[i] (groups: a (G',) index tensor, None for all G in order). A
-    `gfe.models.MLPDecoder` runs as batched matrix products (`torch.baddbmm`); any other
-    decoder through `torch.func.vmap` of `torch.func.functional_call`.
+    `gfe.models.MLPDecoder` runs decoder by decoder with the kernels `nn.Linear` calls (so
+    each run's numbers are those of the run alone); any other decoder through
+    `torch.func.vmap` of `torch.func.functional_call`.
     """
 
     def __init__(self, decoders: list[nn.Module]):
@@ -105,7 +106,9 @@ class StackedDecoders(nn.Module):
         for layer in self.linear_chain:
             if isinstance(layer, str):  # a Linear layer's parameter prefix
                 weight, bias = by_name[f"{layer}.weight"], by_name[f"{layer}.bias"]
-                h = torch.baddbmm(bias.unsqueeze(1), h, weight.transpose(1, 2))
+                # run by run with the 2-D kernel nn.Linear calls: a batched product (baddbmm)
+                # rounds differently from it on some CPUs (MKL on AMD EPYC, inner sizes >= 32)
+                h = torch.stack([torch.addmm(b, part, w.t()) for b, part, w in zip(bias, h, weight, strict=True)])
             else:  # run by run: a vectorised exp rounds the tail of a tensor differently
                 h = torch.stack([layer(part) for part in h.unbind(0)])
         return h.reshape(*z.shape[:2], *self.template.image_shape)
