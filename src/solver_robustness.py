@@ -2,7 +2,7 @@
 first-order rk4 over its step counts, on several trained decoders, same images and z0.
 
 For each --decoder (a model file, e.g. the AMD-trained E2 decoder and the rk4-trained E3
-decoder) the first --n-images test images are encoded from the same z(0) (--z0, --seed) to
+decoder, of several seeds) the first --n-images test images are encoded from the same z(0) (--z0, --seed) to
 --tau:
   * by AMD (the per-sample rule of --amd-encode-options) at every (dt_init, dt_max) of
     --dt-init x --dt-max with dt_max >= dt_init (AMD refuses the others); the configured
@@ -37,6 +37,7 @@ COLUMNS = [
     "dataset",
     "decoder_model",
     "decoder_experiment",
+    "decoder_seed",
     "solver",
     "dt_init",
     "dt_max",
@@ -62,13 +63,14 @@ ENDINGS = {"reached_tau_frac": "tau", "converged_frac": "convergence test", "cap
 NON_SOLVER_KEYS = ("solver", "order", "tau", "z0", "loss")
 
 
-def parse_decoder(value: str) -> tuple[str, str, str]:
-    """MODEL:EXPERIMENT=MODEL_FILE -> (model, experiment, path)."""
+def parse_decoder(value: str) -> tuple[str, str, int, str]:
+    """MODEL:EXPERIMENT:SEED=MODEL_FILE -> (model, experiment, seed, path)."""
     label, sep, path = value.partition("=")
-    model, colon, experiment = label.partition(":")
-    if not (sep and colon and model and experiment and path):
-        raise ValueError(f"--decoder {value!r} is invalid: expected MODEL:EXPERIMENT=MODEL_FILE")
-    return model, experiment, path
+    parts = label.split(":")
+    if not (sep and path and len(parts) == 3 and all(parts) and parts[2].isdigit()):
+        raise ValueError(f"--decoder {value!r} is invalid: expected MODEL:EXPERIMENT:SEED=MODEL_FILE (SEED an integer)")
+    model, experiment, seed = parts
+    return model, experiment, int(seed), path
 
 
 def endings(t, converged, tau: float) -> dict:
@@ -150,8 +152,8 @@ def main(argv=None) -> int:
         "--decoder",
         action="append",
         required=True,
-        metavar="MODEL:EXPERIMENT=MODEL_FILE",
-        help="a decoder (repeatable)",
+        metavar="MODEL:EXPERIMENT:SEED=MODEL_FILE",
+        help="a decoder: its model, the experiment and seed of its run (repeatable)",
     )
     p.add_argument(
         "--amd-encode-options",
@@ -184,11 +186,20 @@ def main(argv=None) -> int:
     x = prepared["test_images"][: a.n_images]
     floor = float(bernoulli_entropy_floor(x).mean()) if a.loss == "bce" else 0.0
     rows = []
-    for model, experiment, path in decoders:
+    if len({d[:3] for d in decoders}) < len(decoders):
+        p.error("--decoder: a MODEL:EXPERIMENT:SEED is given twice")
+    for model, experiment, seed, path in decoders:
         decoder = io.read_model(path).decoder
         z0 = gfe.initial_latents(a.z0, x.shape[0], decoder.latent_dim, seed=a.seed)
         log.info(
-            "decoder %s (%s run, %s) on %d test images, tau %g, z0 %s", model, experiment, path, len(x), a.tau, a.z0
+            "decoder %s (%s run, seed %d, %s) on %d test images, tau %g, z0 %s",
+            model,
+            experiment,
+            seed,
+            path,
+            len(x),
+            a.tau,
+            a.z0,
         )
         found = sweep(
             decoder,
@@ -202,7 +213,7 @@ def main(argv=None) -> int:
             rk4_steps=a.rk4_steps,
             log=log,
         )
-        rows += [dict(row, decoder_model=model, decoder_experiment=experiment) for row in found]
+        rows += [dict(row, decoder_model=model, decoder_experiment=experiment, decoder_seed=seed) for row in found]
     table = pd.DataFrame(rows).assign(dataset=a.dataset, tau=a.tau, z0=a.z0, n_images=len(x), floor_mean=floor)
     table["excess_mean"] = table["loss_mean"] - floor
     table["configured"] = table["configured"].fillna(False).astype(bool)

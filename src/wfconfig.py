@@ -558,7 +558,7 @@ def _check_e5_and_e7(cfg: dict) -> None:
             _fail(
                 key, model, f"is {what}: E5 cannot encode it with its own flow", f"GFE models with solver {E5_SOLVERS}"
             )
-    _check_robustness(cfg, [model for _, model in own])
+    _check_robustness(cfg, own)
     encoder = cfg["solver_comparison"]["heldout_encoder"]
     if settings[encoder]["kind"] != "gfe":
         _fail(
@@ -637,20 +637,33 @@ def _check_claim_models(cfg: dict) -> None:
 
 
 def _check_robustness(cfg: dict, own: list) -> None:
-    """Claim 4's sweep: decoders E5 has (its own models), an AMD model whose settings are
-    swept, and no more images than the test split holds."""
+    """Claim 4's sweep: decoders E5 has (its own models: [(models key, model)]), seeds each
+    decoder's experiment trains, an AMD model whose settings are swept, and no more images than
+    the test split holds."""
     ec = cfg["encoding_convergence"]
     rob = ec["robustness"]
+    experiment_of = {model: key for key, model in own}  # the later wins, as in Plan.e5_own_runs
     for model in rob["decoders"]:
-        if model not in own:
+        if model not in experiment_of:
             _fail(
                 "encoding_convergence.robustness.decoders",
                 model,
                 "is not one of E5's own models (solver_comparison.models and the GFE models of "
                 "learning_curves.models): no run of it has a decoder to sweep",
-                f"models of {sorted(set(own))}",
+                f"models of {sorted(experiment_of)}",
             )
-    amd = [m for m in sorted({*own, ec["common_model"]}) if cfg["model_settings"][m].get("solver") == "amd"]
+        key = experiment_of[model]
+        trained = cfg["solver_comparison"]["seeds"] if key.startswith("solver_comparison") else cfg["seeds"]
+        missing = [seed for seed in rob["seeds"] if seed not in trained]
+        if missing:
+            where = "solver_comparison.seeds" if key.startswith("solver_comparison") else "seeds"
+            _fail(
+                "encoding_convergence.robustness.seeds",
+                missing[0],
+                f"is not a seed of {where}, which trains the {model} decoders the sweep encodes",
+                trained,
+            )
+    amd = [m for m in sorted({*experiment_of, ec["common_model"]}) if cfg["model_settings"][m].get("solver") == "amd"]
     if not amd:
         _fail(
             "encoding_convergence.robustness",

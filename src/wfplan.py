@@ -207,17 +207,20 @@ class Plan:
         ]
 
     def robustness_runs(self, dataset: str) -> list[tuple]:
-        """The runs whose decoders claim 4's sweep encodes (E5's own runs of its decoders)."""
-        wanted = self.cfg["encoding_convergence"]["robustness"]["decoders"]
+        """The runs whose decoders claim 4's sweep encodes: E5's own run of each configured
+        decoder, at every seed of the sweep (by decoder, then seed)."""
+        rob = self.cfg["encoding_convergence"]["robustness"]
         own = {run[2]: run for run in self.e5_own_runs(dataset)}
-        return [own[model] for model in wanted]
+        return [(*own[model][:4], seed) for model in rob["decoders"] for seed in rob["seeds"]]
 
     def robustness_args(self, dataset: str) -> str:
-        """Arguments of solver_robustness.py: `--decoder MODEL:EXPERIMENT=FILE` per decoder,
-        the AMD model's evaluation encode options, and the sweep."""
+        """Arguments of solver_robustness.py: `--decoder MODEL:EXPERIMENT:SEED=FILE` per
+        decoder, the AMD model's evaluation encode options, and the sweep."""
         ec = self.cfg["encoding_convergence"]
         rob = ec["robustness"]
-        decoders = " ".join(f"--decoder {r[2]}:{r[1]}={self.model_file(*r)}" for r in self.robustness_runs(dataset))
+        decoders = " ".join(
+            f"--decoder {r[2]}:{r[1]}:{r[4]}={self.model_file(*r)}" for r in self.robustness_runs(dataset)
+        )
         amd = _json_arg(self.eval_encode_options(self.e5_amd_model(dataset), dataset))
         return (
             f"{decoders} --amd-encode-options {amd}"
@@ -239,7 +242,7 @@ class Plan:
             "e1": {"sizes": {m: self.e1_sizes(c["datasets"][0], m) for m in c["models"]}},
             "e3": {"steps": c["solver_comparison"]["steps"]},
             "e4": {"steps": c["adjoint_ablation"]["steps"]},
-            "e5": {k: rob[k] for k in ("decoders", "dt_init", "dt_max", "rk4_steps")},
+            "e5": {k: rob[k] for k in ("decoders", "seeds", "dt_init", "dt_max", "rk4_steps")},
         }
 
     # ---------------------------------------------------------------- job arguments

@@ -1,6 +1,7 @@
 """Unit tests of src/claims.py on small hand-made result tables: for every claim a supported,
 a not-supported and a not-tested case, plus the interval and formatting helpers."""
 
+import itertools
 import math
 import sys
 from pathlib import Path
@@ -622,13 +623,21 @@ FLOOR = 0.2
 
 
 def robustness(
-    amd=(0.25, 0.251, 0.252), rk4=(2.0, 0.5, 0.26), matched=2, decoders=("gfe_amd", "gfe_rk4"), flagged=True
+    amd=(0.25, 0.251, 0.252),
+    rk4=(2.0, 0.5, 0.26),
+    matched=2,
+    decoders=("gfe_amd", "gfe_rk4"),
+    flagged=True,
+    seeds=(0, 1, 2),
+    jitter=1e-4,
 ):
-    """The E5 robustness table: per decoder AMD final losses (the first setting configured)
-    and rk4 final losses at 10, 20, 40, ... steps, the `matched`-th count NFE-matched; with
-    `flagged`, a non-finite loss is a run that flagged its divergence (else a broken row)."""
+    """The E5 robustness table: per decoder and seed AMD final losses (the first setting
+    configured) and rk4 final losses at 10, 20, 40, ... steps, the `matched`-th count
+    NFE-matched; seed s adds s * jitter * (i + 1) to the i-th setting's loss, so the seeds
+    differ a little; with `flagged`, a non-finite loss is a run that flagged its divergence
+    (else a broken row)."""
     rows = []
-    for decoder in decoders:
+    for decoder, seed in itertools.product(decoders, seeds):
         for i, loss in enumerate(amd):
             rows.append(
                 dict(
@@ -639,8 +648,9 @@ def robustness(
                     configured=i == 0,
                     nfe_matched=False,
                     nfe_mean=160.0,
-                    loss_mean=loss,
+                    loss_mean=loss + seed * jitter * (i + 1),
                     decoder_model=decoder,
+                    decoder_seed=seed,
                 )
             )
         for i, loss in enumerate(rk4):
@@ -653,8 +663,9 @@ def robustness(
                     configured=False,
                     nfe_matched=i == matched,
                     nfe_mean=40.0 * 2**i,
-                    loss_mean=loss,
+                    loss_mean=loss + seed * jitter * (i + 1),
                     decoder_model=decoder,
+                    decoder_seed=seed,
                 )
             )
     table = pd.DataFrame(rows).assign(dataset="mnist", tau=100.0, n_images=20, z0="zeros")
@@ -665,9 +676,14 @@ def robustness(
 def test_amd_robust_supported_with_its_evidence():
     c = only(claims.claim_amd_robust(robustness()))
     assert (c.label, c.verdict) == ("4", SUPPORTED), c.reason
-    assert "| GFE-amd | amd | dt_init 0.1, dt_max 10 (configured) | 160.0 | 0.2500 | 0.05000 | n/a |" in c.evidence
-    assert "| GFE-rk4 | rk4 | 40 steps (NFE-matched) | 160.0 | 0.2600 | 0.06000 | n/a |" in c.evidence
-    assert any("GFE-amd: AMD range 4.000% of its best" in line and "16.67% below rk4" in line for line in c.evidence)
+    assert "| GFE-amd | amd | dt_init 0.1, dt_max 10 (configured) | 160.0 | 0.2501 | 0.05010 | n/a |" in c.evidence
+    assert "| GFE-rk4 | rk4 | NFE-matched (40 steps) | 160.0 | 0.2603 | 0.06030 | n/a |" in c.evidence
+    assert "| GFE-amd | 0 | 4.000% | 2900% | 0 of 3 | 16.67% below |" in c.evidence
+    line = next(line for line in c.evidence if line.startswith("- GFE-amd (seeds 0, 1, 2)"))
+    assert "AMD range 4.391% [3.421%, 5.361%] of its best (part (i) holds)" in line
+    assert "AMD vs rk4 at equal NFE −16.91% [−17.53%, −16.30%] (part (iii) holds)" in line
+    assert (c.effect.effect, c.effect.threshold) == (pytest.approx(0.04391, abs=1e-5), 0.1)
+    assert c.effect.ci_high == pytest.approx(0.05361, abs=1e-5)
 
 
 @pytest.mark.parametrize(
@@ -678,7 +694,13 @@ def test_amd_robust_supported_with_its_evidence():
         (robustness(amd=(0.25, math.nan, 0.25)), NOT_SUPPORTED, "varies beyond the bound"),  # flagged: never skipped
         (robustness(amd=(0.25, math.nan, 0.25), flagged=False), NOT_TESTED, "did not flag it as diverged"),
         (robustness(amd=(0.25, math.inf, 0.25), flagged=False), NOT_TESTED, "a broken row, not a divergence"),
-        (robustness(rk4=(2.0, 0.5, 0.245)), NOT_SUPPORTED, "more than the margin worse"),  # AMD 11% above
+        (robustness(rk4=(2.0, 0.5, 0.24)), NOT_SUPPORTED, "more than the margin worse"),  # AMD 25% above
+        (robustness(rk4=(2.0, 0.5, 0.245)), NOT_TESTED, "seeds do not decide"),  # AMD 10.1-11.1% above
+        (robustness(amd=(0.25, 0.2548, 0.25), jitter=1e-3), NOT_TESTED, "seeds do not decide"),  # 9.6%, 8.4%, 11.9%
+        (robustness(amd=(0.25, 0.2548, 0.25)), NOT_TESTED, "9.780% [9.333%, 10.23%] against 10%"),
+        (robustness(amd=(0.25, 0.2545, 0.25)), SUPPORTED, "AMD varies within the bound"),  # [8.73%, 9.63%]
+        (robustness(amd=(0.25, 0.2556, 0.25)), NOT_SUPPORTED, "varies beyond the bound"),  # [10.94%, 11.82%]
+        (robustness(seeds=(0,)), NOT_TESTED, "fewer than 2 seeds"),
         (robustness(rk4=(0.2555, 0.2545, 0.2545)), NOT_TESTED, "rk4 varies by no more than the bound"),
         (robustness(rk4=(math.inf, math.inf, 0.26)), SUPPORTED, "rk4 varies beyond it on 2"),  # diverged: infinite
         (robustness(rk4=(0.26, 0.5, math.inf)), SUPPORTED, ""),  # matched count diverged: AMD is below it
@@ -693,12 +715,12 @@ def test_amd_robust_criterion(table, verdict, words):
 
 def test_amd_robust_says_when_its_verdict_turns_on_amds_own_convergence_test():
     table = robustness(amd=(0.25, 0.26, 0.25))  # the second setting 20% above the best excess loss
-    converged = (table["solver"] == "amd") & (table["loss_mean"] == 0.26)
+    converged = (table["solver"] == "amd") & (table["dt_init"] == 1.0)
     table["stop_reason"] = np.where(converged, "convergence test", "tau")
     table["t_mean"] = np.where(converged, 26.7, 100.0)
     c = only(claims.claim_amd_robust(table))
     assert c.verdict == NOT_SUPPORTED
-    assert "dt_init 1, dt_max 10: excess 0.06000 (convergence test, mean t 26.70)" in c.reason, c.reason
+    assert "dt_init 1, dt_max 10: excess 0.06020 (convergence test, mean t 26.70)" in c.reason, c.reason
     assert "stopped on AMD's own convergence test" in c.reason and "a property of AMD" in c.reason
     assert any(line.endswith("| convergence test, mean t 26.70 |") for line in c.evidence)
     # an outlier that reached tau is not called a stopping-test finding
@@ -708,7 +730,8 @@ def test_amd_robust_says_when_its_verdict_turns_on_amds_own_convergence_test():
 
 def test_amd_robust_counts_diverged_rk4_counts():
     c = only(claims.claim_amd_robust(robustness(rk4=(math.inf, math.nan, 0.26), decoders=("gfe_amd",))))
-    assert any("rk4 range ∞ (2 of 3 counts diverged)" in line for line in c.evidence), c.evidence
+    assert "| GFE-amd | 1 | 4.391% | ∞ | 2 of 3 | 16.92% below |" in c.evidence, c.evidence
+    assert c.verdict == SUPPORTED and "rk4 varies beyond it on 1" in c.reason
 
 
 def test_amd_robust_not_tested_without_a_table():
@@ -906,25 +929,40 @@ def test_a_reference_curve_that_did_not_learn_or_broke_down_decides_nothing(how,
     assert "e3_heldout.csv" in c.reason
 
 
-GRID = {"decoders": ["gfe_amd", "gfe_rk4"], "dt_init": [0.1, 1.0, 10.0], "dt_max": [10.0], "rk4_steps": [10, 20, 40]}
+GRID = {
+    "decoders": ["gfe_amd", "gfe_rk4"],
+    "seeds": [0, 1, 2],
+    "dt_init": [0.1, 1.0, 10.0],
+    "dt_max": [10.0],
+    "rk4_steps": [10, 20, 40],
+}
 
 
 @pytest.mark.parametrize(
     "kind, words",
     [
         ("decoder", "decoder gfe_rk4 of the configured gfe_amd, gfe_rk4 is missing"),
-        ("setting", "decoder gfe_amd lacks the AMD setting dt_init 10, dt_max 10"),
-        ("count", "decoder gfe_amd lacks rk4 at 20 steps of the configured 10, 20, 40"),
-        ("duplicate", "duplicated rows (decoder_model gfe_amd, solver rk4"),
-        ("nan", "loss_mean is not a finite number (nan) for rk4 10 steps on decoder gfe_amd"),
+        ("seed", "decoder gfe_rk4 lacks seed 2 of the configured 0, 1, 2"),
+        ("extra seed", "decoder gfe_amd has seed 3, not one of the configured seeds 0, 1, 2"),
+        ("no seed column", "there is no decoder_seed column"),
+        ("setting", "decoder gfe_amd of seed 1 lacks the AMD setting dt_init 10, dt_max 10"),
+        ("count", "decoder gfe_amd of seed 1 lacks rk4 at 20 steps of the configured 10, 20, 40"),
+        ("duplicate", "duplicated rows (decoder_model gfe_amd, decoder_seed 1, solver rk4"),
+        ("nan", "loss_mean is not a finite number (nan) for rk4 10 steps on decoder gfe_amd of seed 1"),
     ],
 )
 def test_claim_4_draws_no_verdict_from_a_broken_sweep(kind, words):
     table = robustness()
     assert only(claims.claim_amd_robust(table, GRID)).verdict == SUPPORTED
-    amd = table["decoder_model"] == "gfe_amd"
+    amd = (table["decoder_model"] == "gfe_amd") & (table["decoder_seed"] == 1)
     if kind == "decoder":
-        table = table[amd]
+        table = table[table["decoder_model"] == "gfe_amd"]
+    elif kind == "seed":
+        table = table[~((table["decoder_model"] == "gfe_rk4") & (table["decoder_seed"] == 2))]
+    elif kind == "extra seed":
+        table = pd.concat([table, table[amd].assign(decoder_seed=3)])
+    elif kind == "no seed column":
+        table = table[table["decoder_seed"] == 0].drop(columns="decoder_seed")
     elif kind == "setting":
         table = table[~(amd & (table["dt_init"] == 10.0))]
     elif kind == "count":

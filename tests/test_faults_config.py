@@ -257,6 +257,13 @@ BAD_CONFIGS = {
             "allowed: models of ['gfe_2nd', 'gfe_amd', 'gfe_rk4']",
         ],
     ),
+    "robustness seed its decoders were not trained with": (
+        "encoding_convergence: {robustness: {seeds: [0, 5]}}",
+        [
+            "encoding_convergence.robustness.seeds: 5 is not a seed of seeds, which trains the gfe_amd decoders",
+            "allowed: [0, 1, 2]",
+        ],
+    ),
     "robustness with no dt_max >= dt_init": (
         "encoding_convergence: {robustness: {dt_init: [5.0], dt_max: [1.0]}}",
         ["encoding_convergence.robustness.dt_max: [1.0] has no value >= any dt_init [5.0]"],

@@ -544,15 +544,24 @@ def test_claim4_figure_draws_the_criterions_bounds_and_labels_the_deciding_setti
 
 def test_claim4_figure_averages_seeds_and_says_how_the_deciding_runs_ended(tmp_path, drawn):
     one = _deciding_table()
-    table = pd.concat([one.assign(seed=s, excess_mean=one["excess_mean"] * (1 + 0.01 * s)) for s in range(3)])
+    table = pd.concat([one.assign(decoder_seed=s, excess_mean=one["excess_mean"] * (1 + 0.01 * s)) for s in range(3)])
+    # the NFE-matched rk4 count differs by seed (it follows each decoder's AMD NFE)
+    matched = table["nfe_matched"].astype(bool)
+    table.loc[matched, "steps"] = 99 + table.loc[matched, "decoder_seed"]
+    table.loc[matched, "nfe_mean"] = 4.0 * table.loc[matched, "steps"]
     table["stop_reason"] = np.where(table["solver"] == "amd", "amd_convergence", "reached_tau")
     table["t_mean"] = np.where(table["dt_max"] == 1.0, 2670.0, 15000.0)
     path = tmp_path / "robustness.csv"
     gfe.io.write_csv(table, path)
     plot_e5_robustness.main(["--table", str(path), *out_args(tmp_path)])
     fig = drawn[-1]
-    assert "mean over 3 seeds" in fig._suptitle.get_text()
+    assert "mean over the decoders of 3 seeds" in fig._suptitle.get_text()
     rk4_ax = next(ax for ax in fig.axes if "GFE-rk4 decoder" in ax.get_title())
+    # the matched counts are one point at their mean NFE, labelled with their range
+    step_labels = [t.get_text() for t in rk4_ax.texts if t.get_gid() != "deciding-label"]
+    assert "99–101" in step_labels and not {"99", "100", "101"} & set(step_labels), step_labels
+    (bar,) = gid_lines(rk4_ax, "matched-bound")
+    assert list(bar.get_xdata()) == [pytest.approx(400.0)]
     (label,) = [t.get_text() for t in rk4_ax.texts if t.get_gid() == "deciding-label"]
     assert "stopped: amd convergence" in label and "mean t 2,670" in label
     # each point is the mean over the seeds

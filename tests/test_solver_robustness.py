@@ -11,7 +11,7 @@ sys.path.insert(0, str(REPO / "src"))
 import solver_robustness  # noqa: E402
 from gfe.models import MLPDecoder  # noqa: E402
 from gfe.solvers import FlowDivergedError  # noqa: E402
-from solver_robustness import encode_final, endings  # noqa: E402
+from solver_robustness import encode_final, endings, parse_decoder  # noqa: E402
 
 
 def test_endings_name_the_one_ending_all_images_share_or_mixed():
@@ -45,3 +45,16 @@ def test_a_sweep_row_records_its_ending_and_a_diverged_flow_says_so(monkeypatch)
     monkeypatch.setattr(solver_robustness.gfe, "encode", diverging)
     blown = encode_final(decoder, x, z0, "bce", tau=50.0, solver="rk4", order=1, steps=2)
     assert blown["diverged"] and blown["stop_reason"] == "diverged" and blown["loss_mean"] == float("inf")
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["gfe_amd:e2=m.pt", "gfe_amd:e2:x=m.pt", "gfe_amd:e2:0", ":e2:0=m.pt", "gfe_amd:e2:0:1=m.pt"],
+)
+def test_a_decoder_without_model_experiment_and_seed_is_refused(value):
+    with pytest.raises(ValueError, match="MODEL:EXPERIMENT:SEED=MODEL_FILE"):
+        parse_decoder(value)
+
+
+def test_a_decoder_names_its_model_experiment_and_seed():
+    assert parse_decoder("gfe_rk4:e3:2=results/m.pt") == ("gfe_rk4", "e3", 2, "results/m.pt")

@@ -133,12 +133,12 @@ def test_the_configured_grid_reaches_the_claims(tmp_path):
         "e1": {"sizes": {"ae": [100, 300, 1000, 3000, 10000, 30000], "gfe_amd": [100, 300, 1000]}},
         "e3": {"steps": 400},
         "e4": {"steps": 50},
-        "e5": {"decoders": ["gfe_amd", "gfe_rk4"], "dt_init": [0.1, 1.0, 10.0], "dt_max": [1.0, 10.0, 1000.0],
-               "rk4_steps": [10, 25, 100, 1000]},
+        "e5": {"decoders": ["gfe_amd", "gfe_rk4"], "seeds": [0, 1, 2], "dt_init": [0.1, 1.0, 10.0],
+               "dt_max": [1.0, 10.0, 1000.0], "rk4_steps": [10, 25, 100, 1000]},
     }  # fmt: skip
     text, frame = _summary_of_committed_run(tmp_path, "--grid", json.dumps(grid))
     verdicts = dict(zip(frame["claim"], frame["reason"], strict=True))
     assert "ae lacks train_size 30000 of the configured 100, 300, 1000, 3000, 10000, 30000" in verdicts["1a"]
     assert "short of the configured step 400" in verdicts["3"]
-    assert "decoder gfe_amd lacks the AMD setting dt_init 0.1, dt_max 1000" in verdicts["4"]
+    assert "decoder gfe_amd of seed 0 lacks the AMD setting dt_init 0.1, dt_max 1000" in verdicts["4"]
     assert frame.set_index("claim").loc["2", "verdict"] == "supported"
