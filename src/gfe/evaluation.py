@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .encoding import encode, eval_mode
+from .encoding import check_image_tensor, check_images, encode, eval_mode
 from .losses import resolve_loss
 
 
@@ -79,6 +79,8 @@ def evaluate(
         raise ValueError("images is empty: evaluate needs at least one image")
     encode_options = dict(encode_options or {})
     _, loss_fn = resolve_loss(encode_options.get("loss"), decoder)
+    if encoder is not None:
+        images = check_autoencoder_images(decoder, images, encode_options.get("loss"))
     started = time.perf_counter()
     with eval_mode(decoder, encoder):
         parts = [
@@ -88,6 +90,38 @@ def evaluate(
     seconds = time.perf_counter() - started
     loss, nfe, converged, z = (torch.cat(column) for column in zip(*parts, strict=True))
     return Evaluation(loss=loss, nfe=nfe, converged=converged, z=z, seconds=seconds)
+
+
+def check_autoencoder_images(decoder: nn.Module, images: torch.Tensor, loss: str | None = None) -> torch.Tensor:
+    """Check the images of the autoencoder baseline, all at once, before any work: those of
+    `gfe.encode` (`check_images`: dtype, device, shape, BCE targets in [0, 1]) and, as no flow
+    is there to name them, non-finite pixels.
+
+    Args:
+        decoder: the autoencoder's decoder.
+        images: (N, *image shape) or flattened (N, prod(image shape)) images.
+        loss: 'bce', 'mse' or None (follow the decoder's `output`).
+
+    Returns:
+        torch.Tensor: images, reshaped to (N, *image shape) when they came flattened.
+
+    Raises:
+        TypeError, ValueError: as `check_images`; ValueError naming the images with a NaN or
+            inf pixel.
+    """
+    check_image_tensor(decoder, images)
+    _check_finite(images)  # before the BCE range check, so that an inf pixel is named as such
+    return check_images(decoder, images, loss)
+
+
+def _check_finite(images: torch.Tensor) -> None:
+    if images.ndim == 0 or bool(torch.isfinite(images.sum())):  # a sum costs less than an isfinite
+        return
+    bad = ~torch.isfinite(images.reshape(len(images), -1)).all(1)
+    raise ValueError(
+        f"images {bad.nonzero().flatten()[:10].tolist()} have non-finite pixels (NaN or inf); "
+        "the autoencoder cannot encode them: repair or drop them"
+    )
 
 
 def _encode_batch(decoder, encoder, images, start, batch_size, encode_options, loss_fn, seed):

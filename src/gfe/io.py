@@ -104,13 +104,25 @@ def atomic_write(path, write: Callable[[Path], object], *, previous=None) -> Pat
         if previous is not None and path.exists():
             os.replace(path, previous)
         os.replace(tmp, path)
-    except Exception as error:
-        if _disk_full(error, path.parent):
+    except BaseException as error:
+        if _in_chain(error, KeyboardInterrupt):  # torch's writer reports it as 'unexpected pos'
+            kept = f"the previous {path.name} is intact" if path.exists() else f"no {path.name} was written"
+            raise KeyboardInterrupt(f"interrupted while writing {path}; {kept}") from None
+        if isinstance(error, Exception) and _disk_full(error, path.parent):
             raise OSError(errno.ENOSPC, f"No space left on device: writing {path} failed ({error})") from error
         raise
     finally:
         _remove(tmp)
     return path
+
+
+def _in_chain(error: BaseException | None, kind: type) -> bool:
+    """Whether `error` or an error it was raised from or during is a `kind`."""
+    while error is not None:
+        if isinstance(error, kind):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
 
 
 def _disk_full(error: BaseException, folder: Path) -> bool:

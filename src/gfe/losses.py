@@ -46,6 +46,10 @@ def resolve_loss(name: str | None, decoder: torch.nn.Module) -> tuple[str, LossF
         raise ValueError(
             "loss='bce' expects a decoder that outputs logits, but this decoder outputs probabilities; use loss='mse'"
         )
+    if name == "mse" and output_kind == "logits":  # the squared error would be taken of raw logits
+        raise ValueError(
+            "loss='mse' expects a decoder that outputs probabilities, but this decoder outputs logits; use loss='bce'"
+        )
     return name, LOSSES[name]
 
 

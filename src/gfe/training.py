@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from .checkpoints import CheckpointError, load_checkpoint, save_checkpoint
-from .evaluation import evaluate
+from .evaluation import check_autoencoder_images, evaluate
 from .gradients import GRADIENT_METHODS, check_gradient_options, decoder_loss_and_gradient
 from .losses import resolve_loss
 from .solvers import FlowDivergedError
@@ -304,7 +304,8 @@ def train(
     log=None,
 ) -> TrainingRun:
     """Train `decoder` (with `encoder`: an autoencoder; without: GFE with encode options
-    `encode_options` and decoder gradient `gradient`) on `images` (N, C, H, W).
+    `encode_options` and decoder gradient `gradient`) on `images` (N, C, H, W); an
+    autoencoder's images are checked once, before any step (`check_autoencoder_images`).
 
     Args:
         steps: optimiser steps; with `patience` the step cap.
@@ -348,6 +349,8 @@ def train(
     val_encode_options = dict(encode_options if val_encode_options is None else val_encode_options)
     if encoder is None:
         check_gradient_options(gradient, **encode_options)
+    else:  # GFE checks each batch as it encodes it; validation images: `evaluate`, at step 0
+        images = check_autoencoder_images(decoder, images, encode_options.get("loss"))
     modules = [m for m in (decoder, encoder) if m is not None]
     params = [p for m in modules for p in m.parameters()]
     opt = optimizer.build(params)

@@ -16,8 +16,14 @@ moves every sample, and convergence judged on the batch-mean loss. A flow with a
 `group_size` attribute (`gfe.lockstep.LockstepFlow`: several runs' batches, one after
 the other) gets the shared rule per group of that many rows, each group as if alone.
 
+A non-finite trial is a rejected step (a decoder may be non-finite in part of latent
+space). Where even a forced step is non-finite, the working set is evaluated once more at
+its current z, where every loss was finite: non-finite there too, the decoder itself broke,
+and a FlowDivergedError says so (`raise_if_decoder_broke`) instead of a flat loss history
+passing for convergence.
+
 Each trial costs exactly one decoder forward+backward: the loss at z is kept from the
-evaluation that produced f(z), never recomputed.
+evaluation that produced f(z), never recomputed (the check above aside).
 
 Cost: an iteration is the decoder call plus about forty small tensor operations on the
 working set (no Python loop over samples, no per-iteration gather of the targets; the
@@ -46,7 +52,7 @@ import torch
 
 from .. import fastpass
 from ..flows import GradientFlow
-from .base import FlowDivergedError, SolverOutput, is_bool, is_integer, is_number
+from .base import FlowDivergedError, SolverOutput, is_bool, is_integer, is_number, raise_if_decoder_broke
 
 
 @dataclass(frozen=True)
@@ -159,7 +165,9 @@ class AMDSolver:
 
     def solve(self, flow, z0: torch.Tensor, tau: float, trace: list | None = None) -> SolverOutput:
         """Integrate from z0 to tau (or convergence). `trace`, if a list, receives one
-        dict per iteration with the trial of every sample still active."""
+        dict per iteration with the trial of every sample still active. Raises a
+        FlowDivergedError when the loss or gradient is not finite at z0 or the decoder
+        turns non-finite during the run (see the module docstring)."""
         if not isinstance(flow, GradientFlow):
             raise ValueError("solver='amd' integrates the first-order flow only (order=1)")
         o = self.options
@@ -180,14 +188,17 @@ class AMDSolver:
         out = self._empty_output(state, batch)
         iterations = 0
         while state.idx.numel():
-            self._iterate(flow, state, tau, trace, weights)
+            stuck = self._iterate(flow, state, tau, trace, weights)
             iterations += 1
             done = state.converged | (state.t >= tau)
             if iterations - int(state.born.min()) + 1 >= o.max_evals:  # rare: check per sample only then
                 done = done | (iterations - state.born + 1 >= o.max_evals)
-            if bool(done.any()):
-                self._store(out, state, done, iterations)
-                state = state.keep(~done)
+            if bool((done | stuck).any()):  # one synchronisation for both
+                if bool(stuck.any()):
+                    raise_if_decoder_broke(flow, state.z, state.target, state.idx, state.idx, "AMD", iterations)
+                if bool(done.any()):
+                    self._store(out, state, done, iterations)
+                    state = state.keep(~done)
             free = capacity - state.idx.numel()
             if waiting < batch and free and (free * 8 >= capacity or not state.idx.numel()):
                 new = torch.arange(waiting, min(batch, waiting + free), device=z0.device)
@@ -226,8 +237,12 @@ class AMDSolver:
             converged=torch.zeros(batch, dtype=torch.bool, device=z0.device),
         )
 
-    def _iterate(self, flow: GradientFlow, s: _Batch, tau: float, trace: list | None, weights: torch.Tensor) -> None:
-        """One trial step for every sample of the working set; updates `s` in place."""
+    def _iterate(
+        self, flow: GradientFlow, s: _Batch, tau: float, trace: list | None, weights: torch.Tensor
+    ) -> torch.Tensor:
+        """One trial step for every sample of the working set; updates `s` in place. Returns
+        the (B,) mask of samples whose forced (smallest) step was non-finite: `solve` checks
+        whether the decoder itself broke there."""
         o = self.options
         remaining = tau - s.t
         dt = torch.minimum(s.dt, remaining)
@@ -239,9 +254,9 @@ class AMDSolver:
         # that cannot reach an infinite requirement), so `accepted` implies finite.
         accepted = s.loss - loss1 >= required
         forced = dt < o.shrink**o.max_halvings
+        finite = torch.isfinite(loss1 + speed2)
         group_size = getattr(flow, "group_size", None)
         if o.shared:
-            finite = torch.isfinite(loss1 + speed2)
             accepted = _in_groups(accepted, group_size, torch.all)
             moved = accepted | (forced & finite)
         else:
@@ -273,6 +288,7 @@ class AMDSolver:
         s.dt = torch.where(advanced, (o.growth * step).clamp(o.dt_init, o.dt_max), o.shrink * dt)
         s.rejected = s.rejected + (~accepted)
         self._record(s, advanced & (s.t >= (1 - o.conv_fraction) * tau), weights, group_size)
+        return forced & ~finite
 
     def _record(self, s: _Batch, record: torch.Tensor, weights: torch.Tensor, group_size: int | None) -> None:
         """Append the loss (the batch or group mean in shared mode) to the history where `record`."""
@@ -310,6 +326,8 @@ class AMDSolver:
                 z, velocity, loss = z1, velocity1, loss1
             elif forced:  # a forced step moves the samples whose trial is finite
                 moved = torch.isfinite(loss1 + speed2)
+                if not bool(moved.all()):
+                    raise_if_decoder_broke(flow, z, target, idx, idx, "AMD", iterations + 1)
                 z = torch.where(moved[:, None], z1, z)
                 velocity = torch.where(moved[:, None], velocity1, velocity)
                 loss = torch.where(moved, loss1, loss)

@@ -30,6 +30,38 @@ class FlowDivergedError(FloatingPointError):
         self.step = step
 
 
+def raise_if_decoder_broke(flow, z: torch.Tensor, target: torch.Tensor, rows, samples, label: str, step: int) -> None:
+    """Evaluate the flow again at latents where it gave a finite loss and gradient before,
+    and raise a FlowDivergedError if it no longer does: the decoder itself broke (its output
+    is no longer a function of z), which no smaller step gets around.
+
+    The solvers that reject non-finite trial steps call this only where a sample can go no
+    further because of one (AMD: its smallest, forced step; L-BFGS: the trial its line search
+    stopped on). A decoder that is non-finite only in part of latent space passes the check,
+    and its non-finite trials stay rejected steps, as before.
+
+    Args:
+        flow: the first-order flow (`loss_and_velocity(z, target, rows=rows)`).
+        z: (B', d) latents, each with a finite loss and gradient at an earlier evaluation.
+        target: (B', ...) their images.
+        rows: (B',) their rows in the flow's batch, as `loss_and_velocity` takes them, or None.
+        samples: (B',) int tensor, their indices in the caller's batch (for the message).
+        label: the solver as its messages name it ('AMD', 'L-BFGS', ...).
+        step: the solver's iteration, for the message.
+    """
+    loss, velocity = flow.loss_and_velocity(z, target, rows=rows)
+    bad = ~(torch.isfinite(loss) & torch.isfinite(velocity).all(1))
+    if bool(bad.any()):
+        named = samples[bad.to(samples.device)][:10].tolist()
+        raise FlowDivergedError(
+            f"{label}: the decoder output or loss (or its gradient) turned non-finite at iteration {step} "
+            f"for samples {named}, at latents where it was finite before; check the decoder (were its "
+            "weights changed or corrupted during the encode?)",
+            named,
+            step,
+        )
+
+
 def first_samples(mask: torch.Tensor, limit: int = 10) -> list[int]:
     """Indices of the True entries of a (B,) mask, at most `limit` of them."""
     return mask.nonzero().flatten()[:limit].tolist()

@@ -18,7 +18,9 @@ z + step d for every sample still running, in ONE decoder forward+backward; samp
 different stages of their line searches share the call. A trial is accepted when
 loss1 <= loss + c1 step g.d with a finite loss and gradient; otherwise the sample's step
 shrinks (`shrink`) and it tries again in the next call. The per-sample loss therefore
-never increases, and the returned z is the best point seen. A direction that is not a
+never increases, and the returned z is the best point seen. A sample that stops on a
+non-finite trial has its z evaluated once more: non-finite there too, the decoder itself
+broke, and a FlowDivergedError says so (`raise_if_decoder_broke`). A direction that is not a
 descent direction (g.d >= 0) resets the sample's memory and uses -g. Without curvature
 pairs (the first iteration, after a reset) the first trial moves z by `initial_step`
 along -g/|g|; with pairs the first trial step is 1.
@@ -37,7 +39,7 @@ from dataclasses import dataclass
 import torch
 
 from ..flows import GradientFlow
-from .base import SolverOutput, is_integer
+from .base import SolverOutput, is_integer, raise_if_decoder_broke
 from .descent import CURVATURE_EPS, DescentOptions, start_point
 
 
@@ -77,6 +79,7 @@ class _Batch:
     rejected: torch.Tensor
     converged: torch.Tensor
     failed: torch.Tensor  # the line search ran out of backtracks
+    finite: torch.Tensor  # the last trial's loss and gradient were finite
 
     def keep(self, mask: torch.Tensor) -> "_Batch":
         return _Batch(**{name: value[mask] for name, value in vars(self).items()})
@@ -111,7 +114,9 @@ class LBFGSSolver:
 
         Raises:
             ValueError: the flow is not a first-order GradientFlow.
-            FlowDivergedError: the loss or gradient is not finite at z0 (names the samples).
+            FlowDivergedError: the loss or gradient is not finite at z0, or a sample stopped on
+                a non-finite trial and the decoder is no longer finite at its z either (the
+                decoder broke: `raise_if_decoder_broke`); names the samples.
         """
         if not isinstance(flow, GradientFlow):
             raise ValueError("solver='lbfgs' descends the first-order flow's loss only (order=1)")
@@ -122,6 +127,10 @@ class LBFGSSolver:
         done = state.converged | (iterations + 1 >= o.max_evals)
         while True:
             if bool(done.any()):
+                broken = done & ~state.finite  # stopped on a non-finite trial: did the decoder break?
+                if bool(broken.any()):
+                    z, target, idx = state.z[broken], state.target[broken], state.idx[broken]
+                    raise_if_decoder_broke(flow, z, target, None, idx, "L-BFGS", iterations)
                 _store_finished(out, state, done, iterations)
                 state = state.keep(~done)
             if not state.idx.numel():
@@ -157,6 +166,7 @@ class LBFGSSolver:
             rejected=torch.zeros(batch, **count),
             converged=self._stationary(grad),
             failed=torch.zeros(batch, **flag),
+            finite=torch.ones(batch, **flag),
         )
         self._new_direction(state, torch.ones(batch, **flag))
         return state
@@ -172,8 +182,8 @@ class LBFGSSolver:
         z1 = s.z + s.step[:, None] * s.direction
         loss1, velocity1 = flow.loss_and_velocity(z1, s.target)
         grad1 = velocity1 / -flow.alpha
-        # NaN makes the comparison False, so `accepted` implies a finite loss.
-        accepted = (loss1 <= s.loss + o.c1 * s.step * s.slope) & torch.isfinite(grad1).all(1)
+        s.finite = torch.isfinite(loss1) & torch.isfinite(grad1).all(1)
+        accepted = (loss1 <= s.loss + o.c1 * s.step * s.slope) & s.finite
         if trace is not None:
             trace.append(dict(idx=s.idx, z=s.z, loss=s.loss, step=s.step, z1=z1, loss1=loss1, accepted=accepted))
         decrease = s.loss - loss1

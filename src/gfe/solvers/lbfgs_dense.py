@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from ..flows import GradientFlow
-from .base import SolverOutput
+from .base import SolverOutput, raise_if_decoder_broke
 from .descent import CURVATURE_EPS, DescentOptions, start_point
 
 
@@ -62,6 +62,7 @@ class _Batch:
     rejected: np.ndarray
     converged: np.ndarray
     failed: np.ndarray  # the line search ran out of backtracks
+    finite: np.ndarray  # the last trial's loss and gradient were finite
 
     def keep(self, mask: np.ndarray) -> "_Batch":
         kept = {name: value[mask] for name, value in vars(self).items() if name != "target"}
@@ -98,7 +99,9 @@ class DenseLBFGSSolver:
 
         Raises:
             ValueError: the flow is not a first-order GradientFlow.
-            FlowDivergedError: the loss or gradient is not finite at z0 (names the samples).
+            FlowDivergedError: the loss or gradient is not finite at z0, or a sample stopped on
+                a non-finite trial and the decoder is no longer finite at its z either (the
+                decoder broke: `raise_if_decoder_broke`); names the samples.
         """
         if not isinstance(flow, GradientFlow):
             raise ValueError("solver='lbfgs_dense' descends the first-order flow's loss only (order=1)")
@@ -111,6 +114,7 @@ class DenseLBFGSSolver:
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             while True:
                 if done.any():
+                    self._check_decoder(flow, state, done, iterations, z0)
                     self._store(out, state, done, iterations)
                     state = state.keep(~done)
                 if not state.idx.size:
@@ -144,6 +148,7 @@ class DenseLBFGSSolver:
             rejected=np.zeros(batch, dtype=np.int64),
             converged=self._stationary(gnorm),
             failed=np.zeros(batch, dtype=bool),
+            finite=np.ones(batch, dtype=bool),
         )
 
     def _stationary(self, gnorm: np.ndarray) -> np.ndarray:
@@ -159,8 +164,8 @@ class DenseLBFGSSolver:
             torch.from_numpy(z1).to(device=like.device, dtype=like.dtype), s.target
         )
         loss1, grad1 = host(loss1), host(velocity1) / -flow.alpha
-        # NaN makes the comparison False, so `accepted` implies a finite loss.
-        accepted = (loss1 <= s.loss + o.c1 * s.step * s.slope) & np.isfinite(grad1).all(1)
+        s.finite = np.isfinite(loss1) & np.isfinite(grad1).all(1)
+        accepted = (loss1 <= s.loss + o.c1 * s.step * s.slope) & s.finite
         if trace is not None:
             trace.append(_trace_entry(s, z1, loss1, accepted, like.device))
         decrease = s.loss - loss1
@@ -219,6 +224,16 @@ class DenseLBFGSSolver:
         s.direction = np.where(update[:, None], direction, s.direction)
         s.slope = np.where(update, slope, s.slope)
         s.step = np.where(update, step, self.options.shrink * s.step).astype(s.step.dtype, copy=False)
+
+    @staticmethod
+    def _check_decoder(flow: GradientFlow, s: _Batch, done: np.ndarray, iterations: int, like: torch.Tensor) -> None:
+        """Samples that stopped on a non-finite trial: raise if the decoder broke at their z."""
+        broken = done & ~s.finite
+        if broken.any():
+            z = torch.from_numpy(s.z[broken]).to(device=like.device, dtype=like.dtype)
+            target = s.target[torch.from_numpy(broken).to(s.target.device)]
+            idx = torch.from_numpy(s.idx[broken])
+            raise_if_decoder_broke(flow, z, target, None, idx, "dense L-BFGS", iterations)
 
     @staticmethod
     def _store(out: dict, s: _Batch, done: np.ndarray, iterations: int) -> None:
