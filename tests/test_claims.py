@@ -483,7 +483,14 @@ def test_claim_1b_is_judged_for_gfe_lbfgs_too_at_its_own_largest_n():
 
 @pytest.mark.parametrize(
     "gfe_params, verdict, ratio",
-    [(500, SUPPORTED, "0.5000"), (450, SUPPORTED, "0.4500"), (800, NOT_SUPPORTED, "0.8000")],
+    [
+        (500, SUPPORTED, "0.5000"),
+        (450, SUPPORTED, "0.4500"),  # each bound, just inside and just outside
+        (449, NOT_SUPPORTED, "0.4490"),
+        (550, SUPPORTED, "0.5500"),
+        (551, NOT_SUPPORTED, "0.5510"),
+        (800, NOT_SUPPORTED, "0.8000"),
+    ],
 )
 def test_half_parameters(gfe_params, verdict, ratio):
     e1 = e1_frame({("ae", 10): [0.3, 0.3], ("gfe_amd", 10): [0.2, 0.2]}, params={"ae": 1000, "gfe_amd": gfe_params})
@@ -526,6 +533,14 @@ def test_adjoint_supported_at_the_last_common_step():
 def test_adjoint_not_supported(rel, why):
     c = adjoint(*e4_frames(rel))
     assert c.verdict == NOT_SUPPORTED and why in c.reason
+
+
+@pytest.mark.parametrize(
+    "rel, verdict",
+    [([0.08, 0.09, 0.085], SUPPORTED), ([0.083, 0.093, 0.088], NOT_SUPPORTED)],  # upper ends 0.0974, 0.1004
+)
+def test_adjoint_at_the_margin(rel, verdict):
+    assert adjoint(*e4_frames(rel)).verdict == verdict
 
 
 def test_adjoint_not_tested():
@@ -701,9 +716,15 @@ def test_amd_robust_supported_with_its_evidence():
         (robustness(amd=(0.25, 0.2545, 0.25)), SUPPORTED, "AMD varies within the bound"),  # [8.73%, 9.63%]
         (robustness(amd=(0.25, 0.2556, 0.25)), NOT_SUPPORTED, "varies beyond the bound"),  # [10.94%, 11.82%]
         (robustness(seeds=(0,)), NOT_TESTED, "fewer than 2 seeds"),
+        # (iii) at its bound: upper end 9.897% holds, 10.02% does not decide
+        (robustness(rk4=(2.0, 0.5, 0.2458)), SUPPORTED, "AMD is within the margin of rk4"),
+        (robustness(rk4=(2.0, 0.5, 0.24575)), NOT_TESTED, "8.797% [7.576%, 10.02%] against 10%"),
+        # (ii) at its bound: lower end 10.15% is sensitive, 9.987% is not
+        (robustness(rk4=(0.2669, 0.261, 0.26)), SUPPORTED, "rk4 varies beyond it on 2"),
+        (robustness(rk4=(0.2668, 0.261, 0.26)), NOT_TESTED, "rk4 varies by no more than the bound"),
         (robustness(rk4=(0.2555, 0.2545, 0.2545)), NOT_TESTED, "rk4 varies by no more than the bound"),
         (robustness(rk4=(math.inf, math.inf, 0.26)), SUPPORTED, "rk4 varies beyond it on 2"),  # diverged: infinite
-        (robustness(rk4=(0.26, 0.5, math.inf)), SUPPORTED, ""),  # matched count diverged: AMD is below it
+        (robustness(rk4=(0.26, 0.5, math.inf)), SUPPORTED, "AMD varies within the bound"),  # matched rk4 diverged
         (robustness(rk4=(0.26,), matched=0), NOT_TESTED, "two rk4 counts"),
         (robustness(rk4=(2.0, 0.5, 0.26), matched=7), NOT_TESTED, "configured/matched pair"),
     ],

@@ -66,6 +66,41 @@ def test_each_submodule_gets_its_own_mode_back_also_after_an_error():
     assert decoder.training and decoder.net[1].training and not decoder.net[3].training
 
 
+class FailingDecoder(NormDecoder):
+    """Raises in its `fail_at`-th forward pass, recording the mode of each pass: the error comes
+    from inside the encoding, while the decoder is in eval mode."""
+
+    def __init__(self, fail_at):
+        super().__init__(dropout=0.5)
+        self.fail_at, self.modes = fail_at, []
+
+    def forward(self, z):
+        self.modes.append((self.training, self.net[1].training, self.net[3].training))
+        if len(self.modes) == self.fail_at:
+            raise RuntimeError("the decoder failed mid-flow")
+        return super().forward(z)
+
+
+ENTRY_POINTS = {
+    "encode": lambda decoder, x: gfe.encode(decoder, x, **AMD),
+    "evaluate": lambda decoder, x: evaluate(decoder, x, encode_options=AMD),
+    "decoder_loss_and_gradient": lambda decoder, x: gfe.decoder_loss_and_gradient(decoder, x, **AMD),
+}
+
+
+@pytest.mark.parametrize("entry", list(ENTRY_POINTS))
+def test_each_submodule_gets_its_own_mode_back_after_an_error_inside_the_encoding(entry):
+    """The error of the test above is raised by the shape check, after the forward pass that
+    finds the decoder's image shape has left eval_mode; here the decoder itself fails in the
+    middle of the flow, inside eval_mode."""
+    decoder = FailingDecoder(fail_at=3).train()
+    decoder.net[3].eval()  # a user's choice inside a training decoder
+    with pytest.raises(RuntimeError, match="the decoder failed mid-flow"):
+        ENTRY_POINTS[entry](decoder, _images(2))
+    assert len(decoder.modes) == 3 and decoder.modes[-1] == (False, False, False), decoder.modes  # in eval_mode
+    assert decoder.training and decoder.net[1].training and not decoder.net[3].training
+
+
 def test_the_training_pass_stays_in_the_decoders_mode():
     """decoder_loss_and_gradient encodes in eval mode, then takes one training forward pass in
     train mode: BatchNorm's statistics move once per call, not once per flow evaluation."""

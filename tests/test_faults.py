@@ -1,16 +1,21 @@
 """The reliability catalogue: bad input and faults, each tested, and nothing lost.
 
 1. Config   - in tests/test_faults_config.py: every bad setting is rejected before any job runs,
-              naming key, value, allowed.
+              naming key, value, allowed. (Stale or reused results and damaged files:
+              tests/test_faults_runs.py; the library's own inputs: tests/test_faults_library.py.)
 2. Data     - missing, truncated or malformed files stop the workflow's data job with a
               message naming the file; no partial outputs are left.
 3. Numerics - a flow or a training step that goes non-finite: AMD rejects the step; the
               fixed-step solvers and training stop naming step and sample; the last good
               checkpoint stays intact.
-4. Faults   - a SIGKILLed workflow resumes to exactly the uninterrupted result, also when its
-              latest checkpoint was truncated; outputs are written atomically.
-5. Determinism - the quick config run twice, and with --cores 1 and --cores 2, gives
-              byte-identical result CSVs apart from wall-clock columns.
+4. Faults   - a training job whose workflow was SIGKILLed resumes from its checkpoint (its log
+              and run.json name the step) to exactly the uninterrupted result, also when its
+              latest checkpoint was truncated (then from the previous one); outputs are
+              written atomically, through gfe.io.
+5. Determinism - the quick config's first seed and size (every rule) made again from scratch
+              with --cores 1 gives every per-run file (training logs, validation, run records,
+              test metrics, t-SNE, E5 curves and sweeps) of the session's quick run (--cores 2),
+              apart from the wall-clock columns, which are listed exactly.
 6. Safety   - checkpoints and model files load with weights_only=True, a pickle that would
               run code is refused, no eval/exec and no unquoted config strings in shell commands.
 7. Structure - one module (gfe.io) owns the atomic write, the safe torch.load and the file
@@ -399,7 +404,21 @@ def _kill_after_two_checkpoints(repo: Path) -> int:
 def uninterrupted(tmp_path_factory):
     repo = _resume_workspace(tmp_path_factory.mktemp("straight"), "repo")
     _run_to_completion(repo)
+    assert _resumed_at(repo) is None and "resumed from checkpoint" not in (repo / TRAIN_LOG).read_text()
     return repo
+
+
+def _resumed_at(repo: Path) -> int | None:
+    return json.loads((repo / RUN / "run.json").read_text())["resumed_at"]
+
+
+def _assert_resumed(repo: Path, step: int) -> None:
+    """The job went on from the checkpoint of `step` (training is deterministic: a job that
+    ignored its checkpoint and trained from step 0 would reach the same result): its log says
+    so and run.json records the step (docs/reliability.md)."""
+    log = (repo / TRAIN_LOG).read_text()
+    assert f"resumed from checkpoint {CHECKPOINT} at step {step}" in log, log[-2000:]
+    assert _resumed_at(repo) == step
 
 
 def _assert_same_result(a: Path, b: Path) -> None:
@@ -428,6 +447,7 @@ def test_killed_training_job_resumes_to_the_uninterrupted_result(uninterrupted, 
     log = (killed / TRAIN_LOG).read_text()
     print(f"killed at step {step} of {STEPS}; resumed run log tail:\n{log[-300:]}")
     _assert_same_result(uninterrupted, killed)
+    _assert_resumed(killed, step)
 
 
 @pytest.mark.slow
@@ -445,6 +465,7 @@ def test_truncated_checkpoint_after_a_kill_resumes_from_the_previous_one(uninter
     assert f"resuming from {CHECKPOINT}.prev" in log, log[-2000:]
     print(f"killed at step {step}, latest checkpoint truncated, resumed from step {previous_step}")
     _assert_same_result(uninterrupted, killed)
+    _assert_resumed(killed, previous_step)
 
 
 def test_truncated_checkpoint_falls_back_to_the_previous_one(tmp_path):

@@ -11,7 +11,7 @@ import torch
 import gfe
 from gfe.evaluation import evaluate
 from gfe.models import build_decoder
-from gfe.solvers import AMDOptions, make_solver
+from gfe.solvers import SOLVERS, AMDOptions, make_solver
 from helpers import FunctionDecoder, TinyDecoder
 
 MNIST = (1, 28, 28)
@@ -320,12 +320,17 @@ def test_a_tensor_z0_gives_the_latent_size_of_a_decoder_without_latent_dim():
     )
 
 
-@pytest.mark.parametrize(
-    "options",
-    [{"solver": "dopri5"}, {"solver": "dopri5", "order": 2}, {"solver": "rk4", "steps": 3}, {"solver": "amd"}],
-)
+# Every registered solver (a new one is in at once) with its default options, and the
+# second-order flow where the solver integrates it (docs/reliability.md: "any solver").
+SECOND_ORDER = {"dopri5", "euler", "rk4"}
+EMPTY_BATCH = [{"solver": name} for name in sorted(SOLVERS)] + [
+    {"solver": name, "order": 2} for name in sorted(SECOND_ORDER)
+]
+
+
+@pytest.mark.parametrize("options", EMPTY_BATCH, ids=lambda o: o["solver"] + ("-order2" if "order" in o else ""))
 def test_an_empty_batch_encodes_to_no_codes(options):
     from gfe.models import MLPDecoder
 
     out = gfe.encode(MLPDecoder(latent_dim=4), torch.rand(0, 1, 28, 28), tau=10.0, loss="bce", **options)
-    assert tuple(out.z.shape) == (0, 4) and out.loss.shape == (0,)
+    assert tuple(out.z.shape) == (0, 4) and out.loss.shape == (0,) and out.nfe.shape == (0,)

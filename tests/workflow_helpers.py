@@ -1,8 +1,10 @@
-"""Helpers of the workflow tests: a temporary copy of the repository, running snakemake."""
+"""Helpers of the workflow tests: a temporary copy of the repository, running snakemake; a
+test whose tool is missing (skipped, or failed in CI)."""
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -67,6 +69,16 @@ TABLE_RULES = [
     "latent_separability",
     "plot_benchmarks",
 ]
+
+
+def missing(reason: str) -> None:
+    """A test that cannot run here: skipped with `reason`, which says what to install, or,
+    where the environment variable CI is set (CI runs every test), failed with it."""
+    import pytest
+
+    if os.environ.get("CI"):
+        pytest.fail(f"CI must run this test: {reason}")
+    pytest.skip(reason)
 
 
 def repo_files() -> list[str]:
