@@ -9,6 +9,7 @@ import argparse
 import json
 import re
 import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -47,8 +48,36 @@ def path_keys(path: str) -> dict:
     }
 
 
+class RunFileError(ValueError):
+    """A per-run file that cannot be read; the message names it and the fix."""
+
+
+def _read(path, read):
+    """read(path), or a RunFileError naming the file (not a bare JSONDecodeError). The check
+    before aggregation (rule check_runs, src/wfidentity.py) refuses such a file first."""
+    try:
+        return read(path)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+        raise RunFileError(
+            f"{path}: unreadable ({type(error).__name__}: {str(error).strip() or 'empty'}); "
+            f"re-run the job that made it: snakemake --cores all --forcerun {path}"
+        ) from None
+
+
 def read_json(path):
-    return json.loads(Path(path).read_text())
+    return _read(path, lambda p: json.loads(Path(p).read_text()))
+
+
+def read_csv(path) -> pd.DataFrame:
+    return _read(path, pd.read_csv)
+
+
+def read_npz(path) -> dict:
+    def load(p):
+        with np.load(p) as saved:
+            return {k: saved[k] for k in saved.files}
+
+    return _read(path, load)
 
 
 def with_config(frame: pd.DataFrame, a) -> pd.DataFrame:
@@ -112,7 +141,7 @@ def e1_continuation_table(validation_files, plateau_run_files, a) -> pd.DataFram
     equal when training does not depend on early stopping, as it should not)."""
     rows = []
     for validation_file, plateau_file in zip(validation_files, plateau_run_files, strict=True):
-        checks, plateau = pd.read_csv(validation_file), read_json(plateau_file)
+        checks, plateau = read_csv(validation_file), read_json(plateau_file)
         run = read_json(Path(validation_file).with_name("run.json"))
         until_stop = checks[checks["step"] <= plateau["steps"]]
         best = checks.loc[checks["loss_mean"].idxmin()]
@@ -142,7 +171,7 @@ def e1_continuation_table(validation_files, plateau_run_files, a) -> pd.DataFram
 def log_table(files) -> pd.DataFrame:
     """Per-step or validation logs of runs, one frame, with each run's AMD rule."""
     frames = [
-        pd.read_csv(f).assign(
+        read_csv(f).assign(
             train_size_label=path_keys(f)["train_size_label"],
             amd_rule=read_json(Path(f).with_name("run.json"))["amd_rule"],
         )
@@ -181,7 +210,7 @@ def e6_table(files) -> pd.DataFrame:
     rows = []
     for f in files:
         keys = path_keys(f)
-        saved = np.load(f)
+        saved = read_npz(f)
         prov = run_provenance(read_json(Path(f).with_name("run.json")))
         per_class = "recon_idx" in saved
         prefix = "recon_" if per_class else ""
@@ -208,7 +237,7 @@ def with_run_provenance(files, run_file_of) -> pd.DataFrame:
     frames = []
     for f in files:
         prov = run_provenance(read_json(run_file_of(f)))
-        frames.append(pd.read_csv(f).assign(**prov))
+        frames.append(read_csv(f).assign(**prov))
     return pd.concat(frames, ignore_index=True)
 
 
@@ -276,7 +305,15 @@ def main(argv=None) -> int:
         p.add_argument(f"--{name}", nargs="*", default=[])
     p.add_argument("--report-images-seen", type=int, nargs="*", default=[])
     a = p.parse_args(argv)
-    wfcommon.setup(1)
+    log = wfcommon.setup(1)
+    try:
+        return aggregate(a)
+    except RunFileError as error:
+        log.error("RunFileError: %s", error)
+        return 1
+
+
+def aggregate(a) -> int:
     tables = {Path(t).stem: t for t in a.tables}
     e1 = e1_table(a.e1_runs, a.e1_metrics, a)
     e2 = add_provenance(log_table(a.e2), a.e2, a)

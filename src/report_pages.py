@@ -194,9 +194,34 @@ def _number(value: float) -> str:
     return f"{value:.6g}"
 
 
+# The columns a reader looks for first on a table page, in this order; then the losses.
+KEY_COLUMNS = [
+    "model",
+    "decoder_model",
+    "train_size",
+    "train_size_label",
+    "seed",
+    "decoder_seed",
+    "step",
+    "solver",
+    "panel",
+    "t",
+    "nfe_mean",
+]
+
+
+def key_columns_first(frame: pd.DataFrame) -> pd.DataFrame:
+    """`frame` with the KEY_COLUMNS it has first, then every column naming a loss, then the rest."""
+    keys = [c for c in KEY_COLUMNS if c in frame.columns]
+    losses = [c for c in frame.columns if "loss" in str(c) and c not in keys]
+    return frame[keys + losses + [c for c in frame.columns if c not in keys and c not in losses]]
+
+
 def table_page(frame: pd.DataFrame, source: str, max_rows: int = 200) -> str:
     """A result table as HTML: its size and seeds, the columns with one value in every row
-    listed once above it, and its first `max_rows` rows (numbers to 6 significant digits)."""
+    listed once above it, and its first `max_rows` rows (key columns and losses first:
+    `key_columns_first`; numbers to 6 significant digits)."""
+    frame = key_columns_first(frame)
     name = Path(source).stem
     parts = [f"<h1>{html.escape(name)}</h1>"]
     size = f"{len(frame)} rows × {len(frame.columns)} columns"

@@ -84,6 +84,39 @@ def check_config(cfg: dict, *, check_encode_options: bool = True) -> dict:
     return cfg
 
 
+def check_owner(cfg: dict, owner_file: str | Path) -> None:
+    """Raise ConfigError when `cfg` takes the name of the project config `owner_file` (e.g.
+    config/config.yaml, 'default', whose results are committed) with other settings: its runs
+    would write over that config's results. `cfg` must have passed check_config."""
+    owner_file = Path(owner_file)
+    owner = yaml.safe_load(owner_file.read_text())
+    if cfg["name"] != owner.get("name"):
+        return
+    owner = check_config(owner, check_encode_options=False)
+    differences = _differences(owner, cfg)
+    if differences:
+        shown = "; ".join(f"{key}: {mine!r} (not {theirs!r})" for key, theirs, mine in differences[:3])
+        more = f" and {len(differences) - 3} more" if len(differences) > 3 else ""
+        _fail(
+            "name",
+            cfg["name"],
+            f"is the name of config/{owner_file.name}, whose results/{cfg['name']}/ is the project's reference, "
+            f"but these settings differ from it ({shown}{more}), so its runs would write over them",
+            "another name for other settings, e.g. --config name=mine",
+        )
+
+
+def _differences(reference, other, prefix: str = "") -> list[tuple[str, object, object]]:
+    """(key, reference value, other value) wherever two nested configs differ."""
+    if isinstance(reference, dict) and isinstance(other, dict):
+        found = []
+        for key in sorted(set(reference) | set(other), key=str):
+            path = f"{prefix}.{key}" if prefix else str(key)
+            found += _differences(reference.get(key), other.get(key), path)
+        return found
+    return [] if reference == other else [(prefix, reference, other)]
+
+
 def n_train(cfg: dict, dataset: str) -> int:
     """Images of a dataset's training split (the N of 'full')."""
     s = cfg["dataset_settings"][dataset]

@@ -10,15 +10,29 @@ that a documentation edit re-runs nothing.
 
 Two files per job:
 - the *stamp* (`STAMP_DIR/<record path>`, not committed): the identity the current config
-  and code give, written while Snakemake builds its DAG, and an input of the job;
-- the *record* (beside the job's results, committed with them): a copy of the stamp made
-  when the job succeeds, so that the result says what made it.
+  and code give, written while Snakemake builds its DAG, and an input of the job; any
+  Snakemake process rewrites it (a dry run with other settings too), so it is only the
+  re-run trigger, never what a job records;
+- the *record* (beside the job's results, committed with them), written by the job when it
+  succeeds (`python src/wfidentity.py record`, the end of every rule's command): the identity
+  the Snakemake process running the job planned it with (the job's `identity` parameter,
+  held in that process's memory, not read from the stamp), the commit it ran at, and the
+  SHA-256 of every file it wrote, so that the result says what made it and a file changed
+  afterwards is caught.
 
 A job whose record holds the identity of its stamp is up to date: its stamp input is
 `ancient` (its time does not count). Otherwise (another config, other code, no record, as
 in a clone of results made before records existed) the stamp is touched, so it is newer
 than the job's outputs and Snakemake re-runs the job, in a fresh clone too, where
 Snakemake's own metadata (.snakemake/) is absent.
+
+Before aggregation, `python src/wfidentity.py check` reads every per-run file the tables
+are made from: it must parse, equal the hash its job's record holds, and a training log
+must hold the steps its run.json reports. Its one output (`checked_runs.json`) lists what
+it checked; the aggregation takes it as input, so a refused file stops the run before the
+job that rewrites the tables. `python src/wfidentity.py backfill results/<name>` gives
+records made before they held hashes the hashes of their files as they are (once, for
+results a run committed).
 """
 
 from __future__ import annotations
@@ -28,6 +42,7 @@ import hashlib
 import io
 import json
 import os
+import sys
 import tokenize
 from pathlib import Path
 
@@ -156,10 +171,14 @@ def read_record(path: str | Path) -> dict | None:
     return record if isinstance(record, dict) else None
 
 
-def stamp(stamp_path: str | Path, record_path: str | Path, identity: dict, made_by: dict) -> bool:
+def stamp(
+    stamp_path: str | Path, record_path: str | Path, identity: dict, made_by: dict, checked: dict | None = None
+) -> bool:
     """Write the job's stamp (its identity now and what makes it: commit) where it differs,
     and return whether the job's record holds the same identity (the job is up to date).
-    A job that is not up to date gets its stamp touched, so Snakemake re-runs it."""
+    `checked` (the check of run files, :func:`check_runs`): the hashes its files have now,
+    which the record must list as checked too. A job that is not up to date gets its stamp
+    touched, so Snakemake re-runs it."""
     stamp_path = Path(stamp_path)
     text = json.dumps({"identity": identity, "made_by": made_by}, indent=1, sort_keys=True) + "\n"
     if not stamp_path.is_file() or stamp_path.read_text() != text:
@@ -168,12 +187,14 @@ def stamp(stamp_path: str | Path, record_path: str | Path, identity: dict, made_
         write_text(text, stamp_path)
     record = read_record(record_path)
     current = record is not None and record.get("identity") == identity
+    if checked is not None:
+        current = current and record.get("checked") == checked
     if not current:
         os.utime(stamp_path)
     return current
 
 
-def describe_difference(record: dict | None, identity: dict) -> str:
+def describe_difference(record: dict | None, identity: dict, checked: dict | None = None) -> str:
     """Why a job is re-run, in words (for the log of the DAG)."""
     if record is None:
         return "no record of what made its result"
@@ -185,4 +206,263 @@ def describe_difference(record: dict | None, identity: dict) -> str:
         for k in set(old.get("settings", {})) | set(identity.get("settings", {}))
         if old.get("settings", {}).get(k) != identity["settings"].get(k)
     )
-    return "other settings: " + ", ".join(changed) if changed else "another identity"
+    if changed:
+        return "other settings: " + ", ".join(changed)
+    if checked is not None and record.get("checked") != checked:
+        old_checked = record.get("checked") or {}
+        differ = sorted(k for k in set(old_checked) | set(checked) if old_checked.get(k) != checked.get(k))
+        return f"other files than it checked: {', '.join(differ[:3])}" + (" ..." if len(differ) > 3 else "")
+    return "another identity"
+
+
+# ---------------------------------------------------------------- records: the files a job wrote
+
+# The per-run files each per-run record covers (its rule's outputs beside it, the model file
+# apart): what the check before aggregation looks up, and what a backfill hashes.
+RUN_RECORDS = {
+    "identity_train.json": ("run.json", "train_log.csv", "validation.csv"),
+    "identity_evaluate.json": ("test_metrics.json", "test_outputs.npz"),
+    "identity_training_latents.json": ("training_latents.npz",),
+    "identity_embed_latents.json": ("tsne.csv",),
+    "identity_encoding_convergence.json": ("encoding_convergence.csv",),
+    "identity_solver_robustness.json": ("solver_robustness.csv",),
+}
+RECORD_OF = {name: record for record, names in RUN_RECORDS.items() for name in names}
+# The files of a run's own folder (runs/<dataset>/<experiment>/<model>/N<N>/seed<seed>/), not
+# of a dataset's (runs/<dataset>/: E5): aggregation reads each with the run.json beside it.
+IN_RUN_FOLDER = {
+    name
+    for name, record in RECORD_OF.items()
+    if record not in ("identity_encoding_convergence.json", "identity_solver_robustness.json")
+}
+
+
+def sha256(path: str | Path) -> str | None:
+    """The SHA-256 of a file's bytes; None for a missing file."""
+    try:
+        with open(path, "rb") as f:
+            return hashlib.file_digest(f, "sha256").hexdigest()
+    except FileNotFoundError:
+        return None
+
+
+def file_hashes(files, base: str | Path) -> dict[str, str | None]:
+    """{path relative to folder `base` (as in a record: `run.json`, `../e1_data_efficiency.csv`):
+    SHA-256} of `files`."""
+    return {Path(os.path.relpath(f, base)).as_posix(): sha256(f) for f in files}
+
+
+def record_text(identity_json: str, record_path: str | Path, files, made_by: dict) -> str:
+    """A job's record: its identity (`identity_json`: the job's `identity` parameter, {"identity":
+    ...}), what made it and the SHA-256 of every file in `files` (its outputs; the record itself
+    left out), keyed by path relative to the record's folder."""
+    record = json.loads(identity_json)
+    if not isinstance(record, dict) or not isinstance(record.get("identity"), dict):
+        raise ValueError(f"not a job identity: {identity_json[:200]}")
+    outputs = [f for f in files if os.path.normpath(f) != os.path.normpath(record_path)]
+    missing = [str(f) for f in outputs if not os.path.isfile(f)]
+    if missing:
+        raise FileNotFoundError(f"outputs missing, nothing recorded: {', '.join(missing)}")
+    record["made_by"] = made_by
+    record["files"] = file_hashes(outputs, Path(record_path).parent)
+    return json.dumps(record, indent=1, sort_keys=True) + "\n"
+
+
+# ---------------------------------------------------------------- the check before aggregation
+
+
+class RunFileError(ValueError):
+    """Per-run files that are not what their jobs wrote; one line per file, naming it and the fix."""
+
+
+def _configfile(config_name: str) -> str:
+    """The --configfile arguments that select config `config_name` (for a command to give)."""
+    if config_name == "default":
+        return ""
+    if Path(f"config/{config_name}.yaml").is_file():
+        return f" --configfile config/{config_name}.yaml"
+    return f" --configfile <the config named {config_name}>"
+
+
+def _rerun(path: Path, config_name: str) -> str:
+    return f"re-run the job that made it: snakemake --cores all{_configfile(config_name)} --forcerun {path}"
+
+
+def _unreadable(path: Path) -> str | None:
+    """Why `path` cannot be read as the file aggregation reads (None: it parses)."""
+    try:
+        if path.suffix == ".json":
+            text = path.read_text()
+            if not text.strip():
+                return "empty"
+            if not isinstance(json.loads(text), dict):
+                return "not a JSON object"
+        elif path.suffix == ".csv":
+            import pandas as pd
+
+            pd.read_csv(path)
+        elif path.suffix == ".npz":
+            import numpy as np
+
+            with np.load(path) as saved:
+                for key in saved.files:
+                    saved[key]
+        elif not path.is_file():
+            return "missing"
+    except FileNotFoundError:
+        return "missing"
+    except Exception as error:  # pandas, numpy, zipfile and json each raise their own
+        return f"unreadable ({type(error).__name__}: {str(error).strip() or 'empty'})"
+    return None
+
+
+def _steps_problem(path: Path) -> str | None:
+    """A training log with other than the steps its run.json reports (a run cut short)."""
+    import pandas as pd
+
+    run = read_record(path.with_name("run.json"))  # a run.json that does not parse is refused itself
+    if run is None or not isinstance(run.get("steps"), int):
+        return None
+    logged = len(pd.read_csv(path))
+    if logged != run["steps"]:
+        return f"{logged} steps logged where run.json reports {run['steps']} (cut short or edited)"
+    return None
+
+
+def _record_problem(path: Path, config_name: str) -> str | None:
+    """`path` against the hash its job's record holds."""
+    if path.name not in RECORD_OF:
+        return f"no job's record covers a file named {path.name}"
+    record_path = path.with_name(RECORD_OF[path.name])
+    record = read_record(record_path)
+    if record is None:
+        return f"its job's record {record_path} is missing or unreadable"
+    if not isinstance(record.get("files"), dict):
+        return (
+            f"its job's record {record_path.name} holds no hashes of the files the job wrote (made before "
+            f"records held them); {_rerun(path, config_name)}, or, for results a run committed, add them "
+            f"once: python src/wfidentity.py backfill {_results_folder(path)}"
+        )
+    if record["files"].get(path.name) != sha256(path):
+        return f"not what its job wrote (its SHA-256 differs from the one in {record_path.name})"
+    return None
+
+
+def _results_folder(path: Path) -> Path:
+    """results/<name> of a per-run file (results/<name>/runs/...)."""
+    parts = path.parts
+    return Path(*parts[: parts.index("runs")]) if "runs" in parts else path.parent
+
+
+def files_checked(files) -> list[Path]:
+    """`files` and the run.json beside each file of a run's folder (aggregation reads it too),
+    sorted: what :func:`check_runs` checks."""
+    checked = {Path(os.path.normpath(f)) for f in files}
+    checked |= {f.with_name("run.json") for f in checked if f.name in IN_RUN_FOLDER}
+    return sorted(checked)
+
+
+def check_runs(files, config_name: str) -> list[Path]:
+    """Check the per-run files aggregation reads (`files`, and the run.json beside each file of
+    a run's folder): each parses, a training log holds the steps of its run.json, and each is
+    what its job wrote (the SHA-256 in its record). Returns the files checked; raises
+    RunFileError naming each refused file, what is wrong and the command that re-runs its job."""
+    checked = files_checked(files)
+    problems = []
+    for path in checked:
+        problem = _unreadable(path) or (path.name == "train_log.csv" and _steps_problem(path))
+        if problem:
+            problems.append(f"{path}: {problem}; {_rerun(path, config_name)}")
+        elif problem := _record_problem(path, config_name):
+            fix = "" if "backfill" in problem else f"; {_rerun(path, config_name)}"
+            problems.append(f"{path}: {problem}{fix}")
+    if problems:
+        raise RunFileError("\n".join(problems))
+    return checked
+
+
+# ---------------------------------------------------------------- backfill
+
+
+def backfill(results: str | Path) -> tuple[int, int]:
+    """Give every per-run record under `results` (results/<name>) that holds no file hashes the
+    hashes of its files as they are now; a record that holds them is left alone. For results
+    a run committed before records held hashes (git history shows the files are those the run
+    wrote), run once. Returns (records given hashes, records that had them)."""
+    from gfe.io import write_text  # imports torch
+
+    added, had = 0, 0
+    for record_path in sorted(Path(results).rglob("identity_*.json")):
+        if record_path.name not in RUN_RECORDS:
+            continue
+        record = read_record(record_path)
+        if record is None:
+            raise RunFileError(f"{record_path}: unreadable; re-run the job that made it")
+        if "files" in record:
+            had += 1
+            continue
+        files = [record_path.with_name(n) for n in RUN_RECORDS[record_path.name]]
+        missing = [str(f) for f in files if not f.is_file()]
+        if missing:
+            raise RunFileError(f"{record_path}: its files {', '.join(missing)} are missing; nothing backfilled")
+        record["files"] = file_hashes(files, record_path.parent)
+        record["files_from"] = "backfill"  # hashed after the job, from the files as committed
+        write_text(json.dumps(record, indent=1, sort_keys=True) + "\n", record_path)
+        added += 1
+    return added, had
+
+
+# ---------------------------------------------------------------- command line
+
+
+def main(argv=None) -> int:
+    import argparse
+
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+    rec = sub.add_parser("record", help="print a job's record (the end of every rule's command)")
+    rec.add_argument("--identity", required=True, help="the job's identity parameter (JSON)")
+    rec.add_argument("--record", required=True, help="the record's path (its keys are relative to its folder)")
+    rec.add_argument("outputs", nargs="*", help="the job's outputs (the record among them is left out)")
+    chk = sub.add_parser("check", help="check the per-run files aggregation reads; write what was checked")
+    chk.add_argument("--identity", required=True, help="the check job's identity parameter (JSON)")
+    chk.add_argument("--config-name", required=True)
+    chk.add_argument("--output", required=True, help="the check file (results/<name>/identity/checked_runs.json)")
+    chk.add_argument("files", nargs="*")
+    back = sub.add_parser("backfill", help="add file hashes to the per-run records of results/<name> that lack them")
+    back.add_argument("results", help="results/<name>")
+    a = p.parse_args(argv)
+    from wfcommon import git_commit
+
+    if a.command == "record":
+        sys.stdout.write(record_text(a.identity, a.record, a.outputs, {"git_commit": git_commit()}))
+        return 0
+    if a.command == "backfill":
+        try:
+            added, had = backfill(a.results)
+        except RunFileError as error:
+            print(f"RunFileError: {error}", file=sys.stderr)
+            return 1
+        print(f"{added} records given the hashes of their files; {had} had them already")
+        return 0
+    try:
+        checked = check_runs(a.files, a.config_name)
+    except RunFileError as error:
+        lines = str(error).splitlines()
+        for line in lines:
+            print(f"RunFileError: {line}", file=sys.stderr)
+        if len(lines) > 1:
+            print(f"RunFileError: {len(lines)} per-run files refused (each named above)", file=sys.stderr)
+        return 1
+    from gfe.io import write_text  # imports torch
+
+    record = json.loads(a.identity)
+    record["made_by"] = {"git_commit": git_commit()}
+    record["checked"] = file_hashes(checked, Path(a.output).parent)
+    write_text(json.dumps(record, indent=1, sort_keys=True) + "\n", a.output)
+    print(f"{len(checked)} per-run files checked", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -10,6 +10,8 @@ PyYAML as Snakemake reads it. Two cases run snakemake itself (tests/workflow_hel
 from __future__ import annotations
 
 import copy
+import json
+import subprocess
 import sys
 
 import pytest
@@ -366,10 +368,39 @@ def test_bad_config_is_rejected_naming_key_value_and_allowed(case):
         assert fragment in message, f"{fragment!r} not in the message:\n{message}"
 
 
+# check_config in a fresh interpreter (this one has imported the library already): the config
+# as YAML on stdin; prints which of the library and torch it has imported by then.
+SKIP_PROBE = """
+import json, sys
+import yaml
+sys.path.insert(0, sys.argv[1])
+from wfconfig import check_config
+check_config(yaml.safe_load(sys.stdin), check_encode_options=False)
+print(json.dumps(sorted({m.split(".")[0] for m in sys.modules} & {"gfe", "torch"})))
+"""
+# Checks before and after the library's in check_config: each still rejects its value.
+OTHER_CHECKS = ["empty seed list", "gfe_amd without the authors' shared rule"]
+
+
 @pytest.mark.parametrize("case", sorted(ENCODE_OPTION_CASES))
 def test_encode_option_checks_can_be_skipped(case):
     """check_encode_options=False: no library import (cluster jobs); the other checks still run."""
-    check_config(config_with(BAD_CONFIGS[case][0]), check_encode_options=False)
+    config = config_with(BAD_CONFIGS[case][0])
+    probe = subprocess.run(
+        [sys.executable, "-c", SKIP_PROBE, str(REPO / "src")],
+        input=yaml.safe_dump(config),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert probe.returncode == 0, probe.stderr[-3000:]
+    assert json.loads(probe.stdout) == [], f"imported by check_config: {probe.stdout}"
+    for other in OTHER_CHECKS:
+        override, expected = BAD_CONFIGS[other]
+        with pytest.raises(ConfigError) as info:
+            check_config(merge(copy.deepcopy(config), yaml.safe_load(override)), check_encode_options=False)
+        for fragment in expected:
+            assert fragment in str(info.value), f"{other}: {fragment!r} not in the message:\n{info.value}"
 
 
 # YAML 1.1 (PyYAML, as Snakemake reads configs) leaves these strings: check_config reads them as
@@ -472,8 +503,16 @@ END_TO_END = {
         ["Invalid configuration: learning_curves.models: [] is empty", "allowed: a non-empty list"],
     ),
     "GPU where none exists": (
-        "device: cuda",
+        "{name: gpu, device: cuda}",
         ["Invalid configuration: device: 'cuda'", "no CUDA GPU is visible", "'cpu'", "'auto'"],
+    ),
+    "the default's name with other settings": (
+        "training: {val_every: 3}",
+        [
+            "Invalid configuration: name: 'default' is the name of config/config.yaml",
+            "training.val_every: 3 (not 50)",
+            "--config name=mine",
+        ],
     ),
 }
 

@@ -110,6 +110,18 @@ def test_the_reason_names_code_or_the_settings_that_differ():
     assert wfidentity.describe_difference(old, identity) == "other settings: tau"
 
 
+def test_the_check_of_run_files_is_current_only_for_the_files_it_checked(tmp_path):
+    """Rule check_runs: its record lists the hashes it checked; a file that differs from
+    them (a hand edit in a fresh clone, whatever its time) plans the check again."""
+    identity = {"rule": "check_runs", "code": "c1", "settings": {"config_name": "quick"}}
+    stamp, record = tmp_path / "stamp.json", tmp_path / "checked_runs.json"
+    record.write_text(json.dumps({"identity": identity, "checked": {"../runs/a.json": "h1"}}))
+    assert wfidentity.stamp(stamp, record, identity, {}, {"../runs/a.json": "h1"})
+    assert not wfidentity.stamp(stamp, record, identity, {}, {"../runs/a.json": "h2"})
+    reason = wfidentity.describe_difference(json.loads(record.read_text()), identity, {"../runs/a.json": "h2"})
+    assert reason == "other files than it checked: ../runs/a.json"
+
+
 # ---------------------------------------------------------------- the workflow
 
 

@@ -122,6 +122,23 @@ def test_table_page_shows_size_seeds_and_the_constant_columns_once():
     assert "<td>0.123457</td>" in page  # 6 significant digits
 
 
+def test_table_page_puts_model_n_seed_and_the_loss_first():
+    frame = pd.DataFrame(
+        {
+            "dataset": ["fashion_mnist", "mnist"],
+            "stop_reason": ["plateau", "cap"],
+            "test_loss_mean": [0.3, 0.31],
+            "seed": [0, 1],
+            "train_size": [100, 300],
+            "steps": [10, 20],
+            "model": ["ae", "gfe_amd"],
+        }
+    )
+    page = report_pages.table_page(frame, "x/e1.csv")
+    header = re.findall(r"<th>(.*?)</th>", re.search(r"<thead>.*?</thead>", page, flags=re.DOTALL).group(0))
+    assert header == ["model", "train_size", "seed", "test_loss_mean", "dataset", "stop_reason", "steps"]
+
+
 def test_table_page_without_rows_says_so():
     frame = pd.DataFrame(columns=["config_name", "config_hash"])
     page = report_pages.table_page(frame, "results/default/e1_continuation.csv")

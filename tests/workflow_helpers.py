@@ -61,6 +61,7 @@ PLOT_RULES = [f"plot_e{i}" for i in range(1, 8)] + ["plot_e5_robustness", "plot_
 # The rules that read only per-run result files (tables, summary, figures): all that may run
 # when the committed results are re-aggregated.
 TABLE_RULES = [
+    "check_runs",
     "aggregate",
     "summarize",
     *PLOT_RULES,

@@ -2,33 +2,77 @@
 # parameter counts; then results/summary.md, the papers' claims judged from those tables.
 
 
+# The per-run files the tables are made from (aggregate.py also reads the run.json beside
+# each file of a run's folder).
+AGGREGATE_INPUTS = dict(
+    e1_runs=plan.files("run.json", plan.e1_runs()),
+    e1_metrics=plan.files("test_metrics.json", plan.e1_runs()),
+    e1c=plan.files("validation.csv", plan.e1c_runs()),
+    e1c_plateau_runs=plan.files(
+        "run.json", [(d, "e1", m, n, s) for d, _, m, n, s in plan.e1c_runs()]
+    ),
+    e2=plan.files("validation.csv", plan.e2_runs()),
+    e3_train=plan.files("train_log.csv", plan.e3_runs()),
+    e3_heldout=plan.files("validation.csv", plan.e3_runs()),
+    e4_train=plan.files("train_log.csv", plan.e4_runs()),
+    e4_heldout=plan.files("validation.csv", plan.e4_runs()),
+    e5=expand(
+        f"{RESULTS}/runs/{{dataset}}/encoding_convergence.csv",
+        dataset=config["datasets"],
+    ),
+    e5_robustness=expand(
+        f"{RESULTS}/runs/{{dataset}}/solver_robustness.csv",
+        dataset=config["datasets"],
+    ),
+    e5_runs=[
+        plan.run_file("run.json", *plan.e5_common_run(ds)) for ds in config["datasets"]
+    ],
+    e6=plan.files("test_outputs.npz", plan.e6_runs()),
+    e7=plan.files("tsne.csv", plan.e7_runs()),
+)
+# ... and with them, every run.json aggregate.py reads (src/wfidentity.py, files_checked)
+CHECKED_RUN_FILES = [
+    str(f)
+    for f in wfidentity.files_checked(
+        [f for files in AGGREGATE_INPUTS.values() for f in files]
+    )
+]
+CHECKED_RUNS = f"{RESULTS}/identity/checked_runs.json"
+
+
+# Every per-run file the tables are made from is checked before the job that rewrites the
+# tables starts: it parses, a training log holds its run's steps, and it is what its job
+# wrote (the SHA-256 in its record). A refused file stops the run here, naming the file and
+# the command that re-runs its job; the committed tables stay as they are. The check file
+# lists the hashes checked: the check runs again whenever a file differs from them.
+rule check_runs:
+    input:
+        runs=CHECKED_RUN_FILES,
+        identity=identity(
+            "check_runs",
+            "wfidentity.py",
+            CHECKED_RUNS,
+            checked=lambda w: CHECKED_RUN_FILES,
+            config_name=plan.name,
+        ),
+    output:
+        identity=CHECKED_RUNS,
+    log:
+        f"{LOGS}/check_runs.log",
+    conda:
+        "../../environment.yml"
+    params:
+        identity=recorded_identity,
+        config_name=plan.name,
+    shell:
+        "python src/wfidentity.py check --identity {params.identity:q}"
+        " --config-name {params.config_name} --output {output.identity} {input.runs} 2> {log}"
+
+
 rule aggregate:
     input:
-        e1_runs=plan.files("run.json", plan.e1_runs()),
-        e1_metrics=plan.files("test_metrics.json", plan.e1_runs()),
-        e1c=plan.files("validation.csv", plan.e1c_runs()),
-        e1c_plateau_runs=plan.files(
-            "run.json", [(d, "e1", m, n, s) for d, _, m, n, s in plan.e1c_runs()]
-        ),
-        e2=plan.files("validation.csv", plan.e2_runs()),
-        e3_train=plan.files("train_log.csv", plan.e3_runs()),
-        e3_heldout=plan.files("validation.csv", plan.e3_runs()),
-        e4_train=plan.files("train_log.csv", plan.e4_runs()),
-        e4_heldout=plan.files("validation.csv", plan.e4_runs()),
-        e5=expand(
-            f"{RESULTS}/runs/{{dataset}}/encoding_convergence.csv",
-            dataset=config["datasets"],
-        ),
-        e5_robustness=expand(
-            f"{RESULTS}/runs/{{dataset}}/solver_robustness.csv",
-            dataset=config["datasets"],
-        ),
-        e5_runs=[
-            plan.run_file("run.json", *plan.e5_common_run(ds))
-            for ds in config["datasets"]
-        ],
-        e6=plan.files("test_outputs.npz", plan.e6_runs()),
-        e7=plan.files("tsne.csv", plan.e7_runs()),
+        **AGGREGATE_INPUTS,
+        checked=CHECKED_RUNS,
         identity=identity(
             "aggregate",
             "aggregate.py",
@@ -51,20 +95,22 @@ rule aggregate:
     conda:
         "../../environment.yml"
     params:
+        identity=recorded_identity,
         config_name=plan.name,
         config_hash=CONFIG_HASH,
         report_images_seen=" ".join(
             str(n) for n in config["learning_curves"]["report_images_seen"]
         ),
     shell:
-        "python src/aggregate.py --config-name {params.config_name}"
-        " --config-hash {params.config_hash} --e1-runs {input.e1_runs}"
-        " --e1-metrics {input.e1_metrics} --e1c {input.e1c} --e1c-plateau-runs {input.e1c_plateau_runs}"
-        " --e2 {input.e2} --e3-train {input.e3_train}"
-        " --e3-heldout {input.e3_heldout} --e4-train {input.e4_train} --e4-heldout {input.e4_heldout}"
-        " --e5 {input.e5} --e5-runs {input.e5_runs} --e5-robustness {input.e5_robustness} --e6 {input.e6} --e7 {input.e7}"
-        " --report-images-seen {params.report_images_seen} --tables {output.tables} 2> {log}"
-        " && cp {input.identity:q} {output.identity:q}"
+        recorded(
+            "python src/aggregate.py --config-name {params.config_name}"
+            " --config-hash {params.config_hash} --e1-runs {input.e1_runs}"
+            " --e1-metrics {input.e1_metrics} --e1c {input.e1c} --e1c-plateau-runs {input.e1c_plateau_runs}"
+            " --e2 {input.e2} --e3-train {input.e3_train}"
+            " --e3-heldout {input.e3_heldout} --e4-train {input.e4_train} --e4-heldout {input.e4_heldout}"
+            " --e5 {input.e5} --e5-runs {input.e5_runs} --e5-robustness {input.e5_robustness} --e6 {input.e6} --e7 {input.e7}"
+            " --report-images-seen {params.report_images_seen} --tables {output.tables} 2> {log}"
+        )
 
 
 rule data_floors:
@@ -88,13 +134,15 @@ rule data_floors:
     conda:
         "../../environment.yml"
     params:
+        identity=recorded_identity,
         prepared=" ".join(
             f"{ds}={plan.loss(ds)}={PREPARED.format(dataset=ds)}"
             for ds in config["datasets"]
         ),
     shell:
-        "python src/data_floors.py --prepared {params.prepared} --output {output.table} 2> {log}"
-        " && cp {input.identity:q} {output.identity:q}"
+        recorded(
+            "python src/data_floors.py --prepared {params.prepared} --output {output.table} 2> {log}"
+        )
 
 
 SUMMARY_SETTINGS = dict(
@@ -140,13 +188,15 @@ rule summarize:
         "../../environment.yml"
     params:
         **SUMMARY_SETTINGS,
+        identity=recorded_identity,
         config_hash=CONFIG_HASH,
     shell:
-        "python src/summarize.py --config-name {params.config_name} --config-hash {params.config_hash}"
-        " --config-hint config/paper.yaml {params.seeds} --e3-heldout-encoder {params.heldout:q}"
-        " --grid {params.grid:q} --tables {input.tables} --summary {output.summary}"
-        " --claims {output.claims} 2> {log}"
-        " && cp {input.identity:q} {output.identity:q}"
+        recorded(
+            "python src/summarize.py --config-name {params.config_name} --config-hash {params.config_hash}"
+            " --config-hint config/paper.yaml {params.seeds} --e3-heldout-encoder {params.heldout:q}"
+            " --grid {params.grid:q} --tables {input.tables} --summary {output.summary}"
+            " --claims {output.claims} 2> {log}"
+        )
 
 
 # E7: how well each latent space separates the classes (k-NN accuracy from the latent codes).
@@ -177,10 +227,12 @@ rule latent_separability:
         "../../environment.yml"
     params:
         **SEPARABILITY,
+        identity=recorded_identity,
         config_name=plan.name,
         config_hash=CONFIG_HASH,
     shell:
-        "python src/latent_separability.py --latents {input.latents} --k {params.k} --folds {params.folds}"
-        " --seed {params.cv_seed} --config-name {params.config_name} --config-hash {params.config_hash}"
-        " --output {output.table} 2> {log}"
-        " && cp {input.identity:q} {output.identity:q}"
+        recorded(
+            "python src/latent_separability.py --latents {input.latents} --k {params.k} --folds {params.folds}"
+            " --seed {params.cv_seed} --config-name {params.config_name} --config-hash {params.config_hash}"
+            " --output {output.table} 2> {log}"
+        )

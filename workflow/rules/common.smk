@@ -6,13 +6,19 @@ import shlex
 import sys
 
 from snakemake.exceptions import WorkflowError
-from snakemake.io import ancient, report as report_file
-from snakemake.logging import logger
+from snakemake.io import report as report_file
 
 # The workflow's helpers (src/wfconfig.py, src/wfcommon.py) live beside the library.
 SRC = os.path.abspath(os.path.join(workflow.basedir, os.pardir, "src"))
 sys.path.insert(0, SRC)
-from wfconfig import DATASETS, EXPERIMENTS, MODELS, ConfigError, check_config
+from wfconfig import (
+    DATASETS,
+    EXPERIMENTS,
+    MODELS,
+    ConfigError,
+    check_config,
+    check_owner,
+)
 import wfcommon
 import wfidentity
 import wfplan
@@ -40,10 +46,23 @@ def check_gpu_available():
         )
 
 
+# The rules name data, scripts and results by paths relative to the repository root.
+ROOT = os.path.dirname(os.path.abspath(workflow.basedir))
+if os.path.realpath(os.getcwd()) != os.path.realpath(ROOT):
+    raise WorkflowError(
+        f"snakemake runs in {os.getcwd()}, not in the repository root {ROOT}: the rules call src/ "
+        f"scripts and write results/ by relative paths; run it from there (cd {shlex.quote(ROOT)}) "
+        f"or add --directory {shlex.quote(ROOT)}"
+    )
+
+
 # Every value that could make a job fail (src/wfconfig.py). The encode-option checks
 # import the library (seconds): once per run, not in every cluster job.
+# A config that takes the name of config/config.yaml must have its settings: results/default/
+# holds the committed reference.
 try:
     check_config(config, check_encode_options=workflow.is_main_process)
+    check_owner(config, os.path.join(ROOT, "config", "config.yaml"))
 except ConfigError as error:
     raise WorkflowError(str(error)) from None
 
@@ -56,36 +75,10 @@ THREADS = config["threads"]
 # and data/prepared/<name>/ (no run of one config can overwrite or reuse another's files).
 RESULTS, FIGURES_DIR, LOGS = plan.results, plan.figures, plan.logs
 PREPARED, RUN, MODEL_FILE = plan.prepared, plan.run, plan.model_pattern
-# the commit the jobs of this invocation run (and whether it was dirty): in each record
-MADE_BY = {"git_commit": wfcommon.git_commit()}
 
 
-def identity(rule, script, record, **settings):
-    """The `identity` input of a job (src/wfidentity.py): a stamp of what the job would be
-    now, its rule, the code of `script` (with what it imports from src/) and `settings`
-    (values, or functions of the wildcards: the job's parameters that can move its
-    numbers), plus its wildcards. `record` (a path pattern with the rule's wildcards) is
-    the copy the job leaves beside its results (its shell command ends with
-    `&& cp {input.identity:q} {output.identity:q}`); a job whose record differs is re-run.
-    """
-    code = wfidentity.code_version(os.path.join(SRC, script), SRC)
-
-    def stamp(wildcards):
-        resolved = {k: v(wildcards) if callable(v) else v for k, v in settings.items()}
-        resolved["wildcards"] = dict(wildcards.items())
-        job = {"rule": rule, "code": code, "settings": resolved}
-        record_path = record.format(**wildcards)
-        stamp_path = os.path.join(wfidentity.STAMP_DIR, record_path)
-        if wfidentity.stamp(stamp_path, record_path, job, MADE_BY):
-            return ancient(stamp_path)
-        if workflow.is_main_process and os.path.exists(record_path):
-            reason = wfidentity.describe_difference(
-                wfidentity.read_record(record_path), job
-            )
-            logger.info(f"{record_path}: made by {reason}; its job runs again")
-        return stamp_path
-
-    return stamp
+# identity(...), recorded_identity and recorded(...): what made each result (identity.smk)
+include: "identity.smk"
 
 
 wildcard_constraints:

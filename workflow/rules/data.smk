@@ -33,6 +33,7 @@ rule prepare_data:
     threads: 1
     params:
         **DATA_SETTINGS,
+        identity=recorded_identity,
         root=config["data"]["root"],
         local_dir=(
             f"--local-dir {shlex.quote(config['data']['local_dir'])}"
@@ -42,8 +43,9 @@ rule prepare_data:
         system="" if config["data"].get("search_system", True) else "--no-system-copies",
         download="--download" if config["data"].get("download") else "",
     shell:
-        "python src/prepare_data.py --dataset {wildcards.dataset} --root {params.root:q}"
-        " {params.local_dir} {params.system} {params.download} --n-val {params.n_val} --n-pool {params.n_pool}"
-        " --test-size {params.test_size} --seeds {params.seeds} --threads {threads}"
-        " --output {output.prepared} 2> {log}"
-        " && cp {input.identity:q} {output.identity:q}"
+        recorded(
+            "python src/prepare_data.py --dataset {wildcards.dataset} --root {params.root:q}"
+            " {params.local_dir} {params.system} {params.download} --n-val {params.n_val} --n-pool {params.n_pool}"
+            " --test-size {params.test_size} --seeds {params.seeds} --threads {threads}"
+            " --output {output.prepared} 2> {log}"
+        )

@@ -35,13 +35,15 @@ rule evaluate:
     threads: THREADS
     params:
         **EVALUATE_SETTINGS,
+        identity=recorded_identity,
     shell:
-        "python src/evaluate.py --prepared {input.prepared} --model-file {input.model}"
-        " --run-json {input.run} {params.encoding} --batch-size {params.batch_size}"
-        " --eval-seed {params.eval_seed} --n-latents {params.n_latents} --n-recon {params.n_recon}"
-        " --device {params.device} --metrics {output.metrics} --outputs {output.outputs}"
-        " --threads {threads} 2> {log}"
-        " && cp {input.identity:q} {output.identity:q}"
+        recorded(
+            "python src/evaluate.py --prepared {input.prepared} --model-file {input.model}"
+            " --run-json {input.run} {params.encoding} --batch-size {params.batch_size}"
+            " --eval-seed {params.eval_seed} --n-latents {params.n_latents} --n-recon {params.n_recon}"
+            " --device {params.device} --metrics {output.metrics} --outputs {output.outputs}"
+            " --threads {threads} 2> {log}"
+        )
 
 
 LATENTS_SETTINGS = dict(
@@ -75,12 +77,14 @@ rule training_latents:
     threads: THREADS
     params:
         **LATENTS_SETTINGS,
+        identity=recorded_identity,
     shell:
-        "python src/evaluate.py --prepared {input.prepared} --model-file {input.model}"
-        " --run-json {input.run} {params.encoding} --batch-size {params.batch_size}"
-        " --eval-seed {params.eval_seed} --latents-of-training {params.n_images}"
-        " --device {params.device} --outputs {output.latents} --threads {threads} 2> {log}"
-        " && cp {input.identity:q} {output.identity:q}"
+        recorded(
+            "python src/evaluate.py --prepared {input.prepared} --model-file {input.model}"
+            " --run-json {input.run} {params.encoding} --batch-size {params.batch_size}"
+            " --eval-seed {params.eval_seed} --latents-of-training {params.n_images}"
+            " --device {params.device} --outputs {output.latents} --threads {threads} 2> {log}"
+        )
 
 
 EMBED_SETTINGS = dict(
@@ -109,12 +113,14 @@ rule embed_latents:
     threads: THREADS
     params:
         **EMBED_SETTINGS,
+        identity=recorded_identity,
     shell:
-        "python src/embed_latents.py --outputs {input.latents} --dataset {wildcards.dataset}"
-        " --model {wildcards.model} --train-size {wildcards.N} --seed {wildcards.seed}"
-        " --n-images {params.n_images} --perplexity {params.perplexity} --output {output.tsne}"
-        " --threads {threads} 2> {log}"
-        " && cp {input.identity:q} {output.identity:q}"
+        recorded(
+            "python src/embed_latents.py --outputs {input.latents} --dataset {wildcards.dataset}"
+            " --model {wildcards.model} --train-size {wildcards.N} --seed {wildcards.seed}"
+            " --n-images {params.n_images} --perplexity {params.perplexity} --output {output.tsne}"
+            " --threads {threads} 2> {log}"
+        )
 
 
 E5_SETTINGS = dict(
@@ -152,14 +158,16 @@ rule encoding_convergence:
     threads: THREADS
     params:
         **E5_SETTINGS,
+        identity=recorded_identity,
     shell:
-        "python src/encoding_convergence.py --prepared {input.prepared} --dataset {wildcards.dataset}"
-        " --latent-dim {params.latent_dim} --loss {params.loss} {params.own} {params.amd}"
-        " --common {input.common} --common-model {params.common_model}"
-        " --n-images {params.n_images} --tau {params.tau} --steps {params.steps} --z0 {params.z0}"
-        " --coarse-steps {params.coarse} --tau-sweep {params.tau_sweep}"
-        " --output {output.table} --threads {threads} 2> {log}"
-        " && cp {input.identity:q} {output.identity:q}"
+        recorded(
+            "python src/encoding_convergence.py --prepared {input.prepared} --dataset {wildcards.dataset}"
+            " --latent-dim {params.latent_dim} --loss {params.loss} {params.own} {params.amd}"
+            " --common {input.common} --common-model {params.common_model}"
+            " --n-images {params.n_images} --tau {params.tau} --steps {params.steps} --z0 {params.z0}"
+            " --coarse-steps {params.coarse} --tau-sweep {params.tau_sweep}"
+            " --output {output.table} --threads {threads} 2> {log}"
+        )
 
 
 ROBUSTNESS_SETTINGS = dict(
@@ -191,7 +199,9 @@ rule solver_robustness:
     threads: THREADS
     params:
         **ROBUSTNESS_SETTINGS,
+        identity=recorded_identity,
     shell:
-        "python src/solver_robustness.py --prepared {input.prepared} --dataset {wildcards.dataset}"
-        " --loss {params.loss} {params.sweep} --output {output.table} --threads {threads} 2> {log}"
-        " && cp {input.identity:q} {output.identity:q}"
+        recorded(
+            "python src/solver_robustness.py --prepared {input.prepared} --dataset {wildcards.dataset}"
+            " --loss {params.loss} {params.sweep} --output {output.table} --threads {threads} 2> {log}"
+        )

@@ -11,9 +11,12 @@ rule plot_e1:
         f"{LOGS}/figures/e1.log",
     conda:
         "../../environment.yml"
+    params:
+        identity=recorded_identity,
     shell:
-        "python src/plot_e1.py --table {input.table} --png {output.png} --pdf {output.pdf} 2> {log}"
-        " && cp {input.identity:q} {output.identity:q}"
+        recorded(
+            "python src/plot_e1.py --table {input.table} --png {output.png} --pdf {output.pdf} 2> {log}"
+        )
 
 
 rule plot_e2:
@@ -29,9 +32,12 @@ rule plot_e2:
         f"{LOGS}/figures/e2.log",
     conda:
         "../../environment.yml"
+    params:
+        identity=recorded_identity,
     shell:
-        "python src/plot_e2.py --table {input.table} --points {input.points} --png {output.png} --pdf {output.pdf} 2> {log}"
-        " && cp {input.identity:q} {output.identity:q}"
+        recorded(
+            "python src/plot_e2.py --table {input.table} --points {input.points} --png {output.png} --pdf {output.pdf} 2> {log}"
+        )
 
 
 rule plot_e3:
@@ -47,10 +53,13 @@ rule plot_e3:
         f"{LOGS}/figures/e3.log",
     conda:
         "../../environment.yml"
+    params:
+        identity=recorded_identity,
     shell:
-        "python src/plot_e3.py --train {input.train} --heldout {input.heldout}"
-        " --png {output.png} --pdf {output.pdf} 2> {log}"
-        " && cp {input.identity:q} {output.identity:q}"
+        recorded(
+            "python src/plot_e3.py --train {input.train} --heldout {input.heldout}"
+            " --png {output.png} --pdf {output.pdf} 2> {log}"
+        )
 
 
 rule plot_e4:
@@ -67,10 +76,13 @@ rule plot_e4:
         f"{LOGS}/figures/e4.log",
     conda:
         "../../environment.yml"
+    params:
+        identity=recorded_identity,
     shell:
-        "python src/plot_e4.py --train {input.train} --heldout {input.heldout} --floors {input.floors}"
-        " --png {output.png} --pdf {output.pdf} 2> {log}"
-        " && cp {input.identity:q} {output.identity:q}"
+        recorded(
+            "python src/plot_e4.py --train {input.train} --heldout {input.heldout} --floors {input.floors}"
+            " --png {output.png} --pdf {output.pdf} 2> {log}"
+        )
 
 
 # The README's first figure: E1's test loss against N beside E2's loss against images seen.
@@ -91,9 +103,12 @@ rule plot_headline:
         f"{LOGS}/figures/headline.log",
     conda:
         "../../environment.yml"
+    params:
+        identity=recorded_identity,
     shell:
-        "python src/plot_headline.py --e1 {input.e1} --e2 {input.e2} --png {output.png} --pdf {output.pdf} 2> {log}"
-        " && cp {input.identity:q} {output.identity:q}"
+        recorded(
+            "python src/plot_headline.py --e1 {input.e1} --e2 {input.e2} --png {output.png} --pdf {output.pdf} 2> {log}"
+        )
 
 
 rule plot_e5:
@@ -108,9 +123,12 @@ rule plot_e5:
         f"{LOGS}/figures/e5.log",
     conda:
         "../../environment.yml"
+    params:
+        identity=recorded_identity,
     shell:
-        "python src/plot_e5.py --table {input.table} --png {output.png} --pdf {output.pdf} 2> {log}"
-        " && cp {input.identity:q} {output.identity:q}"
+        recorded(
+            "python src/plot_e5.py --table {input.table} --png {output.png} --pdf {output.pdf} 2> {log}"
+        )
 
 
 rule plot_e5_robustness:
@@ -129,9 +147,12 @@ rule plot_e5_robustness:
         f"{LOGS}/figures/e5_robustness.log",
     conda:
         "../../environment.yml"
+    params:
+        identity=recorded_identity,
     shell:
-        "python src/plot_e5_robustness.py --table {input.table} --png {output.png} --pdf {output.pdf} 2> {log}"
-        " && cp {input.identity:q} {output.identity:q}"
+        recorded(
+            "python src/plot_e5_robustness.py --table {input.table} --png {output.png} --pdf {output.pdf} 2> {log}"
+        )
 
 
 rule plot_e6:
@@ -147,10 +168,13 @@ rule plot_e6:
         f"{LOGS}/figures/e6.log",
     conda:
         "../../environment.yml"
+    params:
+        identity=recorded_identity,
     shell:
-        "python src/plot_e6.py --table {input.table} --npz {input.npz}"
-        " --png {output.png} --pdf {output.pdf} 2> {log}"
-        " && cp {input.identity:q} {output.identity:q}"
+        recorded(
+            "python src/plot_e6.py --table {input.table} --npz {input.npz}"
+            " --png {output.png} --pdf {output.pdf} 2> {log}"
+        )
 
 
 rule plot_e7:
@@ -166,10 +190,13 @@ rule plot_e7:
         f"{LOGS}/figures/e7.log",
     conda:
         "../../environment.yml"
+    params:
+        identity=recorded_identity,
     shell:
-        "python src/plot_e7.py --table {input.table} --separability {input.separability}"
-        " --png {output.png} --pdf {output.pdf} 2> {log}"
-        " && cp {input.identity:q} {output.identity:q}"
+        recorded(
+            "python src/plot_e7.py --table {input.table} --separability {input.separability}"
+            " --png {output.png} --pdf {output.pdf} 2> {log}"
+        )
 
 
 rule plot_claims:
@@ -186,9 +213,12 @@ rule plot_claims:
         f"{LOGS}/figures/claims.log",
     conda:
         "../../environment.yml"
+    params:
+        identity=recorded_identity,
     shell:
-        "python src/plot_claims.py --table {input.table} --png {output.png} --pdf {output.pdf} 2> {log}"
-        " && cp {input.identity:q} {output.identity:q}"
+        recorded(
+            "python src/plot_claims.py --table {input.table} --png {output.png} --pdf {output.pdf} 2> {log}"
+        )
 
 
 # The encoding benchmarks (benchmarks/encode.py; not made by this workflow, committed under
@@ -221,6 +251,9 @@ rule plot_benchmarks:
         f"{LOGS}/figures/benchmarks.log",
     conda:
         "../../environment.yml"
+    params:
+        identity=recorded_identity,
     shell:
-        "python src/plot_benchmarks.py --tables {input.tables} --png {output.png} --pdf {output.pdf} 2> {log}"
-        " && cp {input.identity:q} {output.identity:q}"
+        recorded(
+            "python src/plot_benchmarks.py --tables {input.tables} --png {output.png} --pdf {output.pdf} 2> {log}"
+        )

@@ -23,9 +23,12 @@ rule report_summary:
         f"{LOGS}/report/summary.log",
     conda:
         "../../environment.yml"
+    params:
+        identity=recorded_identity,
     shell:
-        "python src/report_pages.py summary --markdown {input.summary} --html {output.page} 2> {log}"
-        " && cp {input.identity:q} {output.identity:q}"
+        recorded(
+            "python src/report_pages.py summary --markdown {input.summary} --html {output.page} 2> {log}"
+        )
 
 
 rule report_table:
@@ -52,8 +55,10 @@ rule report_table:
     conda:
         "../../environment.yml"
     params:
+        identity=recorded_identity,
         max_rows=200,  # rows shown; the CSV file under Downloads has them all
     shell:
-        "python src/report_pages.py table --csv {input.table} --html {output.page}"
-        " --max-rows {params.max_rows} 2> {log}"
-        " && cp {input.identity:q} {output.identity:q}"
+        recorded(
+            "python src/report_pages.py table --csv {input.table} --html {output.page}"
+            " --max-rows {params.max_rows} 2> {log}"
+        )

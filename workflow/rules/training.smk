@@ -47,15 +47,18 @@ rule train:
         gpu=1 if str(config["device"]).startswith("cuda") else 0,
     params:
         **TRAIN_SETTINGS,
+        identity=recorded_identity,
         checkpoint_every=config["training"]["checkpoint_every"],
         checkpoint=lambda w: plan.checkpoint_pattern.format(**w),
     shell:
-        "python src/train.py --prepared {input.prepared} --dataset {wildcards.dataset}"
-        " --experiment {wildcards.experiment} --model {wildcards.model}"
-        " --latent-dim {params.latent_dim} --optimizer {params.optimizer:q} {params.encoding}"
-        " --train-size {wildcards.N} --seed {wildcards.seed} {params.budget}"
-        " --checkpoint {params.checkpoint} --checkpoint-every {params.checkpoint_every}"
-        " --device {params.device} --model-out {output.model} --train-log {output.train_log}"
-        " --validation {output.validation} --run-json {output.run} --threads {threads}"
-        " --identity {input.identity} 2> {log}"
-        " && cp {input.identity:q} {output.identity:q}"
+        recorded(
+            "python src/train.py --prepared {input.prepared} --dataset {wildcards.dataset}"
+            " --experiment {wildcards.experiment} --model {wildcards.model}"
+            " --latent-dim {params.latent_dim} --optimizer {params.optimizer:q} {params.encoding}"
+            " --train-size {wildcards.N} --seed {wildcards.seed} {params.budget}"
+            " --checkpoint {params.checkpoint} --checkpoint-every {params.checkpoint_every}"
+            " --device {params.device} --model-out {output.model} --train-log {output.train_log}"
+            " --validation {output.validation} --run-json {output.run} --threads {threads}"
+            # the job's identity as this process planned it, not the stamp another may rewrite
+            " --identity <(printf '%s' {params.identity:q}) 2> {log}"
+        )
