@@ -19,7 +19,7 @@ TORCH ?= torch==2.14.1 torchvision==0.29.1
 FASHION_MNIST ?= /usr/share/datasets/fashion-mnist
 STAMP := $(VENV)/.gfe-installed
 
-.PHONY: venv data browser lint test test-fast reproduce figures report compare
+.PHONY: venv data browser lint test test-fast reproduce figures report compare mutation
 
 venv: $(STAMP)
 
@@ -117,3 +117,23 @@ report: venv
 # difference per table; wall-clock columns left out).
 compare: venv
 	$(PY) src/compare_results.py --results results/default --ref HEAD
+
+# Mutation score (mutmut) of code that decides results, in a scratch copy of HEAD: MUTATE are the
+# files mutated, MUTATION_TESTS the fast tests that must kill each mutant (docs/testing.md has
+# the scores and the times). Not part of CI: it takes tens of minutes.
+MUTATE ?= src/claims/integrity.py src/claims/plateau.py src/claims/stats.py src/claims/robustness.py
+MUTATION_TESTS ?= tests/test_claims.py
+MUTATION_DIR ?= /tmp/gfe-mutation
+MUTATION_JOBS ?= 1
+quoted = $(shell echo $(1) | sed 's/\([^ ]*\)/"\1"/g; s/ /, /g')
+mutation: venv
+	$(PIP) install -q mutmut==3.8.1
+	rm -rf $(MUTATION_DIR) && mkdir -p $(MUTATION_DIR) && git archive HEAD | tar -x -C $(MUTATION_DIR)
+	printf '\n[tool.mutmut]\npaths_to_mutate = [%s]\ntests_dir = [%s]\nalso_copy = ["src/", "config/", "workflow/", "results/", "tests/"]\n' \
+		'$(call quoted,$(MUTATE))' '$(call quoted,$(MUTATION_TESTS) tests/conftest.py tests/helpers.py tests/workflow_helpers.py)' \
+		>> $(MUTATION_DIR)/pyproject.toml
+	cd $(MUTATION_DIR) && OMP_NUM_THREADS=1 $(abspath $(VENV))/bin/mutmut run --max-children $(MUTATION_JOBS) > mutmut.log 2>&1; \
+		$(abspath $(VENV))/bin/mutmut export-cicd-stats >/dev/null 2>&1; \
+		$(abspath $(VENV))/bin/mutmut results 2>/dev/null | grep -v ': killed' ; \
+		$(abspath $(PY)) -c 'import json; s = json.load(open("mutants/mutmut-cicd-stats.json")); \
+			print("mutation score: %(killed)d of %(total)d mutants killed, %(survived)d survived" % s)'

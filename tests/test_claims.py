@@ -12,7 +12,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 import claims  # noqa: E402  (the workflow's scripts live in src/, outside the package)
-from claims import NOT_SUPPORTED, NOT_TESTED, SUPPORTED  # noqa: E402
+from claims import NOT_SUPPORTED, NOT_TESTED, SUPPORTED, integrity, stats  # noqa: E402
+from claims import robustness as robust  # noqa: E402
 
 M = "\u2212"  # the minus sign the evidence uses
 
@@ -1029,3 +1030,85 @@ def test_all_claims_in_order_per_dataset():
     assert [c.label for c in result] == ["1a", "1a", "1b", "1b", lbfgs, lbfgs, "1c", "1c", "2", "3", "4"]
     assert [c.verdict for c in result[:2]] == [SUPPORTED, SUPPORTED]
     assert all(c.verdict in claims.VERDICTS for c in result)
+
+
+# ---------------------------------------------------------------- the gate's and criteria's helpers, at their edges
+
+
+def _curve(values, seed=0, steps=None):
+    steps = list(range(len(values))) if steps is None else steps
+    return pd.DataFrame(dict(model="gfe_rk4", seed=seed, step=steps, loss_mean=values))
+
+
+@pytest.mark.parametrize(
+    "values, steps, words",
+    [
+        ([2.0, 1.0, 1.0], None, ""),  # learned: the bar is 0.9 x the step-0 value (1.8), not 0.9 / it
+        ([0.5, 1.0, 0.6], [10, 0, 20], ""),  # the step-0 check, wherever its row is
+        ([1.0, 0.95, 0.91], None, "did not learn: its held-out loss never falls below 0.9 × its step-0 value 1.000 "
+         "(step 2: 0.9100)"),
+        ([1.0, 0.9, 0.9], None, "did not learn"),  # at the bar is not below it
+        ([1.0, 0.5, 0.9], None, "broke down: after falling to 0.5000 its held-out loss is back at 0.9000 at step 2"),
+        ([1.0, 0.5, 0.89], None, ""),  # just below the bar: still learned
+        ([1.0, 0.5, 1.0], [0, 1, 2], "broke down"),  # a fall at step 1 counts
+    ],
+)  # fmt: skip
+def test_a_reference_curve_learned_at_the_edges_of_its_bar(values, steps, words):
+    problem = integrity.learned_problem(_curve(values, steps=steps), "gfe_rk4")
+    assert (words in problem) if words else problem == "", problem
+
+
+def test_the_first_reference_seed_that_failed_is_named():
+    frame = pd.concat([_curve([1.0, 0.95], seed=1), _curve([1.0, 0.97], seed=0)])
+    assert "run of seed 0 did not learn" in integrity.learned_problem(frame, "gfe_rk4")
+
+
+def test_two_seeds_give_an_interval_and_identical_ones_none():
+    mean, low, high = stats.paired_interval([0.1, 0.2])
+    assert (mean, math.isfinite(low), math.isfinite(high)) == (pytest.approx(0.15), True, True)
+    assert stats.interval_problem([0.1, 0.2]) == ""
+    assert "identical (0.1000)" in stats.interval_problem([0.1, 0.1])
+    assert "only 1 seed(s)" in stats.interval_problem([0.1])
+
+
+@pytest.mark.parametrize(
+    "values, verdict, interval",
+    [
+        ([0.05], robust.OPEN, (0.05, None, None)),  # one seed: no interval, no verdict
+        ([0.05, math.nan, 0.06], robust.OPEN, None),
+        ([0.05, 0.05, 0.05], robust.HOLDS, (0.05, 0.05, 0.05)),  # equal on every seed: their own interval
+        ([0.5, 0.5], robust.HOLDS, (0.5, 0.5, 0.5)),  # equal, at the bound (0.5 below)
+        ([0.2, 0.2], robust.FAILS, (0.2, 0.2, 0.2)),
+        ([0.05, math.inf], robust.FAILS, None),  # AMD diverged on a seed's decoder
+        ([0.04, 0.05, 0.06], robust.HOLDS, None),
+        ([0.14, 0.15, 0.16], robust.FAILS, None),
+    ],
+)
+def test_parts_i_and_iii_over_seeds(values, verdict, interval):
+    found, (mean, low, high) = robust.bounded(values, 0.5 if values == [0.5, 0.5] else 0.1)
+    assert found == verdict
+    if interval:
+        assert mean == pytest.approx(interval[0])
+        assert (low, high) == ((pytest.approx(interval[1]), pytest.approx(interval[2])) if interval[1] else (low, high))
+    if verdict != robust.OPEN and math.isfinite(mean) and len(set(values)) > 1:
+        assert (mean, low, high) == pytest.approx(stats.paired_interval(values))
+
+
+@pytest.mark.parametrize(
+    "values, sensitive",
+    [
+        ([0.1, 0.1, 0.1], False),  # at the bound is not beyond it
+        ([0.11, 0.5, 0.9], False),  # every seed beyond it, but the interval's lower end is not
+        ([0.5, 0.6, 0.7], True),
+        ([math.inf, 0.2, 0.3], True),  # a diverged count on a seed
+        ([0.5, 0.05, 0.6], False),
+    ],
+)
+def test_part_ii_over_seeds(values, sensitive):
+    assert robust.sensitive(values) is sensitive
+
+
+def test_the_spread_of_a_zero_best_is_undefined_and_of_a_divergence_infinite():
+    assert math.isnan(robust.spread(pd.Series([0.0, 0.1])))
+    assert robust.spread(pd.Series([0.1, math.inf])) == math.inf
+    assert robust.spread(pd.Series([0.1, 0.15])) == pytest.approx(0.5)

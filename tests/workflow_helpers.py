@@ -155,7 +155,10 @@ def ae_train_args(prepared, folder, checkpoint, steps=2) -> list[str]:
 # with about 70% of the quick run's jobs and half its training. The determinism and SLURM
 # tests run it again (one core; through SLURM) and compare its per-run files with the
 # session's quick_run, where the same runs were made among the others.
-REDUCED_QUICK = "train_sizes: [20]\nseeds: [0]\nsolver_comparison: {seeds: [0]}\nadjoint_ablation: {seeds: [0]}\n"
+REDUCED_QUICK = (
+    "train_sizes: [20]\nseeds: [0]\nsolver_comparison: {seeds: [0]}\nadjoint_ablation: {seeds: [0]}\n"
+    "encoding_convergence: {robustness: {seeds: [0]}}\n"
+)
 
 
 def write_reduced_quick(repo: Path) -> list[str]:
@@ -171,14 +174,22 @@ def rules_run(log: str) -> set[str]:
 
 def per_run_files(repo: Path, drop_column) -> dict[str, str]:
     """Every per-run result file under results/quick/runs (CSV without the columns
-    `drop_column` names, JSON as it is) as text, by path."""
+    `drop_column` names, JSON as it is) as text, by path; a CSV with a `decoder_seed` column
+    (claim 4's sweep) as one entry per seed, `<path>#decoder_seed=<seed>`, so that a run of
+    fewer seeds compares with its own seeds' rows."""
     import pandas as pd
 
     files = {}
     for path in sorted((repo / "results/quick/runs").rglob("*")):
         if path.suffix == ".csv":
             frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-            files[str(path.relative_to(repo))] = frame[[c for c in frame.columns if not drop_column(c)]].to_csv()
+            frame = frame[[c for c in frame.columns if not drop_column(c)]]
+            name = str(path.relative_to(repo))
+            if "decoder_seed" in frame:  # a sweep of several seeds' decoders: one entry per seed
+                for seed, part in frame.groupby("decoder_seed", sort=True):
+                    files[f"{name}#decoder_seed={seed}"] = part.to_csv(index=False)
+            else:
+                files[name] = frame.to_csv()
         elif path.suffix == ".json" and not path.name.startswith("identity_"):  # records hold the commit
             record = json.loads(path.read_text())
             files[str(path.relative_to(repo))] = json.dumps(
