@@ -1112,3 +1112,37 @@ def test_the_spread_of_a_zero_best_is_undefined_and_of_a_divergence_infinite():
     assert math.isnan(robust.spread(pd.Series([0.0, 0.1])))
     assert robust.spread(pd.Series([0.1, math.inf])) == math.inf
     assert robust.spread(pd.Series([0.1, 0.15])) == pytest.approx(0.5)
+
+
+def test_claim_4_is_judged_on_two_seeds_and_names_its_effect_interval():
+    c = only(claims.claim_amd_robust(robustness(seeds=(0, 1))))
+    assert c.verdict == SUPPORTED, c.reason
+    three = only(claims.claim_amd_robust(robustness()))
+    assert (three.effect.effect, three.effect.ci_low, three.effect.ci_high) == pytest.approx(
+        (0.04391, 0.03421, 0.05361), abs=1e-5
+    )
+    assert (
+        three.effect.measure.startswith("part (i) of three") and three.effect.unit == "fraction of the best excess loss"
+    )
+
+
+def test_claim_4_evidence_rows_average_the_seeds_and_show_the_matched_counts():
+    table = robustness()
+    matched = table["nfe_matched"]
+    table.loc[matched, "steps"] = 40 + table.loc[matched, "decoder_seed"]  # the matched count follows each seed
+    c = only(claims.claim_amd_robust(table))
+    assert "| GFE-amd | rk4 | 10 steps | 40.00 | 2.000 | 1.800 | n/a |" in c.evidence  # swept on every seed
+    assert not any("| 41 steps" in line for line in c.evidence)  # one seed's matched count is not a setting
+    assert any(line.startswith("| GFE-amd | rk4 | NFE-matched (40–42 steps) |") for line in c.evidence)
+    diverged = robustness(rk4=(2.0, 0.5, math.inf))
+    c = only(claims.claim_amd_robust(diverged))
+    assert "| GFE-amd | 0 | 4.000% | ∞ | 1 of 3 | 100.0% below |" in c.evidence
+
+
+@pytest.mark.parametrize("decoder, seed", [("gfe_amd", 0), ("gfe_rk4", 2)])
+def test_claim_4_is_not_tested_when_one_seeds_sweep_lacks_its_matched_count(decoder, seed):
+    table = robustness()
+    broken = (table["decoder_model"] == decoder) & (table["decoder_seed"] == seed)
+    table.loc[broken, "nfe_matched"] = False
+    c = only(claims.claim_amd_robust(table))
+    assert c.verdict == NOT_TESTED and f"of seed {seed} lacks AMD settings, two rk4 counts" in c.reason, c.reason
