@@ -23,12 +23,13 @@ STAMP := $(VENV)/.gfe-installed
 
 venv: $(STAMP)
 
-# Re-run when the dependency list or the TORCH pin changes (the stamp holds the pin it was
-# made with); otherwise a no-op. Debian's python3 needs python3-venv for ensurepip; install it
-# when we can.
+# Re-run when the dependency list, the TORCH pin or the checkout changes (the stamp holds the
+# pin and the folder this package was installed from: a venv shared with another checkout
+# would import that one's code); otherwise a no-op. Debian's python3 needs python3-venv for
+# ensurepip; install it when we can.
 $(STAMP): pyproject.toml FORCE
-	@if [ -f $@ ] && [ $@ -nt pyproject.toml ] && [ "$$(cat $@)" = "$(TORCH)" ]; then exit 0; fi; \
-	if [ -f $@ ] && [ "$$(cat $@)" != "$(TORCH)" ]; then echo "TORCH changed: $$(cat $@) -> $(TORCH)"; fi; \
+	@if [ -f $@ ] && [ $@ -nt pyproject.toml ] && [ "$$(cat $@)" = "$(TORCH) from $(CURDIR)" ]; then exit 0; fi; \
+	if [ -f $@ ] && [ "$$(cat $@)" != "$(TORCH) from $(CURDIR)" ]; then echo "venv changed: $$(cat $@) -> $(TORCH) from $(CURDIR)"; fi; \
 	set -e; \
 	if [ ! -x $(VENV)/bin/pip ]; then \
 		echo "$(PYTHON) -m venv $(VENV)"; \
@@ -39,7 +40,7 @@ $(STAMP): pyproject.toml FORCE
 	fi; \
 	echo "$(PIP) install $(TORCH)"; $(PIP) install $(TORCH); \
 	echo "$(PIP) install -e '.[test]'"; $(PIP) install -e '.[test]'; \
-	echo '$(TORCH)' > $@
+	echo '$(TORCH) from $(CURDIR)' > $@
 
 FORCE:
 
