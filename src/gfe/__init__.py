@@ -5,7 +5,8 @@ second-order flow; `lbfgs` and `lbfgs_dense`, beyond the papers) and `gfe.decode
 gradients: approximate, full adjoint, or back-propagation through the solver). The
 papers' networks are in `gfe.models`, the training loop in `gfe.training.train`, held-out
 evaluation in `gfe.evaluation.evaluate`, several runs trained at once (each as alone) in
-`gfe.lockstep.train_lockstep`, the files (atomic writes, model and prepared-data
+`gfe.lockstep.train_lockstep`, starting points from a memory of encoded images in
+`gfe.LatentBank` (beyond the papers), the files (atomic writes, model and prepared-data
 formats) in `gfe.io`; any `nn.Module` mapping (B, d) latents to images works as a decoder
 (pass `latent_dim=d` or a (B, d) tensor z0 when it has no `latent_dim` attribute).
 """
@@ -13,6 +14,7 @@ formats) in `gfe.io`; any `nn.Module` mapping (B, d) latents to images works as 
 from importlib import metadata as _metadata
 
 from . import evaluation, io, lockstep, models, training
+from .bank import LatentBank
 from .encoding import Encoding, check_encode_options, check_images, encode, initial_latents
 from .gradients import DecoderGradient, check_gradient_options, decoder_gradient, decoder_loss_and_gradient
 from .solvers import FlowDivergedError
@@ -26,6 +28,7 @@ __all__ = [
     "DecoderGradient",
     "Encoding",
     "FlowDivergedError",
+    "LatentBank",
     "__version__",
     "check_encode_options",
     "check_gradient_options",
