@@ -17,6 +17,7 @@ import pandas as pd
 
 import wfcommon
 from gfe import io
+from wfidentity import RunFileError
 
 KEYS = ["dataset", "experiment", "model", "train_size", "seed"]
 PROVENANCE = [
@@ -46,10 +47,6 @@ def path_keys(path: str) -> dict:
         "train_size_label": m["N"],
         "seed": int(m["seed"]),
     }
-
-
-class RunFileError(ValueError):
-    """A per-run file that cannot be read; the message names it and the fix."""
 
 
 def _read(path, read):

@@ -62,9 +62,10 @@ def finite(rows: pd.DataFrame) -> pd.Series:
 
 def per_setting(t: pd.DataFrame) -> pd.DataFrame:
     """One row per setting: with several seeds, the mean of excess_mean and nfe_mean over the
-    seeds (diverged when one seed diverged), excess_low/excess_high their range; one seed as is.
-    `steps_label` names an rk4 point's step count(s)."""
-    t = t.rename(columns={"decoder_seed": "seed"}) if "seed" not in t else t.copy()
+    seeds (`seed`: main() names the decoder_seed column so; diverged when one seed diverged),
+    excess_low/excess_high their range; one seed as is. `steps_label` names an rk4 point's step
+    count(s)."""
+    t = t.copy()
     labels = t["steps"].map(lambda s: "" if pd.isna(s) else f"{int(s)}")
     if "seed" not in t or t["seed"].nunique() <= 1:
         return t.assign(excess_low=t["excess_mean"], excess_high=t["excess_mean"], steps_label=labels)

@@ -330,13 +330,13 @@ def _steps_problem(path: Path) -> str | None:
 
 
 def _record_problem(path: Path, config_name: str) -> str | None:
-    """`path` against the hash its job's record holds."""
+    """`path` against the hash its job's record holds: what is wrong and the fix."""
     if path.name not in RECORD_OF:
-        return f"no job's record covers a file named {path.name}"
+        return f"no job's record covers a file named {path.name}; {_rerun(path, config_name)}"
     record_path = path.with_name(RECORD_OF[path.name])
     record = read_record(record_path)
     if record is None:
-        return f"its job's record {record_path} is missing or unreadable"
+        return f"its job's record {record_path} is missing or unreadable; {_rerun(path, config_name)}"
     if not isinstance(record.get("files"), dict):
         return (
             f"its job's record {record_path.name} holds no hashes of the files the job wrote (made before "
@@ -344,7 +344,10 @@ def _record_problem(path: Path, config_name: str) -> str | None:
             f"once: python src/wfidentity.py backfill {_results_folder(path)}"
         )
     if record["files"].get(path.name) != sha256(path):
-        return f"not what its job wrote (its SHA-256 differs from the one in {record_path.name})"
+        return (
+            f"not what its job wrote (its SHA-256 differs from the one in {record_path.name}); "
+            f"{_rerun(path, config_name)}"
+        )
     return None
 
 
@@ -374,8 +377,7 @@ def check_runs(files, config_name: str) -> list[Path]:
         if problem:
             problems.append(f"{path}: {problem}; {_rerun(path, config_name)}")
         elif problem := _record_problem(path, config_name):
-            fix = "" if "backfill" in problem else f"; {_rerun(path, config_name)}"
-            problems.append(f"{path}: {problem}{fix}")
+            problems.append(f"{path}: {problem}")
     if problems:
         raise RunFileError("\n".join(problems))
     return checked
