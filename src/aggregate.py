@@ -17,7 +17,7 @@ import pandas as pd
 
 import wfcommon
 from gfe import io
-from wfidentity import RunFileError
+from wfcommon import RunFileError
 
 KEYS = ["dataset", "experiment", "model", "train_size", "seed"]
 PROVENANCE = [

@@ -33,6 +33,11 @@ def setup(threads: int) -> logging.Logger:
 REBUILD = "delete it and re-run snakemake, which rebuilds it"
 
 
+class RunFileError(ValueError):
+    """Per-run files that cannot be read or are not what their jobs wrote; one line per file,
+    naming it and the fix (the check before aggregation, src/wfidentity.py, and aggregate.py)."""
+
+
 def run(main) -> int:
     """Run a script's main(); the library's expected failures (missing or damaged data,
     checkpoints, prepared-data or model files, a diverging flow or training run) end it

@@ -46,6 +46,8 @@ import sys
 import tokenize
 from pathlib import Path
 
+from wfcommon import RunFileError
+
 STAMP_DIR = ".snakemake-identity"
 _SKIPPED_TOKENS = {tokenize.COMMENT, tokenize.NL, tokenize.ENCODING}
 
@@ -269,10 +271,6 @@ def record_text(identity_json: str, record_path: str | Path, files, made_by: dic
 
 
 # ---------------------------------------------------------------- the check before aggregation
-
-
-class RunFileError(ValueError):
-    """Per-run files that are not what their jobs wrote; one line per file, naming it and the fix."""
 
 
 def _configfile(config_name: str) -> str:
