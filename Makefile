@@ -117,12 +117,12 @@ report: venv
 # A fresh run's tables and summary against the committed ones ("identical", or the largest
 # difference per table; wall-clock columns left out).
 compare: venv
-	$(PY) src/compare_results.py --results results/default --ref HEAD
+	$(PY) src/scripts/compare_results.py --results results/default --ref HEAD
 
 # Mutation score (mutmut) of code that decides results, in a scratch copy of HEAD: MUTATE are the
 # files mutated, MUTATION_TESTS the fast tests that must kill each mutant (docs/testing.md has
 # the scores and the times). Not part of CI: it takes tens of minutes.
-MUTATE ?= src/claims/integrity.py src/claims/plateau.py src/claims/stats.py src/claims/robustness.py
+MUTATE ?= src/pipeline/claims/integrity.py src/pipeline/claims/plateau.py src/pipeline/claims/stats.py src/pipeline/claims/robustness.py
 MUTATION_TESTS ?= tests/test_claims.py
 MUTATION_DIR ?= /tmp/gfe-mutation
 MUTATION_JOBS ?= 1

@@ -3,7 +3,7 @@ Not a test.
 
     python benchmarks/paper_cost.py [--runs results/default/runs] [--config config/paper.yaml]
 
-The paper config's training jobs are listed by the workflow's own plan (src/wfplan.py). Each
+The paper config's training jobs are listed by the workflow's own plan (src/pipeline/plan.py). Each
 job class (experiment, model) gets the seconds per training step of the same class in the
 committed default run's per-step logs (`train_log.csv`, column `seconds`: the step alone, not
 validation), taken over the last `--tail` (20%) of each run's steps, because a GFE-amd step
@@ -32,8 +32,8 @@ import yaml
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "src"))
-from wfconfig import check_config  # noqa: E402  (the workflow's helpers live in src/)
-from wfplan import Plan  # noqa: E402
+from pipeline.config import check_config  # noqa: E402  (the workflow's helpers live in src/)
+from pipeline.plan import Plan  # noqa: E402
 
 MEASURED_DATASETS = {"mnist", "fashion_mnist"}  # the 28x28 MLPs the default run trained
 

@@ -1,4 +1,4 @@
-"""Unit tests of src/claims.py on small hand-made result tables: for every claim a supported,
+"""Unit tests of src/pipeline/claims.py on small hand-made result tables: for every claim a supported,
 a not-supported and a not-tested case, plus the interval and formatting helpers."""
 
 import itertools
@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-import claims  # noqa: E402  (the workflow's scripts live in src/, outside the package)
-from claims import NOT_SUPPORTED, NOT_TESTED, SUPPORTED, integrity, stats  # noqa: E402
-from claims import robustness as robust  # noqa: E402
+from pipeline import claims  # noqa: E402  (the workflow's scripts live in src/, outside the package)
+from pipeline.claims import NOT_SUPPORTED, NOT_TESTED, SUPPORTED, integrity, stats  # noqa: E402
+from pipeline.claims import robustness as robust  # noqa: E402
 
 M = "\u2212"  # the minus sign the evidence uses
 

@@ -1,9 +1,9 @@
-"""`make compare` (src/compare_results.py): on an unchanged checkout it prints "identical"
+"""`make compare` (src/scripts/compare_results.py): on an unchanged checkout it prints "identical"
 (README.md), wall-clock columns differing or not; a changed number is named with its file,
 column and row, and the exit status is 1.
 
 The committed tables and summary (results/default at HEAD) are copied into a temporary git
-repository and committed there, with the working tree's src/compare_results.py beside them;
+repository and committed there, with the working tree's src/scripts/compare_results.py beside them;
 `make compare` runs there with this interpreter (the venv target left alone)."""
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from workflow_helpers import REPO, missing
 
 RESULTS = "results/default"
 TABLE, COLUMN, ROW = "e1_data_efficiency.csv", "test_loss_mean", 3
-WALL_CLOCK = re.compile(r"_s$|seconds")  # as src/compare_results.py leaves them out
+WALL_CLOCK = re.compile(r"_s$|seconds")  # as src/scripts/compare_results.py leaves them out
 
 
 def _git(cwd: Path, *args: str) -> str:
@@ -50,7 +50,7 @@ def checkout(tmp_path) -> Path:
     _git(tmp_path, "add", RESULTS)
     _git(tmp_path, "-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false", "commit", "-qm", "ref")
     (tmp_path / "src").mkdir()
-    (tmp_path / "src/compare_results.py").write_text((REPO / "src/compare_results.py").read_text())
+    (tmp_path / "src/scripts/compare_results.py").write_text((REPO / "src/scripts/compare_results.py").read_text())
     return tmp_path
 
 

@@ -16,7 +16,7 @@ from gfe import io
 from workflow_helpers import missing
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
-import wfcommon  # noqa: E402
+from pipeline import common  # noqa: E402
 
 Usage = namedtuple("Usage", "total used free")
 
@@ -59,7 +59,7 @@ def test_a_script_ends_with_the_full_disk_as_its_last_log_line(caplog):
         raise OSError(errno.ENOSPC, "No space left on device: writing ckpt.pt failed (unexpected pos 5 vs 4)")
 
     with caplog.at_level(logging.ERROR, logger="gfe-workflow"):
-        assert wfcommon.run(main) == 1
+        assert common.run(main) == 1
     last = caplog.records[-1].getMessage()
     assert last.startswith("OSError: No space left on device: writing ckpt.pt failed") and "re-run snakemake" in last
 

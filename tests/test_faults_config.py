@@ -1,5 +1,5 @@
 """The reliability catalogue, 1. Config (the rest: tests/test_faults.py): every value that
-could make a job fail is rejected before any job starts, by src/wfconfig.check_config (a
+could make a job fail is rejected before any job starts, by src/pipeline.config.check_config (a
 plain function the workflow calls), with one line naming key, value and what is allowed.
 
 Each bad case is the YAML a user would write with --configfile, merged onto
@@ -20,8 +20,8 @@ import yaml
 from workflow_helpers import CONFIGS, REPO, copy_repo, snakemake
 
 sys.path.insert(0, str(REPO / "src"))
-import wfconfig  # noqa: E402  (the workflow's helpers live in src/, outside the package)
-from wfconfig import ConfigError, check_config  # noqa: E402
+import pipeline.config  # noqa: E402  (the workflow's helpers live in src/, outside the package)
+from pipeline.config import ConfigError, check_config  # noqa: E402
 
 BASE = yaml.safe_load((REPO / "config/config.yaml").read_text())
 
@@ -374,7 +374,7 @@ SKIP_PROBE = """
 import json, sys
 import yaml
 sys.path.insert(0, sys.argv[1])
-from wfconfig import check_config
+from pipeline.config import check_config
 check_config(yaml.safe_load(sys.stdin), check_encode_options=False)
 print(json.dumps(sorted({m.split(".")[0] for m in sys.modules} & {"gfe", "torch"})))
 """
@@ -480,9 +480,9 @@ def test_safe_names_pass():
 
 
 def test_schema_defaults_are_filled_in(monkeypatch):
-    schema = wfconfig.load_schema()
+    schema = pipeline.config.load_schema()
     schema["properties"]["data"]["properties"]["search_system"]["default"] = True
-    monkeypatch.setattr(wfconfig, "load_schema", lambda: schema)
+    monkeypatch.setattr(pipeline.config, "load_schema", lambda: schema)
     config = copy.deepcopy(BASE)
     assert "search_system" not in config["data"]
     check_config(config, check_encode_options=False)
@@ -534,7 +534,7 @@ def test_snakemake_stops_before_any_job(repo_copy, tmp_path, monkeypatch, case):
 
 def test_the_decoder_outputs_the_config_assumes_are_the_librarys():
     from gfe.models import build_decoder
-    from wfconfig import DECODER_OUTPUT
+    from pipeline.config import DECODER_OUTPUT
 
     shapes = {"mnist": (1, 28, 28), "fashion_mnist": (1, 28, 28), "cifar10": (3, 32, 32)}
     assert {ds: build_decoder(shape, 4).output for ds, shape in shapes.items()} == DECODER_OUTPUT

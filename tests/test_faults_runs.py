@@ -27,7 +27,7 @@ from gfe.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
 from gfe.io import save_prepared
 from gfe.models import MLPDecoder, MLPEncoder
 from gfe.training import OptimizerSettings, train
-from workflow_helpers import REPO, ae_train_args, copy_repo, snakemake
+from workflow_helpers import REPO, SCRIPT_ENV, ae_train_args, copy_repo, snakemake
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 needs_fashion = pytest.mark.skipif(not FASHION.is_dir(), reason="needs dataset-fashion-mnist (make data)")
@@ -149,13 +149,15 @@ def _tiny_prepared(path: Path) -> None:
     )
 
 
-# The resolved arguments of an autoencoder (wfplan.Plan.encoding_args).
+# The resolved arguments of an autoencoder (pipeline.plan.Plan.encoding_args).
 AUTOENCODER = ["--autoencoder", "--loss", "bce"]
 
 
 def _train(tmp_path, prepared, steps=2) -> subprocess.CompletedProcess:
     args = [*ae_train_args(prepared, tmp_path, tmp_path / "ckpt.pt", steps), "--checkpoint-every", "1"]
-    return subprocess.run([sys.executable, "src/train.py", *args], cwd=REPO, capture_output=True, text=True)
+    return subprocess.run(
+        [sys.executable, "src/scripts/train.py", *args], cwd=REPO, capture_output=True, text=True, env=SCRIPT_ENV
+    )
 
 
 def _evaluate(tmp_path, prepared, model) -> subprocess.CompletedProcess:
@@ -172,7 +174,9 @@ def _evaluate(tmp_path, prepared, model) -> subprocess.CompletedProcess:
         "--outputs",
         str(tmp_path / "out.npz"),
     ]
-    return subprocess.run([sys.executable, "src/evaluate.py", *args], cwd=REPO, capture_output=True, text=True)
+    return subprocess.run(
+        [sys.executable, "src/scripts/evaluate.py", *args], cwd=REPO, capture_output=True, text=True, env=SCRIPT_ENV
+    )
 
 
 def _one_error_line(result: subprocess.CompletedProcess, *fragments: str) -> None:
@@ -186,7 +190,7 @@ def _one_error_line(result: subprocess.CompletedProcess, *fragments: str) -> Non
 
 @pytest.fixture(scope="module")
 def finished_job(tmp_path_factory):
-    """One training job of 2 steps run to its end by src/train.py, checkpointing every step:
+    """One training job of 2 steps run to its end by src/scripts/train.py, checkpointing every step:
     its folder (prepared.pt, m.pt, run.json, ...) and its result. Read-only to the tests:
     a test that changes a file copies it first."""
     folder = tmp_path_factory.mktemp("finished_job")

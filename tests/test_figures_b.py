@@ -19,19 +19,23 @@ import gfe.io
 from workflow_helpers import REPO
 
 sys.path.insert(0, str(REPO / "src"))
-import aggregate  # noqa: E402  (the workflow's scripts live in src/, outside the package)
-import claims  # noqa: E402
-import evaluate  # noqa: E402
-import latent_separability  # noqa: E402
-import plot_benchmarks  # noqa: E402
-import plot_e1  # noqa: E402
-import plot_e4  # noqa: E402
-import plot_e5  # noqa: E402
-import plot_e5_robustness  # noqa: E402
-import plot_e6  # noqa: E402
-import plot_e7  # noqa: E402
-import plot_headline  # noqa: E402
-import plotstyle  # noqa: E402
+from pipeline import (
+    claims,  # noqa: E402
+    plotstyle,  # noqa: E402
+)
+from scripts import (
+    aggregate,  # noqa: E402  (the workflow's scripts live in src/, outside the package)
+    evaluate,  # noqa: E402
+    latent_separability,  # noqa: E402
+)
+from scripts.plots import benchmarks as plot_benchmarks  # noqa: E402
+from scripts.plots import e1 as plot_e1  # noqa: E402
+from scripts.plots import e4 as plot_e4  # noqa: E402
+from scripts.plots import e5 as plot_e5  # noqa: E402
+from scripts.plots import e5_robustness as plot_e5_robustness  # noqa: E402
+from scripts.plots import e6 as plot_e6  # noqa: E402
+from scripts.plots import e7 as plot_e7  # noqa: E402
+from scripts.plots import headline as plot_headline  # noqa: E402
 
 PROVENANCE = {"git_commit": "abc", "torch_version": "2", "torchdiffeq_version": "0", "snakemake_version": "9"}
 
@@ -318,7 +322,7 @@ def test_e4_panel_b_is_in_the_criterions_unit_with_its_margin(tmp_path, drawn):
     diff_ax = fig.axes[1]
     assert "excess loss" in diff_ax.get_ylabel() and "%" in diff_ax.get_ylabel()
     assert "floor 0.2400" in diff_ax.get_title()  # the validation floor, not the test one
-    # the margin is src/claims', as a line at 100 × margin %
+    # the margin is src/pipeline/claims', as a line at 100 × margin %
     margin = 100 * plot_e4.MARGIN
     assert plot_e4.MARGIN == 0.10
     (line,) = gid_lines(diff_ax, "claim-margin")
@@ -361,7 +365,7 @@ def test_per_class_indices_pick_the_first_image_of_each_class_in_class_order():
 
 
 def _e6_run(tmp_path, model: str, n: int, *, per_class: bool, rng) -> str:
-    """A synthetic test_outputs.npz (and run.json) of an E1 run, kept as src/evaluate.py keeps
+    """A synthetic test_outputs.npz (and run.json) of an E1 run, kept as src/scripts/evaluate.py keeps
     them now (per_class) or did before (the first 8 test images)."""
     folder = tmp_path / f"results/x/runs/fashion_mnist/e1/{model}/N{n}/seed3"
     folder.mkdir(parents=True)

@@ -1,4 +1,4 @@
-"""The figures' visual language (src/plotstyle.py) and the E1-E4 and claims figures: one colour
+"""The figures' visual language (src/pipeline/plotstyle.py) and the E1-E4 and claims figures: one colour
 per model, class colours apart from them, dotted only beyond the papers, display names in every
 text, paper column widths with text of at least 7 pt, and each plot script run on a small
 synthetic table and on the committed results."""
@@ -19,10 +19,9 @@ sys.path.insert(0, str(REPO / "src"))
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.text import Text  # noqa: E402
 
-import claims  # noqa: E402  (the workflow's scripts live in src/)
-import plotstyle  # noqa: E402
-import summarize  # noqa: E402
-import wfconfig  # noqa: E402
+import pipeline.config  # noqa: E402
+from pipeline import claims, plotstyle  # noqa: E402  (the workflow's code lives in src/)
+from scripts import summarize  # noqa: E402
 
 RESULTS = REPO / "results/default"
 CODE_NAME = re.compile(r"\b(?:ae|gfe_[a-z0-9_]+)\b")
@@ -42,14 +41,14 @@ def lab(colour) -> np.ndarray:
 
 
 def test_every_model_has_its_own_colour_name_and_marker():
-    assert set(wfconfig.MODELS) <= set(plotstyle.MODEL_COLOURS)
-    colours = [mcolors.to_hex(plotstyle.MODEL_COLOURS[m]) for m in wfconfig.MODELS]
+    assert set(pipeline.config.MODELS) <= set(plotstyle.MODEL_COLOURS)
+    colours = [mcolors.to_hex(plotstyle.MODEL_COLOURS[m]) for m in pipeline.config.MODELS]
     assert len(set(colours)) == len(colours)
     assert plotstyle.COLORS is plotstyle.MODEL_COLOURS  # the old name still works
-    names = [plotstyle.display_name(m) for m in wfconfig.MODELS]
+    names = [plotstyle.display_name(m) for m in pipeline.config.MODELS]
     assert len(set(names)) == len(names) and not any("_" in n for n in names)
     assert plotstyle.display_name("gfe_amd") == "GFE-amd" and plotstyle.display_name("ae") == "AE"
-    assert len({plotstyle.MODEL_MARKERS[m] for m in wfconfig.MODELS}) == len(wfconfig.MODELS)
+    assert len({plotstyle.MODEL_MARKERS[m] for m in pipeline.config.MODELS}) == len(pipeline.config.MODELS)
 
 
 def test_class_colours_never_read_as_a_model():
@@ -66,7 +65,7 @@ def test_class_colours_never_read_as_a_model():
 
 
 def test_only_models_beyond_the_papers_are_dotted():
-    for model in wfconfig.MODELS:
+    for model in pipeline.config.MODELS:
         style = plotstyle.line_style(model)
         assert style["color"] == plotstyle.MODEL_COLOURS[model]
         assert (style["ls"] == ":") == (model in plotstyle.BEYOND_THE_PAPERS), model
@@ -110,7 +109,7 @@ def drawn(monkeypatch, tmp_path):
     """Run a plot script's main() and return its figure (saved too, then inspected)."""
 
     def run(script: str, *args: str):
-        module = importlib.import_module(script)
+        module = importlib.import_module("scripts.plots." + script.removeprefix("plot_"))
         figures = []
         real = plotstyle.save
 
@@ -266,7 +265,7 @@ def solver_tables(tmp_path, models, steps=60, val_every=10, name="e3"):
 
 
 def test_e3_smoothing_is_centred_and_keeps_the_start():
-    import plot_e3
+    from scripts.plots import e3 as plot_e3
 
     line = np.arange(50, dtype=float)
     assert np.allclose(plot_e3.centred_smooth(line, 25), line)  # a centred window does not lag
@@ -282,7 +281,7 @@ def test_e3_has_the_paired_difference_panel(drawn, tmp_path):
     train, held = solver_tables(tmp_path, ["gfe_rk4", "gfe_2nd"])
     fig = drawn("plot_e3", "--train", str(train), "--heldout", str(held))
     check_readable(fig)
-    import plot_e3
+    from scripts.plots import e3 as plot_e3
 
     d = plot_e3.paired_difference(pd.read_csv(held), "gfe_rk4", "gfe_2nd")
     assert d["mean"].iloc[0] == 0 and list(d["mean"].iloc[1:]) == pytest.approx([0.003] * 6)
@@ -297,7 +296,7 @@ def test_e4_shows_the_relative_difference_and_fits_the_cosine_axis(drawn, tmp_pa
     train, held = solver_tables(tmp_path, ["gfe_rk4", "gfe_adjoint"], name="e4")
     fig = drawn("plot_e4", "--train", str(train), "--heldout", str(held))
     check_readable(fig)
-    import plot_e4
+    from scripts.plots import e4 as plot_e4
 
     frame = pd.read_csv(held)
     d = plot_e4.relative_difference(frame, "gfe_rk4", "gfe_adjoint")

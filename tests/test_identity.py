@@ -1,4 +1,4 @@
-"""A result knows what made it (src/wfidentity.py, the `identity` of every rule): the code
+"""A result knows what made it (src/pipeline/identity.py, the `identity` of every rule): the code
 version of a script follows what it imports and ignores comments, docstrings and layout;
 a job whose record differs from what the current config and code give is planned again,
 in a fresh clone too; a checkpoint of other code is not resumed (tests/test_faults_runs.py)."""
@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
-import wfidentity  # noqa: E402
+import pipeline.identity  # noqa: E402
 from workflow_helpers import REPO, snakemake  # noqa: E402
 
 # ---------------------------------------------------------------- code versions
@@ -40,37 +40,37 @@ PACKAGE = {
 
 def test_comments_docstrings_and_layout_do_not_change_the_version(tmp_path):
     src = _tree(tmp_path, PACKAGE)
-    before = wfidentity.code_version(src / "script.py", src)
+    before = pipeline.identity.code_version(src / "script.py", src)
     (src / "pkg/a.py").write_text(
         '"""Module a, documented at length."""\n\n# a comment\nSTEP = 2.0   # the step\n\n\ndef f(\n    x\n):\n'
         '    """Double it."""\n\n    return STEP  *  x\n'
     )
-    assert wfidentity.code_version(src / "script.py", src) == before
+    assert pipeline.identity.code_version(src / "script.py", src) == before
 
 
 def test_a_code_change_in_an_imported_module_changes_the_version(tmp_path):
     src = _tree(tmp_path, PACKAGE)
-    before = wfidentity.code_version(src / "script.py", src)
+    before = pipeline.identity.code_version(src / "script.py", src)
     (src / "pkg/a.py").write_text(PACKAGE["pkg/a.py"].replace("2.0", "2.5"))
-    assert wfidentity.code_version(src / "script.py", src) != before
+    assert pipeline.identity.code_version(src / "script.py", src) != before
 
 
 def test_a_sibling_module_the_script_does_not_use_leaves_it_alone(tmp_path):
     """`from pkg.a import f` runs pkg/__init__.py (which imports b) but uses a alone: an
     edit of b changes the version of a script that imports pkg itself, not of this one."""
     src = _tree(tmp_path, PACKAGE)
-    script, other = (wfidentity.code_version(src / s, src) for s in ("script.py", "other.py"))
+    script, other = (pipeline.identity.code_version(src / s, src) for s in ("script.py", "other.py"))
     (src / "pkg/b.py").write_text("GROWTH = 2.0\n")
-    assert wfidentity.code_version(src / "script.py", src) == script
-    assert wfidentity.code_version(src / "other.py", src) != other
+    assert pipeline.identity.code_version(src / "script.py", src) == script
+    assert pipeline.identity.code_version(src / "other.py", src) != other
 
 
 def test_the_training_script_depends_on_the_solvers_and_a_plot_does_not():
     src = REPO / "src"
-    train = {p.relative_to(src).as_posix() for p in wfidentity.code_files(src / "train.py", src)}
-    plot = {p.relative_to(src).as_posix() for p in wfidentity.code_files(src / "plot_e1.py", src)}
-    assert {"train.py", "gfe/training.py", "gfe/solvers/amd.py", "gfe/models.py", "wfcommon.py"} <= train
-    assert "gfe/solvers/amd.py" not in plot and "plot_e1.py" in plot
+    train = {p.relative_to(src).as_posix() for p in pipeline.identity.code_files(src / "scripts/train.py", src)}
+    plot = {p.relative_to(src).as_posix() for p in pipeline.identity.code_files(src / "scripts/plots/e1.py", src)}
+    assert {"scripts/train.py", "gfe/training.py", "gfe/solvers/amd.py", "gfe/models.py", "pipeline/common.py"} <= train
+    assert "gfe/solvers/amd.py" not in plot and "scripts/plots/e1.py" in plot
 
 
 # ---------------------------------------------------------------- stamps and records
@@ -81,7 +81,7 @@ def _stamp_case(tmp_path, record):
     if record is not None:
         recorded.write_text(json.dumps({"identity": record, "made_by": {"git_commit": "abc"}}))
     identity = {"rule": "train", "code": "c1", "settings": {"tau": 1.0}}
-    return wfidentity.stamp(stamp, recorded, identity, {"git_commit": "def"}), stamp
+    return pipeline.identity.stamp(stamp, recorded, identity, {"git_commit": "def"}), stamp
 
 
 @pytest.mark.parametrize(
@@ -104,10 +104,10 @@ def test_a_job_is_current_only_when_its_record_holds_its_identity(tmp_path, reco
 
 def test_the_reason_names_code_or_the_settings_that_differ():
     identity = {"rule": "train", "code": "c1", "settings": {"tau": 1.0, "seed": 0}}
-    assert wfidentity.describe_difference(None, identity) == "no record of what made its result"
-    assert wfidentity.describe_difference({"identity": {**identity, "code": "c0"}}, identity) == "other code"
+    assert pipeline.identity.describe_difference(None, identity) == "no record of what made its result"
+    assert pipeline.identity.describe_difference({"identity": {**identity, "code": "c0"}}, identity) == "other code"
     old = {"identity": {**identity, "settings": {"tau": 2.0, "seed": 0}}}
-    assert wfidentity.describe_difference(old, identity) == "other settings: tau"
+    assert pipeline.identity.describe_difference(old, identity) == "other settings: tau"
 
 
 def test_the_check_of_run_files_is_current_only_for_the_files_it_checked(tmp_path):
@@ -116,9 +116,9 @@ def test_the_check_of_run_files_is_current_only_for_the_files_it_checked(tmp_pat
     identity = {"rule": "check_runs", "code": "c1", "settings": {"config_name": "quick"}}
     stamp, record = tmp_path / "stamp.json", tmp_path / "checked_runs.json"
     record.write_text(json.dumps({"identity": identity, "checked": {"../runs/a.json": "h1"}}))
-    assert wfidentity.stamp(stamp, record, identity, {}, {"../runs/a.json": "h1"})
-    assert not wfidentity.stamp(stamp, record, identity, {}, {"../runs/a.json": "h2"})
-    reason = wfidentity.describe_difference(json.loads(record.read_text()), identity, {"../runs/a.json": "h2"})
+    assert pipeline.identity.stamp(stamp, record, identity, {}, {"../runs/a.json": "h1"})
+    assert not pipeline.identity.stamp(stamp, record, identity, {}, {"../runs/a.json": "h2"})
+    reason = pipeline.identity.describe_difference(json.loads(record.read_text()), identity, {"../runs/a.json": "h2"})
     assert reason == "other files than it checked: ../runs/a.json"
 
 
@@ -143,7 +143,9 @@ def _planned(repo: Path, *config: str) -> list[tuple[str, str]]:
 def fresh_clone_of_quick_run(quick_run, tmp_path):
     """The quick run's files as a fresh clone has them: no Snakemake metadata (.snakemake/)."""
     clone = tmp_path / "clone"
-    shutil.copytree(quick_run, clone, symlinks=True, ignore=shutil.ignore_patterns(".snakemake", wfidentity.STAMP_DIR))
+    shutil.copytree(
+        quick_run, clone, symlinks=True, ignore=shutil.ignore_patterns(".snakemake", pipeline.identity.STAMP_DIR)
+    )
     return clone
 
 
@@ -178,7 +180,7 @@ def test_a_library_edit_plans_the_jobs_that_run_it_and_a_comment_plans_none(fres
 
 @pytest.mark.slow
 def test_a_plot_script_edit_plans_its_plot_alone(fresh_clone_of_quick_run):
-    plot = fresh_clone_of_quick_run / "src/plot_e1.py"
+    plot = fresh_clone_of_quick_run / "src/scripts/plots/e1.py"
     plot.write_text(plot.read_text() + "\nPROBE = 1\n")
     rules = [rule for rule, _ in _planned(fresh_clone_of_quick_run)]
     assert "plot_e1" in rules and "train" not in rules and "aggregate" not in rules, rules
@@ -194,11 +196,11 @@ def test_the_training_script_records_its_code_version(tmp_path):
     stamp.write_text(json.dumps({"identity": {"rule": "train", "code": "c0ffee", "settings": {}}, "made_by": {}}))
     args = [*ae_train_args(tmp_path / "prepared.pt", tmp_path, tmp_path / "ckpt.pt", 2), "--identity", str(stamp)]
     result = subprocess.run(
-        [sys.executable, "src/train.py", *args],
+        [sys.executable, "src/scripts/train.py", *args],
         cwd=REPO,
         capture_output=True,
         text=True,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO / "src")},
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert json.loads((tmp_path / "run.json").read_text())["code_version"] == "c0ffee"

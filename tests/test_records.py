@@ -2,7 +2,7 @@
 planned it with (never from the stamp, which any process rewrites), and holds the SHA-256 of
 every file the job wrote; the per-run files aggregation reads are checked against those
 records in a job of their own (rule check_runs), so a changed, cut or emptied file is
-refused by name before the job that rewrites the tables starts (src/wfidentity.py)."""
+refused by name before the job that rewrites the tables starts (src/pipeline/identity.py)."""
 
 import json
 import os
@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
-import wfidentity  # noqa: E402
+import pipeline.identity  # noqa: E402
 from workflow_helpers import REPO, SNAKEMAKE, TABLES, copy_repo, rules_run, snakemake  # noqa: E402
 
 COMMITTED = REPO / "results/default"
@@ -27,11 +27,11 @@ needs_committed = pytest.mark.skipif(not (REPO / E1_RUN).is_dir(), reason="no co
 
 def _run_python(cwd, *args) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, str(REPO / "src/wfidentity.py"), *args],
+        [sys.executable, str(REPO / "src/scripts/identity.py"), *args],
         cwd=cwd,
         capture_output=True,
         text=True,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO / "src")},
     )
 
 
@@ -51,9 +51,9 @@ def test_the_record_says_what_the_job_was_planned_with_not_what_a_later_stamp_sa
     out, record = tmp_path / "out/data.txt", tmp_path / "out/identity_toy.json"
     out.parent.mkdir()
     out.write_text("made with A\n")
-    stamp = tmp_path / wfidentity.STAMP_DIR / "out/identity_toy.json"
+    stamp = tmp_path / pipeline.identity.STAMP_DIR / "out/identity_toy.json"
     b = json.loads(_identity("B"))["identity"]
-    wfidentity.stamp(stamp, record, b, {"git_commit": "dry run"})  # the dry run
+    pipeline.identity.stamp(stamp, record, b, {"git_commit": "dry run"})  # the dry run
     assert json.loads(stamp.read_text())["identity"]["settings"]["value"] == "B"
 
     result = _run_python(
@@ -61,13 +61,13 @@ def test_the_record_says_what_the_job_was_planned_with_not_what_a_later_stamp_sa
     )
     assert result.returncode == 0, result.stderr
     record.write_text(result.stdout)  # the rule's `> {output.identity}`
-    written = wfidentity.read_record(record)
+    written = pipeline.identity.read_record(record)
     assert written["identity"]["settings"]["value"] == "A"
-    assert written["files"] == {"data.txt": wfidentity.sha256(out)}
+    assert written["files"] == {"data.txt": pipeline.identity.sha256(out)}
     assert set(written["made_by"]) == {"git_commit"}
     # a run with B re-runs the job; a run with A finds it up to date
-    assert not wfidentity.stamp(stamp, record, b, {})
-    assert wfidentity.stamp(stamp, record, json.loads(_identity("A"))["identity"], {})
+    assert not pipeline.identity.stamp(stamp, record, b, {})
+    assert pipeline.identity.stamp(stamp, record, json.loads(_identity("A"))["identity"], {})
 
 
 def test_a_missing_output_is_not_recorded(tmp_path):
@@ -79,7 +79,7 @@ TOY = """
 import os, sys
 SRC = {src!r}
 sys.path.insert(0, SRC)
-shell.prefix(f"set -euo pipefail; export PATH={{os.path.dirname(sys.executable)}}:$PATH; ")
+shell.prefix(f"set -euo pipefail; export PATH={{os.path.dirname(sys.executable)}}:$PATH; export PYTHONPATH={{SRC}}; ")
 
 
 include: {identity_smk!r}
@@ -87,7 +87,7 @@ include: {identity_smk!r}
 
 rule toy:
     input:
-        identity=identity("toy", "wfcommon.py", "out/identity_toy.json", value=config["value"]),
+        identity=identity("toy", "pipeline/common.py", "out/identity_toy.json", value=config["value"]),
     output:
         data="out/data.txt",
         identity="out/identity_toy.json",
@@ -124,7 +124,7 @@ def test_a_dry_run_with_other_settings_during_a_run_does_not_change_its_record(t
             assert run.poll() is None and time.time() < deadline, run.communicate()[0][-3000:]
             time.sleep(0.2)
         assert _toy_planned(toy, "B")  # the dry run: it rewrites the stamp with B
-        stamp = toy / wfidentity.STAMP_DIR / "out/identity_toy.json"
+        stamp = toy / pipeline.identity.STAMP_DIR / "out/identity_toy.json"
         assert json.loads(stamp.read_text())["identity"]["settings"]["value"] == "B"
         (toy / "go").touch()
         output = run.communicate(timeout=120)[0]
@@ -132,9 +132,9 @@ def test_a_dry_run_with_other_settings_during_a_run_does_not_change_its_record(t
         if run.poll() is None:
             run.kill()
     assert run.returncode == 0, output[-3000:]
-    record = wfidentity.read_record(toy / "out/identity_toy.json")
+    record = pipeline.identity.read_record(toy / "out/identity_toy.json")
     assert record["identity"]["settings"]["value"] == "A"
-    assert record["files"] == {"data.txt": wfidentity.sha256(toy / "out/data.txt")}
+    assert record["files"] == {"data.txt": pipeline.identity.sha256(toy / "out/data.txt")}
     assert (toy / "out/data.txt").read_text() == "A\n"
     assert _toy_planned(toy, "B") and not _toy_planned(toy, "A")
 
@@ -155,8 +155,8 @@ def scratch(tmp_path, monkeypatch):
         record = json.loads(record_path.read_text())
         record.pop("files", None), record.pop("files_from", None)
         record_path.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
-    assert wfidentity.backfill("results/default") == (4, 0)
-    assert wfidentity.read_record(f"{E1_RUN}/identity_evaluate.json")["files_from"] == "backfill"
+    assert pipeline.identity.backfill("results/default") == (4, 0)
+    assert pipeline.identity.read_record(f"{E1_RUN}/identity_evaluate.json")["files_from"] == "backfill"
     return tmp_path
 
 
@@ -171,14 +171,14 @@ FILES = [
 
 
 def _refused(files=FILES) -> str:
-    with pytest.raises(wfidentity.RunFileError) as error:
-        wfidentity.check_runs(files, "default")
+    with pytest.raises(pipeline.identity.RunFileError) as error:
+        pipeline.identity.check_runs(files, "default")
     return str(error.value)
 
 
 @needs_committed
 def test_unchanged_files_pass_and_the_run_json_beside_each_is_checked_too(scratch):
-    checked = wfidentity.check_runs(FILES, "default")
+    checked = pipeline.identity.check_runs(FILES, "default")
     assert Path(f"{E3_RUN}/run.json") in checked and len(checked) == len(FILES) + 1
 
 
@@ -250,7 +250,7 @@ def test_a_record_without_hashes_names_the_backfill(scratch):
     del content["files"]
     record.write_text(json.dumps(content))
     message = _refused()
-    assert "holds no hashes" in message and "python src/wfidentity.py backfill results/default" in message
+    assert "holds no hashes" in message and "python src/scripts/identity.py backfill results/default" in message
 
 
 @needs_committed
@@ -259,7 +259,7 @@ def test_the_backfill_adds_hashes_once_and_never_rewrites_them(scratch):
     before = record.read_text()
     assert json.loads(before)["files"].keys() == {"test_metrics.json", "test_outputs.npz"}
     Path(f"{E1_RUN}/test_metrics.json").write_text("{}")
-    assert wfidentity.backfill("results/default") == (0, 4)  # an edit afterwards is not laundered
+    assert pipeline.identity.backfill("results/default") == (0, 4)  # an edit afterwards is not laundered
     assert record.read_text() == before
     committed = json.loads((REPO / E1_RUN / "identity_evaluate.json").read_text())
     assert json.loads(before) == committed  # the committed record holds the backfilled hashes
@@ -271,18 +271,18 @@ def test_every_committed_per_run_file_has_the_record_the_check_looks_up():
     files = [p for p in (COMMITTED / "runs").rglob("*") if p.is_file() and not p.name.startswith("identity_")]
     assert len(files) > 200
     for path in files:
-        assert path.name in wfidentity.RECORD_OF, path
-        assert path.with_name(wfidentity.RECORD_OF[path.name]).is_file(), path
+        assert path.name in pipeline.identity.RECORD_OF, path
+        assert path.with_name(pipeline.identity.RECORD_OF[path.name]).is_file(), path
 
 
 def test_the_config_named_in_the_fix(tmp_path):
-    assert "--configfile config/quick.yaml --forcerun x" in wfidentity._rerun(Path("x"), "quick")
-    assert "--configfile" not in wfidentity._rerun(Path("x"), "default")
+    assert "--configfile config/quick.yaml --forcerun x" in pipeline.identity._rerun(Path("x"), "quick")
+    assert "--configfile" not in pipeline.identity._rerun(Path("x"), "default")
 
 
 def test_aggregate_names_a_file_it_cannot_read(tmp_path):
     """Behind the check too: a read error names the file (before: a bare JSONDecodeError)."""
-    import aggregate
+    from scripts import aggregate
 
     empty = tmp_path / "run.json"
     empty.write_text("")
@@ -329,7 +329,7 @@ def test_a_refused_file_leaves_the_tables_and_an_unchanged_copy_reaggregates_ide
     checked = json.loads((results / "identity/checked_runs.json").read_text())
     assert checked["identity"]["rule"] == "check_runs" and len(checked["checked"]) > 100
     record = json.loads((results / "identity/aggregate.json").read_text())
-    assert record["files"]["../e1_data_efficiency.csv"] == wfidentity.sha256(results / "e1_data_efficiency.csv")
+    assert record["files"]["../e1_data_efficiency.csv"] == pipeline.identity.sha256(results / "e1_data_efficiency.csv")
 
 
 def _config_hash(table: bytes | Path) -> bytes:

@@ -1,4 +1,4 @@
-"""The HTML report: the pages of src/report_pages.py (summary.md and the tables as HTML), the
+"""The HTML report: the pages of src/scripts/report_pages.py (summary.md and the tables as HTML), the
 captions of workflow/report/ rendered as Snakemake renders them (Jinja, then reStructuredText)
 for every config, and the built report clicked through in headless Chromium
 (benchmarks/report_check.py; slow; skipped without Chromium, failed where CI is set)."""
@@ -21,8 +21,8 @@ from docutils.core import publish_parts
 from jinja2 import Environment, StrictUndefined
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-import report_pages  # noqa: E402  (the workflow's scripts live in src/)
-import wfplan  # noqa: E402
+import pipeline.plan  # noqa: E402
+from scripts import report_pages  # noqa: E402  (the workflow's scripts live in src/)
 from workflow_helpers import CONFIGS, REPO, copy_repo, missing  # noqa: E402
 
 SUMMARY = """# Summary: the claims
@@ -195,7 +195,7 @@ def test_captions_render_with_the_configs_paths_and_seeds(configfile):
     job = SimpleNamespace(config=cfg, input=[f"{results}/summary.md"], output=[f"{results}/summary.html"])
     assert f"as {results}/summary.md" in _render(report / "summary.rst", job)
 
-    for table in wfplan.TABLE_NAMES:
+    for table in pipeline.plan.TABLE_NAMES:
         job = SimpleNamespace(
             config=cfg,
             wildcards=SimpleNamespace(table=table),
@@ -255,8 +255,8 @@ def test_report_shows_the_verdicts_in_a_browser(tmp_path):
 
 
 def test_verdict_cells_take_the_figures_verdict_colours():
-    import plotstyle
-    import report_pages
+    from pipeline import plotstyle
+    from scripts import report_pages
 
     for verdict, css_class in report_pages.VERDICT_CLASS.items():
         rule = next(line for line in report_pages.STYLE.splitlines() if line.startswith(f".{css_class} "))

@@ -1,4 +1,4 @@
-"""Claim 4's sweep (src/solver_robustness.py): every row says how its flows ended."""
+"""Claim 4's sweep (src/scripts/solver_robustness.py): every row says how its flows ended."""
 
 import sys
 
@@ -8,10 +8,10 @@ import torch
 from workflow_helpers import REPO
 
 sys.path.insert(0, str(REPO / "src"))
-import solver_robustness  # noqa: E402
 from gfe.models import MLPDecoder  # noqa: E402
 from gfe.solvers import FlowDivergedError  # noqa: E402
-from solver_robustness import encode_final, endings, parse_decoder  # noqa: E402
+from scripts import solver_robustness  # noqa: E402
+from scripts.solver_robustness import encode_final, endings, parse_decoder  # noqa: E402
 
 
 def test_endings_name_the_one_ending_all_images_share_or_mixed():

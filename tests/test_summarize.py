@@ -1,4 +1,4 @@
-"""src/summarize.py's data-driven lines: settings read from the tables, never typed in."""
+"""src/scripts/summarize.py's data-driven lines: settings read from the tables, never typed in."""
 
 import json
 import sys
@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-import summarize  # noqa: E402  (the workflow's scripts live in src/)
+from scripts import summarize  # noqa: E402  (the workflow's scripts live in src/)
 
 
 def test_batch_sizes_come_from_the_runs_images_seen():

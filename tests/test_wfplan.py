@@ -1,4 +1,4 @@
-"""The workflow's plan (src/wfplan.py): runs, budgets and file names as plain functions of a
+"""The workflow's plan (src/pipeline/plan.py): runs, budgets and file names as plain functions of a
 config, tested without Snakemake."""
 
 import json
@@ -11,8 +11,8 @@ import yaml
 from workflow_helpers import REPO
 
 sys.path.insert(0, str(REPO / "src"))
-from wfconfig import check_config  # noqa: E402  (the workflow's helpers live in src/)
-from wfplan import Plan, encode_options  # noqa: E402
+from pipeline.config import check_config  # noqa: E402  (the workflow's helpers live in src/)
+from pipeline.plan import Plan, encode_options  # noqa: E402
 
 
 def _plan(name: str) -> Plan:

@@ -8,18 +8,18 @@ import subprocess
 import pytest
 import yaml
 
-import wfconfig
+import pipeline.config
 from workflow_helpers import REPO, SNAKEMAKE
 
 DEFAULT = REPO / "config" / "config.yaml"
 
 
 def _checked(path):
-    return wfconfig.check_config(yaml.safe_load(path.read_text()), check_encode_options=False)
+    return pipeline.config.check_config(yaml.safe_load(path.read_text()), check_encode_options=False)
 
 
 def test_the_default_config_may_use_its_own_name():
-    wfconfig.check_owner(_checked(DEFAULT), DEFAULT)
+    pipeline.config.check_owner(_checked(DEFAULT), DEFAULT)
 
 
 @pytest.mark.parametrize(
@@ -33,8 +33,8 @@ def test_the_default_config_may_use_its_own_name():
 def test_other_settings_under_the_default_name_are_refused(change, words):
     cfg = _checked(DEFAULT)
     change(cfg)
-    with pytest.raises(wfconfig.ConfigError, match="name: 'default' is the name of config/config.yaml") as error:
-        wfconfig.check_owner(cfg, DEFAULT)
+    with pytest.raises(pipeline.config.ConfigError, match="name: 'default' is the name of config/config.yaml") as error:
+        pipeline.config.check_owner(cfg, DEFAULT)
     assert words in str(error.value) and "--config name=mine" in str(error.value)
 
 
@@ -46,10 +46,12 @@ def test_the_quick_config_under_the_default_name_is_refused_and_under_its_own_ac
         merged[key] = (
             {**merged[key], **value} if isinstance(value, dict) and isinstance(merged.get(key), dict) else value
         )
-    wfconfig.check_owner(wfconfig.check_config(copy.deepcopy(merged), check_encode_options=False), DEFAULT)
+    pipeline.config.check_owner(
+        pipeline.config.check_config(copy.deepcopy(merged), check_encode_options=False), DEFAULT
+    )
     merged["name"] = "default"
-    with pytest.raises(wfconfig.ConfigError, match=r"and \d+ more\), so its runs would write over them"):
-        wfconfig.check_owner(wfconfig.check_config(merged, check_encode_options=False), DEFAULT)
+    with pytest.raises(pipeline.config.ConfigError, match=r"and \d+ more\), so its runs would write over them"):
+        pipeline.config.check_owner(pipeline.config.check_config(merged, check_encode_options=False), DEFAULT)
 
 
 def test_the_workflow_refuses_to_run_from_another_folder(tmp_path):

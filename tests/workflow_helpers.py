@@ -17,6 +17,8 @@ SNAKEMAKE = str(BIN / "snakemake")
 SNAKEFMT = str(BIN / "snakefmt")
 CONFIGS = ["config/config.yaml", "config/quick.yaml", "config/paper.yaml"]
 # SLURM_CONF of every test process but the SLURM tests' own (tests/conftest.py)
+# How the rules run a script of src/scripts/: with src/ on PYTHONPATH (workflow/rules/common.smk).
+SCRIPT_ENV = {**os.environ, "PYTHONPATH": str(REPO / "src")}
 NO_SLURM_CONF = str(Path(__file__).resolve().parent / "no_slurm.conf")
 
 # The tables of rule aggregate (results/<name>.csv); rule summarize writes results/summary.md.
@@ -111,7 +113,7 @@ def snakemake(cwd: Path, *args: str, timeout: int = 900) -> subprocess.Completed
 
 
 def ae_train_args(prepared, folder, checkpoint, steps=2) -> list[str]:
-    """The arguments of src/train.py for a tiny autoencoder run (latent 4, 10 training images,
+    """The arguments of src/scripts/train.py for a tiny autoencoder run (latent 4, 10 training images,
     batch 5) from `prepared`, resuming from or saving to `checkpoint`, its outputs in `folder`."""
     folder = Path(folder)
     return [

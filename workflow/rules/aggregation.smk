@@ -30,10 +30,10 @@ AGGREGATE_INPUTS = dict(
     e6=plan.files("test_outputs.npz", plan.e6_runs()),
     e7=plan.files("tsne.csv", plan.e7_runs()),
 )
-# ... and with them, every run.json aggregate.py reads (src/wfidentity.py, files_checked)
+# ... and with them, every run.json aggregate.py reads (src/pipeline/identity.py, files_checked)
 CHECKED_RUN_FILES = [
     str(f)
-    for f in wfidentity.files_checked(
+    for f in pipeline.identity.files_checked(
         [f for files in AGGREGATE_INPUTS.values() for f in files]
     )
 ]
@@ -50,7 +50,7 @@ rule check_runs:
         runs=CHECKED_RUN_FILES,
         identity=identity(
             "check_runs",
-            "wfidentity.py",
+            "scripts/identity.py",
             CHECKED_RUNS,
             checked=lambda w: CHECKED_RUN_FILES,
             config_name=plan.name,
@@ -65,7 +65,7 @@ rule check_runs:
         identity=recorded_identity,
         config_name=plan.name,
     shell:
-        "python src/wfidentity.py check --identity {params.identity:q}"
+        "python src/scripts/identity.py check --identity {params.identity:q}"
         " --config-name {params.config_name} --output {output.identity} {input.runs} 2> {log}"
 
 
@@ -75,7 +75,7 @@ rule aggregate:
         checked=CHECKED_RUNS,
         identity=identity(
             "aggregate",
-            "aggregate.py",
+            "scripts/aggregate.py",
             f"{RESULTS}/identity/aggregate.json",
             config_name=plan.name,
             report_images_seen=config["learning_curves"]["report_images_seen"],
@@ -87,7 +87,7 @@ rule aggregate:
                 category="Downloads",
                 labels={"file": f"{name}.csv"},
             )
-            for name in wfplan.AGGREGATED_TABLES
+            for name in pipeline.plan.AGGREGATED_TABLES
         ],
         identity=f"{RESULTS}/identity/aggregate.json",
     log:
@@ -103,7 +103,7 @@ rule aggregate:
         ),
     shell:
         recorded(
-            "python src/aggregate.py --config-name {params.config_name}"
+            "python src/scripts/aggregate.py --config-name {params.config_name}"
             " --config-hash {params.config_hash} --e1-runs {input.e1_runs}"
             " --e1-metrics {input.e1_metrics} --e1c {input.e1c} --e1c-plateau-runs {input.e1c_plateau_runs}"
             " --e2 {input.e2} --e3-train {input.e3_train}"
@@ -118,7 +118,7 @@ rule data_floors:
         prepared=expand(PREPARED, dataset=config["datasets"]),
         identity=identity(
             "data_floors",
-            "data_floors.py",
+            "scripts/data_floors.py",
             f"{RESULTS}/identity/data_floors.json",
             losses={ds: plan.loss(ds) for ds in config["datasets"]},
         ),
@@ -141,7 +141,7 @@ rule data_floors:
         ),
     shell:
         recorded(
-            "python src/data_floors.py --prepared {params.prepared} --output {output.table} 2> {log}"
+            "python src/scripts/data_floors.py --prepared {params.prepared} --output {output.table} 2> {log}"
         )
 
 
@@ -170,7 +170,7 @@ rule summarize:
         tables=plan.tables,
         identity=identity(
             "summarize",
-            "summarize.py",
+            "scripts/summarize.py",
             f"{RESULTS}/identity/summarize.json",
             **SUMMARY_SETTINGS,
         ),
@@ -192,7 +192,7 @@ rule summarize:
         config_hash=CONFIG_HASH,
     shell:
         recorded(
-            "python src/summarize.py --config-name {params.config_name} --config-hash {params.config_hash}"
+            "python src/scripts/summarize.py --config-name {params.config_name} --config-hash {params.config_hash}"
             " --config-hint config/paper.yaml {params.seeds} --e3-heldout-encoder {params.heldout:q}"
             " --grid {params.grid:q} --tables {input.tables} --summary {output.summary}"
             " --claims {output.claims} 2> {log}"
@@ -209,7 +209,7 @@ rule latent_separability:
         runs=plan.files("run.json", plan.e7_runs()),
         identity=identity(
             "latent_separability",
-            "latent_separability.py",
+            "scripts/latent_separability.py",
             f"{RESULTS}/identity/latent_separability.json",
             config_name=plan.name,
             **SEPARABILITY,
@@ -232,7 +232,7 @@ rule latent_separability:
         config_hash=CONFIG_HASH,
     shell:
         recorded(
-            "python src/latent_separability.py --latents {input.latents} --k {params.k} --folds {params.folds}"
+            "python src/scripts/latent_separability.py --latents {input.latents} --k {params.k} --folds {params.folds}"
             " --seed {params.cv_seed} --config-name {params.config_name} --config-hash {params.config_hash}"
             " --output {output.table} 2> {log}"
         )

@@ -8,10 +8,11 @@ import sys
 from snakemake.exceptions import WorkflowError
 from snakemake.io import report as report_file
 
-# The workflow's helpers (src/wfconfig.py, src/wfcommon.py) live beside the library.
+# src/ holds the library (gfe/, installed), the workflow's helpers (pipeline/) and the scripts
+# the rules run (scripts/): this process imports the helpers, the jobs' scripts import them too.
 SRC = os.path.abspath(os.path.join(workflow.basedir, os.pardir, "src"))
 sys.path.insert(0, SRC)
-from wfconfig import (
+from pipeline.config import (
     DATASETS,
     EXPERIMENTS,
     MODELS,
@@ -19,14 +20,16 @@ from wfconfig import (
     check_config,
     check_owner,
 )
-import wfcommon
-import wfidentity
-import wfplan
-from wfplan import Plan
+from pipeline import common
+import pipeline.identity
+import pipeline.plan
+from pipeline.plan import Plan
 
-# Jobs call `python`: make it the interpreter running snakemake (the project's venv).
+# Jobs call `python`: make it the interpreter running snakemake (the project's venv), with
+# src/ on its path (the scripts in src/scripts/ import the helpers in src/pipeline/).
 shell.prefix(
     f"set -euo pipefail; export PATH={shlex.quote(os.path.dirname(sys.executable))}:$PATH; "
+    f"export PYTHONPATH={shlex.quote(SRC)}; "
 )
 
 
@@ -56,7 +59,7 @@ if os.path.realpath(os.getcwd()) != os.path.realpath(ROOT):
     )
 
 
-# Every value that could make a job fail (src/wfconfig.py). The encode-option checks
+# Every value that could make a job fail (src/pipeline/config.py). The encode-option checks
 # import the library (seconds): once per run, not in every cluster job.
 # A config that takes the name of config/config.yaml must have its settings: results/default/
 # holds the committed reference.
@@ -66,7 +69,7 @@ try:
 except ConfigError as error:
     raise WorkflowError(str(error)) from None
 
-plan = Plan(config)  # the runs and file names of this config (src/wfplan.py)
+plan = Plan(config)  # the runs and file names of this config (src/pipeline/plan.py)
 CONFIG_HASH = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[
     :12
 ]

@@ -21,7 +21,7 @@ PREPARED_RECORD = plan.prepared_record
 rule prepare_data:
     input:
         identity=identity(
-            "prepare_data", "prepare_data.py", PREPARED_RECORD, **DATA_SETTINGS
+            "prepare_data", "scripts/prepare_data.py", PREPARED_RECORD, **DATA_SETTINGS
         ),
     output:
         prepared=PREPARED,
@@ -44,7 +44,7 @@ rule prepare_data:
         download="--download" if config["data"].get("download") else "",
     shell:
         recorded(
-            "python src/prepare_data.py --dataset {wildcards.dataset} --root {params.root:q}"
+            "python src/scripts/prepare_data.py --dataset {wildcards.dataset} --root {params.root:q}"
             " {params.local_dir} {params.system} {params.download} --n-val {params.n_val} --n-pool {params.n_pool}"
             " --test-size {params.test_size} --seeds {params.seeds} --threads {threads}"
             " --output {output.prepared} 2> {log}"

@@ -20,7 +20,7 @@ rule evaluate:
         run=f"{RUN}/run.json",
         identity=identity(
             "evaluate",
-            "evaluate.py",
+            "scripts/evaluate.py",
             f"{RUN}/identity_evaluate.json",
             **EVALUATE_SETTINGS,
         ),
@@ -38,7 +38,7 @@ rule evaluate:
         identity=recorded_identity,
     shell:
         recorded(
-            "python src/evaluate.py --prepared {input.prepared} --model-file {input.model}"
+            "python src/scripts/evaluate.py --prepared {input.prepared} --model-file {input.model}"
             " --run-json {input.run} {params.encoding} --batch-size {params.batch_size}"
             " --eval-seed {params.eval_seed} --n-latents {params.n_latents} --n-recon {params.n_recon}"
             " --device {params.device} --metrics {output.metrics} --outputs {output.outputs}"
@@ -63,7 +63,7 @@ rule training_latents:
         run=f"{RUN}/run.json",
         identity=identity(
             "training_latents",
-            "evaluate.py",
+            "scripts/evaluate.py",
             f"{RUN}/identity_training_latents.json",
             **LATENTS_SETTINGS,
         ),
@@ -80,7 +80,7 @@ rule training_latents:
         identity=recorded_identity,
     shell:
         recorded(
-            "python src/evaluate.py --prepared {input.prepared} --model-file {input.model}"
+            "python src/scripts/evaluate.py --prepared {input.prepared} --model-file {input.model}"
             " --run-json {input.run} {params.encoding} --batch-size {params.batch_size}"
             " --eval-seed {params.eval_seed} --latents-of-training {params.n_images}"
             " --device {params.device} --outputs {output.latents} --threads {threads} 2> {log}"
@@ -99,7 +99,7 @@ rule embed_latents:
         latents=f"{RUN}/training_latents.npz",
         identity=identity(
             "embed_latents",
-            "embed_latents.py",
+            "scripts/embed_latents.py",
             f"{RUN}/identity_embed_latents.json",
             **EMBED_SETTINGS,
         ),
@@ -116,7 +116,7 @@ rule embed_latents:
         identity=recorded_identity,
     shell:
         recorded(
-            "python src/embed_latents.py --outputs {input.latents} --dataset {wildcards.dataset}"
+            "python src/scripts/embed_latents.py --outputs {input.latents} --dataset {wildcards.dataset}"
             " --model {wildcards.model} --train-size {wildcards.N} --seed {wildcards.seed}"
             " --n-images {params.n_images} --perplexity {params.perplexity} --output {output.tsne}"
             " --threads {threads} 2> {log}"
@@ -144,7 +144,7 @@ rule encoding_convergence:
         unpack(lambda w: plan.e5_inputs(w.dataset)),
         identity=identity(
             "encoding_convergence",
-            "encoding_convergence.py",
+            "scripts/encoding_convergence.py",
             f"{RESULTS}/runs/{{dataset}}/identity_encoding_convergence.json",
             **E5_SETTINGS,
         ),
@@ -161,7 +161,7 @@ rule encoding_convergence:
         identity=recorded_identity,
     shell:
         recorded(
-            "python src/encoding_convergence.py --prepared {input.prepared} --dataset {wildcards.dataset}"
+            "python src/scripts/encoding_convergence.py --prepared {input.prepared} --dataset {wildcards.dataset}"
             " --latent-dim {params.latent_dim} --loss {params.loss} {params.own} {params.amd}"
             " --common {input.common} --common-model {params.common_model}"
             " --n-images {params.n_images} --tau {params.tau} --steps {params.steps} --z0 {params.z0}"
@@ -185,7 +185,7 @@ rule solver_robustness:
         ],
         identity=identity(
             "solver_robustness",
-            "solver_robustness.py",
+            "scripts/solver_robustness.py",
             f"{RESULTS}/runs/{{dataset}}/identity_solver_robustness.json",
             **ROBUSTNESS_SETTINGS,
         ),
@@ -202,6 +202,6 @@ rule solver_robustness:
         identity=recorded_identity,
     shell:
         recorded(
-            "python src/solver_robustness.py --prepared {input.prepared} --dataset {wildcards.dataset}"
+            "python src/scripts/solver_robustness.py --prepared {input.prepared} --dataset {wildcards.dataset}"
             " --loss {params.loss} {params.sweep} --output {output.table} --threads {threads} 2> {log}"
         )

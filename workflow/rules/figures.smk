@@ -2,7 +2,7 @@
 rule plot_e1:
     input:
         table=f"{RESULTS}/e1_data_efficiency.csv",
-        identity=identity("plot_e1", "plot_e1.py", f"{RESULTS}/identity/plot_e1.json"),
+        identity=identity("plot_e1", "scripts/plots/e1.py", f"{RESULTS}/identity/plot_e1.json"),
     output:
         png=figure_png("e1_data_efficiency", "e1"),
         pdf=f"{FIGURES_DIR}/e1_data_efficiency.pdf",
@@ -15,7 +15,7 @@ rule plot_e1:
         identity=recorded_identity,
     shell:
         recorded(
-            "python src/plot_e1.py --table {input.table} --png {output.png} --pdf {output.pdf} 2> {log}"
+            "python src/scripts/plots/e1.py --table {input.table} --png {output.png} --pdf {output.pdf} 2> {log}"
         )
 
 
@@ -23,7 +23,7 @@ rule plot_e2:
     input:
         table=f"{RESULTS}/e2_learning_curves.csv",
         points=f"{RESULTS}/e2_authors_points.csv",
-        identity=identity("plot_e2", "plot_e2.py", f"{RESULTS}/identity/plot_e2.json"),
+        identity=identity("plot_e2", "scripts/plots/e2.py", f"{RESULTS}/identity/plot_e2.json"),
     output:
         png=figure_png("e2_learning_curves", "e2"),
         pdf=f"{FIGURES_DIR}/e2_learning_curves.pdf",
@@ -36,7 +36,7 @@ rule plot_e2:
         identity=recorded_identity,
     shell:
         recorded(
-            "python src/plot_e2.py --table {input.table} --points {input.points} --png {output.png} --pdf {output.pdf} 2> {log}"
+            "python src/scripts/plots/e2.py --table {input.table} --points {input.points} --png {output.png} --pdf {output.pdf} 2> {log}"
         )
 
 
@@ -44,7 +44,7 @@ rule plot_e3:
     input:
         train=f"{RESULTS}/e3_solver_comparison.csv",
         heldout=f"{RESULTS}/e3_heldout.csv",
-        identity=identity("plot_e3", "plot_e3.py", f"{RESULTS}/identity/plot_e3.json"),
+        identity=identity("plot_e3", "scripts/plots/e3.py", f"{RESULTS}/identity/plot_e3.json"),
     output:
         png=figure_png("e3_solver_comparison", "e3"),
         pdf=f"{FIGURES_DIR}/e3_solver_comparison.pdf",
@@ -57,7 +57,7 @@ rule plot_e3:
         identity=recorded_identity,
     shell:
         recorded(
-            "python src/plot_e3.py --train {input.train} --heldout {input.heldout}"
+            "python src/scripts/plots/e3.py --train {input.train} --heldout {input.heldout}"
             " --png {output.png} --pdf {output.pdf} 2> {log}"
         )
 
@@ -67,7 +67,7 @@ rule plot_e4:
         train=f"{RESULTS}/e4_adjoint_ablation.csv",
         heldout=f"{RESULTS}/e4_heldout.csv",
         floors=f"{RESULTS}/data_floors.csv",
-        identity=identity("plot_e4", "plot_e4.py", f"{RESULTS}/identity/plot_e4.json"),
+        identity=identity("plot_e4", "scripts/plots/e4.py", f"{RESULTS}/identity/plot_e4.json"),
     output:
         png=figure_png("e4_adjoint_ablation", "e4"),
         pdf=f"{FIGURES_DIR}/e4_adjoint_ablation.pdf",
@@ -80,7 +80,7 @@ rule plot_e4:
         identity=recorded_identity,
     shell:
         recorded(
-            "python src/plot_e4.py --train {input.train} --heldout {input.heldout} --floors {input.floors}"
+            "python src/scripts/plots/e4.py --train {input.train} --heldout {input.heldout} --floors {input.floors}"
             " --png {output.png} --pdf {output.pdf} 2> {log}"
         )
 
@@ -92,7 +92,7 @@ rule plot_headline:
         e2=f"{RESULTS}/e2_learning_curves.csv",
         identity=identity(
             "plot_headline",
-            "plot_headline.py",
+            "scripts/plots/headline.py",
             f"{RESULTS}/identity/plot_headline.json",
         ),
     output:
@@ -107,14 +107,14 @@ rule plot_headline:
         identity=recorded_identity,
     shell:
         recorded(
-            "python src/plot_headline.py --e1 {input.e1} --e2 {input.e2} --png {output.png} --pdf {output.pdf} 2> {log}"
+            "python src/scripts/plots/headline.py --e1 {input.e1} --e2 {input.e2} --png {output.png} --pdf {output.pdf} 2> {log}"
         )
 
 
 rule plot_e5:
     input:
         table=f"{RESULTS}/e5_encoding_convergence.csv",
-        identity=identity("plot_e5", "plot_e5.py", f"{RESULTS}/identity/plot_e5.json"),
+        identity=identity("plot_e5", "scripts/plots/e5.py", f"{RESULTS}/identity/plot_e5.json"),
     output:
         png=figure_png("e5_encoding_convergence", "e5"),
         pdf=f"{FIGURES_DIR}/e5_encoding_convergence.pdf",
@@ -127,7 +127,7 @@ rule plot_e5:
         identity=recorded_identity,
     shell:
         recorded(
-            "python src/plot_e5.py --table {input.table} --png {output.png} --pdf {output.pdf} 2> {log}"
+            "python src/scripts/plots/e5.py --table {input.table} --png {output.png} --pdf {output.pdf} 2> {log}"
         )
 
 
@@ -136,7 +136,7 @@ rule plot_e5_robustness:
         table=f"{RESULTS}/e5_robustness.csv",
         identity=identity(
             "plot_e5_robustness",
-            "plot_e5_robustness.py",
+            "scripts/plots/e5_robustness.py",
             f"{RESULTS}/identity/plot_e5_robustness.json",
         ),
     output:
@@ -151,7 +151,7 @@ rule plot_e5_robustness:
         identity=recorded_identity,
     shell:
         recorded(
-            "python src/plot_e5_robustness.py --table {input.table} --png {output.png} --pdf {output.pdf} 2> {log}"
+            "python src/scripts/plots/e5_robustness.py --table {input.table} --png {output.png} --pdf {output.pdf} 2> {log}"
         )
 
 
@@ -159,7 +159,7 @@ rule plot_e6:
     input:
         table=f"{RESULTS}/e6_reconstructions.csv",
         npz=plan.files("test_outputs.npz", plan.e6_runs()),
-        identity=identity("plot_e6", "plot_e6.py", f"{RESULTS}/identity/plot_e6.json"),
+        identity=identity("plot_e6", "scripts/plots/e6.py", f"{RESULTS}/identity/plot_e6.json"),
     output:
         png=figure_png("e6_reconstructions", "e6"),
         pdf=f"{FIGURES_DIR}/e6_reconstructions.pdf",
@@ -172,7 +172,7 @@ rule plot_e6:
         identity=recorded_identity,
     shell:
         recorded(
-            "python src/plot_e6.py --table {input.table} --npz {input.npz}"
+            "python src/scripts/plots/e6.py --table {input.table} --npz {input.npz}"
             " --png {output.png} --pdf {output.pdf} 2> {log}"
         )
 
@@ -181,7 +181,7 @@ rule plot_e7:
     input:
         table=f"{RESULTS}/e7_latent_maps.csv",
         separability=f"{RESULTS}/e7_separability.csv",
-        identity=identity("plot_e7", "plot_e7.py", f"{RESULTS}/identity/plot_e7.json"),
+        identity=identity("plot_e7", "scripts/plots/e7.py", f"{RESULTS}/identity/plot_e7.json"),
     output:
         png=figure_png("e7_latent_maps", "e7"),
         pdf=f"{FIGURES_DIR}/e7_latent_maps.pdf",
@@ -194,7 +194,7 @@ rule plot_e7:
         identity=recorded_identity,
     shell:
         recorded(
-            "python src/plot_e7.py --table {input.table} --separability {input.separability}"
+            "python src/scripts/plots/e7.py --table {input.table} --separability {input.separability}"
             " --png {output.png} --pdf {output.pdf} 2> {log}"
         )
 
@@ -203,7 +203,7 @@ rule plot_claims:
     input:
         table=f"{RESULTS}/claims.csv",
         identity=identity(
-            "plot_claims", "plot_claims.py", f"{RESULTS}/identity/plot_claims.json"
+            "plot_claims", "scripts/plots/claims.py", f"{RESULTS}/identity/plot_claims.json"
         ),
     output:
         png=figure_png("claims_forest", "claims"),
@@ -217,7 +217,7 @@ rule plot_claims:
         identity=recorded_identity,
     shell:
         recorded(
-            "python src/plot_claims.py --table {input.table} --png {output.png} --pdf {output.pdf} 2> {log}"
+            "python src/scripts/plots/claims.py --table {input.table} --png {output.png} --pdf {output.pdf} 2> {log}"
         )
 
 
@@ -240,7 +240,7 @@ rule plot_benchmarks:
         ],
         identity=identity(
             "plot_benchmarks",
-            "plot_benchmarks.py",
+            "scripts/plots/benchmarks.py",
             f"{RESULTS}/identity/plot_benchmarks.json",
         ),
     output:
@@ -255,5 +255,5 @@ rule plot_benchmarks:
         identity=recorded_identity,
     shell:
         recorded(
-            "python src/plot_benchmarks.py --tables {input.tables} --png {output.png} --pdf {output.pdf} 2> {log}"
+            "python src/scripts/plots/benchmarks.py --tables {input.tables} --png {output.png} --pdf {output.pdf} 2> {log}"
         )

@@ -1,4 +1,4 @@
-# Every job's identity (src/wfidentity.py): the stamp that makes Snakemake re-run a job
+# Every job's identity (src/pipeline/identity.py): the stamp that makes Snakemake re-run a job
 # whose record differs, and the record the job itself writes when it succeeds. Included by
 # common.smk; needs SRC (src/, on sys.path). A rule uses it as
 #     input:  identity=identity(rule, script, record_pattern, **settings),
@@ -11,11 +11,11 @@ import os
 from snakemake.io import ancient
 from snakemake.logging import logger
 
-import wfcommon
-import wfidentity
+from pipeline import common
+import pipeline.identity
 
 # the commit the jobs of this invocation run (and whether it was dirty): in each stamp
-MADE_BY = {"git_commit": wfcommon.git_commit()}
+MADE_BY = {"git_commit": common.git_commit()}
 # The identity of each job this process planned, by its stamp: the job's `identity`
 # parameter. In this process's memory, so another Snakemake process (a dry run with other
 # settings, while this one runs) cannot change what this one's jobs record.
@@ -23,7 +23,7 @@ _PLANNED = {}
 
 
 def identity(rule, script, record, checked=None, **settings):
-    """The `identity` input of a job (src/wfidentity.py): a stamp of what the job would be
+    """The `identity` input of a job (src/pipeline/identity.py): a stamp of what the job would be
     now, its rule, the code of `script` (with what it imports from src/) and `settings`
     (values, or functions of the wildcards: the job's parameters that can move its
     numbers), plus its wildcards. `record` (a path pattern with the rule's wildcards) is
@@ -33,26 +33,26 @@ def identity(rule, script, record, checked=None, **settings):
     wildcards giving the files it checks; it is re-run too when their hashes differ from
     those its record lists as checked.
     """
-    code = wfidentity.code_version(os.path.join(SRC, script), SRC)
+    code = pipeline.identity.code_version(os.path.join(SRC, script), SRC)
 
     def stamp(wildcards):
         resolved = {k: v(wildcards) if callable(v) else v for k, v in settings.items()}
         resolved["wildcards"] = dict(wildcards.items())
         job = {"rule": rule, "code": code, "settings": resolved}
         record_path = record.format(**wildcards)
-        stamp_path = os.path.join(wfidentity.STAMP_DIR, record_path)
+        stamp_path = os.path.join(pipeline.identity.STAMP_DIR, record_path)
         _PLANNED[stamp_path] = json.dumps({"identity": job}, sort_keys=True)
         hashes = None
         if checked is not None:
-            hashes = wfidentity.file_hashes(
-                wfidentity.files_checked(checked(wildcards)),
+            hashes = pipeline.identity.file_hashes(
+                pipeline.identity.files_checked(checked(wildcards)),
                 os.path.dirname(record_path),
             )
-        if wfidentity.stamp(stamp_path, record_path, job, MADE_BY, hashes):
+        if pipeline.identity.stamp(stamp_path, record_path, job, MADE_BY, hashes):
             return ancient(stamp_path)
         if workflow.is_main_process and os.path.exists(record_path):
-            reason = wfidentity.describe_difference(
-                wfidentity.read_record(record_path), job, hashes
+            reason = pipeline.identity.describe_difference(
+                pipeline.identity.read_record(record_path), job, hashes
             )
             logger.info(f"{record_path}: made by {reason}; its job runs again")
         return stamp_path
@@ -69,9 +69,9 @@ def recorded_identity(wildcards, input):
 def recorded(command):
     """A rule's shell command, then the job writes its record (its identity parameter, the
     commit, the SHA-256 of each output) once its outputs are written. Printed by
-    `wfidentity.py record` into the record's place: a job that fails leaves none, as
+    `src/scripts/identity.py record` into the record's place: a job that fails leaves none, as
     Snakemake removes a failed job's outputs."""
     return (
-        f"{command} && python src/wfidentity.py record --identity {{params.identity:q}}"
+        f"{command} && python src/scripts/identity.py record --identity {{params.identity:q}}"
         " --record {output.identity:q} {output:q} > {output.identity:q}"
     )

@@ -8,7 +8,7 @@ rule report_summary:
         summary=f"{RESULTS}/summary.md",
         identity=identity(
             "report_summary",
-            "report_pages.py",
+            "scripts/report_pages.py",
             f"{RESULTS}/identity/report_summary.json",
         ),
     output:
@@ -27,7 +27,7 @@ rule report_summary:
         identity=recorded_identity,
     shell:
         recorded(
-            "python src/report_pages.py summary --markdown {input.summary} --html {output.page} 2> {log}"
+            "python src/scripts/report_pages.py summary --markdown {input.summary} --html {output.page} 2> {log}"
         )
 
 
@@ -36,7 +36,7 @@ rule report_table:
         table=f"{RESULTS}/{{table}}.csv",
         identity=identity(
             "report_table",
-            "report_pages.py",
+            "scripts/report_pages.py",
             f"{RESULTS}/identity/report_table/{{table}}.json",
             max_rows=200,
         ),
@@ -51,7 +51,7 @@ rule report_table:
     log:
         f"{LOGS}/report/{{table}}.log",
     wildcard_constraints:
-        table="|".join(wfplan.TABLE_NAMES),
+        table="|".join(pipeline.plan.TABLE_NAMES),
     conda:
         "../../environment.yml"
     params:
@@ -59,6 +59,6 @@ rule report_table:
         max_rows=200,  # rows shown; the CSV file under Downloads has them all
     shell:
         recorded(
-            "python src/report_pages.py table --csv {input.table} --html {output.page}"
+            "python src/scripts/report_pages.py table --csv {input.table} --html {output.page}"
             " --max-rows {params.max_rows} 2> {log}"
         )

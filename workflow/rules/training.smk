@@ -29,7 +29,7 @@ rule train:
             else []
         ),
         identity=identity(
-            "train", "train.py", f"{RUN}/identity_train.json", **TRAIN_SETTINGS
+            "train", "scripts/train.py", f"{RUN}/identity_train.json", **TRAIN_SETTINGS
         ),
     output:
         model=MODEL_FILE,
@@ -52,7 +52,7 @@ rule train:
         checkpoint=lambda w: plan.checkpoint_pattern.format(**w),
     shell:
         recorded(
-            "python src/train.py --prepared {input.prepared} --dataset {wildcards.dataset}"
+            "python src/scripts/train.py --prepared {input.prepared} --dataset {wildcards.dataset}"
             " --experiment {wildcards.experiment} --model {wildcards.model}"
             " --latent-dim {params.latent_dim} --optimizer {params.optimizer:q} {params.encoding}"
             " --train-size {wildcards.N} --seed {wildcards.seed} {params.budget}"
