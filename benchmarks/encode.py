@@ -88,6 +88,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
@@ -437,8 +438,54 @@ def git_commit():
         return "unknown"
 
 
+@dataclass
+class Setup:
+    """What the steps of a run share: its options, its CSV, the images, and the clock and load
+    average at its start (for the JSON)."""
+
+    args: argparse.Namespace
+    argv: list[str] | None
+    out: Path
+    shape: tuple
+    train_images: torch.Tensor
+    test_images: torch.Tensor
+    began: float
+    load_before: tuple
+
+
 def main(argv=None):
-    global FLOOR_ROWS, DEVICE
+    """The steps of the module's docstring: 1. the decoders, 2. the floor, 3. the encoding rows,
+    4. the training rows, 5. the CSV, the JSON, the table and the targets."""
+    setup = start(argv)
+    args = setup.args
+    if args.only_training_comparison:
+        compare_training_only(setup)
+        return
+    decoder, gfe_run, decoder_source = gfe_amd_decoder(setup)
+    ae, ae_run = autoencoder(setup)
+    for module in (decoder, ae):
+        module.requires_grad_(False)
+    big = min(512, args.n_images)  # the "large batch" of the rows, capped at the images encoded
+    floors = measure_floors(decoder, setup.test_images, args.n_images, args.dopri5_images)
+    rows = floor_rows(floors)
+    if DEVICE.type == "cuda":
+        rows += cuda_graph_floor_rows(decoder, setup.test_images, big, floors)
+    write_rows(rows, setup.out)
+    add_encoding_rows(rows, decoder, ae, setup)
+    add_training_rows(rows, setup, ae_run, gfe_run)
+    base = add_derived_encoding_columns(rows, floors, big, args.n_images)
+    shared_train = {r["steps"]: r for r in rows if r["method"] == "gfe_amd_shared"}
+    add_training_speedups(rows, shared_train, args.slow_train_steps)
+    meta = finish(rows, setup, decoder=decoder_source)
+    print_table(rows)
+    print_targets(rows, base, shared_train[args.slow_train_steps], big)
+    print_lbfgs_targets(rows, base, shared_train.get(args.train_steps), big)
+    print(
+        f"total {meta['total_seconds']:.0f} s; load average before {setup.load_before}, after {meta['loadavg_after']}"
+    )
+
+
+def parse_arguments(argv):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--out", help="the CSV (default results/benchmarks/encode.csv, encode_cuda.csv with --device cuda)"
@@ -487,7 +534,13 @@ def main(argv=None):
         help="measure only the compared training rows (gfe_amd shared, gfe_lbfgs, per-sample gfe_amd at batch 5 "
         "and 64; no decoders, floors or encoding rows): for a device with little time",
     )
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def start(argv):
+    """Parse the options, set the device, floor size and threads they name, and load the images."""
+    global FLOOR_ROWS, DEVICE
+    args = parse_arguments(argv)
     FLOOR_ROWS = args.floor_rows
     DEVICE = resolve_device(args.device)
     out = Path(
@@ -496,133 +549,165 @@ def main(argv=None):
     torch.set_num_threads(args.threads)
     began = time.perf_counter()
     load_before = os.getloadavg()
-
     data = load_dataset("fashion_mnist", args.data)
     train_idx, _ = authors_split()
-    train_images = data.train_images[train_idx].to(DEVICE)
-    test_images = data.test_images.to(DEVICE)
-    test = test_images[: args.n_images]
-    shape = data.image_shape
-    rows = []
-    if args.only_training_comparison:
-        rows = comparison_training_rows(
-            shape, train_images, test_images[: args.test_images], args.train_steps, args.slow_train_steps, [], out
-        )
-        shared_train = {r["steps"]: r for r in rows if r["method"] == "gfe_amd_shared"}
-        add_training_speedups(rows, shared_train, args.slow_train_steps)
-        finish(rows, out, args, argv, began, load_before, decoder="none: the compared rows train fresh decoders")
-        print_table(rows)
-        print_lbfgs_training_target(rows, shared_train.get(args.train_steps))
-        return
+    return Setup(
+        args=args,
+        argv=argv,
+        out=out,
+        shape=data.image_shape,
+        train_images=data.train_images[train_idx].to(DEVICE),
+        test_images=data.test_images.to(DEVICE),
+        began=began,
+        load_before=load_before,
+    )
 
-    # 1. the decoders
-    decoder = fresh_decoder(shape)
-    gfe_run = None
+
+def compare_training_only(setup):
+    """--only-training-comparison: the compared training rows alone, their table and target."""
+    args = setup.args
+    tests = setup.test_images[: args.test_images]
+    rows = comparison_training_rows(
+        setup.shape, setup.train_images, tests, args.train_steps, args.slow_train_steps, [], setup.out
+    )
+    shared_train = {r["steps"]: r for r in rows if r["method"] == "gfe_amd_shared"}
+    add_training_speedups(rows, shared_train, args.slow_train_steps)
+    finish(rows, setup, decoder="none: the compared rows train fresh decoders")
+    print_table(rows)
+    print_lbfgs_training_target(rows, shared_train.get(args.train_steps))
+
+
+def gfe_amd_decoder(setup):
+    """1. The GFE-amd decoder: loaded from --decoder, else trained with the gfe_amd settings for
+    --decoder-steps steps (and saved to --decoder when given). Returns it, its training run
+    (None when loaded) and where it came from, for the JSON."""
+    args = setup.args
+    decoder = fresh_decoder(setup.shape)
     if args.decoder and Path(args.decoder).exists():
         decoder.load_state_dict(load_tensors(args.decoder))
         decoder.to(DEVICE)
         print(f"loaded decoder {args.decoder}")
-    else:
-        decoder.to(DEVICE)
-        started = time.perf_counter()
-        gfe_run = train(
-            decoder,
-            train_images,
-            steps=args.decoder_steps,
-            batch_size=5,
-            seed=SEED,
-            encode_options=GFE_AMD,
-            optimizer=OPTIMIZER,
-        )
-        print(
-            f"trained the GFE-amd decoder: {args.decoder_steps} steps in {time.perf_counter() - started:.0f} s, "
-            f"last-10 training loss {sum(r['loss'] for r in gfe_run.steps[-10:]) / 10:.4f}"
-        )
-        if args.decoder:
-            atomic_torch_save(decoder.state_dict(), args.decoder)
-    ae = fresh_autoencoder(shape)
+        return decoder, None, args.decoder
+    decoder.to(DEVICE)
+    started = time.perf_counter()
+    run = train(
+        decoder,
+        setup.train_images,
+        steps=args.decoder_steps,
+        batch_size=5,
+        seed=SEED,
+        encode_options=GFE_AMD,
+        optimizer=OPTIMIZER,
+    )
+    print(
+        f"trained the GFE-amd decoder: {args.decoder_steps} steps in {time.perf_counter() - started:.0f} s, "
+        f"last-10 training loss {sum(r['loss'] for r in run.steps[-10:]) / 10:.4f}"
+    )
+    if args.decoder:
+        atomic_torch_save(decoder.state_dict(), args.decoder)
+    return decoder, run, f"trained here, {args.decoder_steps} steps"
+
+
+def autoencoder(setup):
+    """1. The autoencoder: loaded from --ae, else trained the same way for the larger of
+    --decoder-steps and --train-steps (and saved to --ae when given). Returns it and its
+    training run (None when loaded)."""
+    args = setup.args
+    ae = fresh_autoencoder(setup.shape)
     if args.ae and Path(args.ae).exists():
         ae.load_state_dict(load_tensors(args.ae))
         ae.to(DEVICE)
-        ae_run = None
-    else:
-        ae.to(DEVICE)
-        ae_run = train(
-            ae.decoder,
-            train_images,
-            steps=max(args.decoder_steps, args.train_steps),
-            batch_size=5,
-            seed=SEED,
-            encoder=ae.encoder,
-            optimizer=OPTIMIZER,
-        )
-        if args.ae:
-            atomic_torch_save(ae.state_dict(), args.ae)
-    for module in (decoder, ae):
-        module.requires_grad_(False)
+        return ae, None
+    ae.to(DEVICE)
+    run = train(
+        ae.decoder,
+        setup.train_images,
+        steps=max(args.decoder_steps, args.train_steps),
+        batch_size=5,
+        seed=SEED,
+        encoder=ae.encoder,
+        optimizer=OPTIMIZER,
+    )
+    if args.ae:
+        atomic_torch_save(ae.state_dict(), args.ae)
+    return ae, run
 
-    # 2. the floor: bare decoder forward+backward w.r.t. z per image
-    n_dopri = min(args.dopri5_images, args.n_images)
-    batches = sorted({5, 64, min(100, args.n_images), min(512, args.n_images), min(2048, args.n_images), n_dopri} - {0})
-    measured = {b: bare_floor(decoder, test_images, b) for b in batches}
-    floor = {b: wall for b, (wall, _) in measured.items()}
-    cpu_floor = {b: cpu for b, (_, cpu) in measured.items()}
-    for b, seconds in floor.items():
+
+def measure_floors(decoder, test_images, n_images, dopri5_images):
+    """2. The floor, (wall, CPU) seconds per image of a bare decoder forward+backward w.r.t. z,
+    at every batch size the encoding rows use: {batch: (wall, cpu)}."""
+    n_dopri = min(dopri5_images, n_images)
+    batches = sorted({5, 64, min(100, n_images), min(512, n_images), min(2048, n_images), n_dopri} - {0})
+    floors = {b: bare_floor(decoder, test_images, b) for b in batches}
+    print("floor (s per image per fwd+bwd):", {b: f"{wall:.2e}" for b, (wall, _) in floors.items()})
+    return floors
+
+
+def floor_rows(floors):
+    """The CSV rows of the floors measured by `measure_floors`."""
+    return [
+        {
+            "kind": "floor",
+            "method": "decoder_fwd_bwd",
+            "batch": b,
+            "n_images": b,
+            "images_per_s": 1 / wall,
+            "cpu_images_per_s": 1 / cpu,
+            "s_per_nfe_per_image": wall,
+            "cpu_s_per_nfe_per_image": cpu,
+            "floor_s_per_image": wall,
+            "overhead_ratio": 1.0,
+            "cpu_overhead_ratio": 1.0,
+            "notes": "one decoder forward+backward w.r.t. z (median of 5 blocks)",
+        }
+        for b, (wall, cpu) in floors.items()
+    ]
+
+
+def cuda_graph_floor_rows(decoder, test_images, big, floors):
+    """2. On CUDA, the floor at batch 5 and `big` replayed as one captured CUDA graph, as rows
+    whose overhead ratio is its time over the plain floor's."""
+    rows = []
+    for b in (5, big):
+        seconds = cuda_graph_floor(decoder, test_images, b)
+        plain = floors[b][0]
         rows.append(
             {
                 "kind": "floor",
-                "method": "decoder_fwd_bwd",
+                "method": "decoder_fwd_bwd_cuda_graph",
                 "batch": b,
                 "n_images": b,
                 "images_per_s": 1 / seconds,
-                "cpu_images_per_s": 1 / cpu_floor[b],
                 "s_per_nfe_per_image": seconds,
-                "cpu_s_per_nfe_per_image": cpu_floor[b],
                 "floor_s_per_image": seconds,
-                "overhead_ratio": 1.0,
-                "cpu_overhead_ratio": 1.0,
-                "notes": "one decoder forward+backward w.r.t. z (median of 5 blocks)",
+                "overhead_ratio": seconds / plain,
+                "notes": "the same forward+backward replayed as one captured CUDA graph (median of 5 blocks); "
+                "overhead_ratio here: its time over the plain floor's",
             }
         )
-    print("floor (s per image per fwd+bwd):", {b: f"{s:.2e}" for b, s in floor.items()})
-    if DEVICE.type == "cuda":
-        for b in (5, min(512, args.n_images)):
-            seconds = cuda_graph_floor(decoder, test_images, b)
-            rows.append(
-                {
-                    "kind": "floor",
-                    "method": "decoder_fwd_bwd_cuda_graph",
-                    "batch": b,
-                    "n_images": b,
-                    "images_per_s": 1 / seconds,
-                    "s_per_nfe_per_image": seconds,
-                    "floor_s_per_image": seconds,
-                    "overhead_ratio": seconds / floor[b],
-                    "notes": "the same forward+backward replayed as one captured CUDA graph (median of 5 blocks); "
-                    "overhead_ratio here: its time over the plain floor's",
-                }
-            )
-            print(f"  CUDA graph floor at batch {b}: {seconds:.2e} s per image ({seconds / floor[b]:.2f} of the plain)")
-    write_rows(rows, out)
+        print(f"  CUDA graph floor at batch {b}: {seconds:.2e} s per image ({seconds / plain:.2f} of the plain)")
+    return rows
 
-    # 3. encoding
-    z0 = torch.rand(args.n_images, 20, generator=torch.Generator().manual_seed(0)).to(DEVICE)
+
+def encoding_plan(n_images):
+    """3. The encoding rows, (method, batch, encode options, notes) each, in the order measured
+    (dopri5 and the AE encoder apart)."""
     rk4 = dict(solver="rk4", steps=100, tau=1e4)
-    big = min(512, args.n_images)
-    top = min(2048, args.n_images)
-    mid = min(100, args.n_images)
+    big = min(512, n_images)
+    top = min(2048, n_images)
+    mid = min(100, n_images)
     lbfgs = {k: v for k, v in GFE_LBFGS.items() if k != "z0"}
     dense = {k: v for k, v in GFE_LBFGS_DENSE.items() if k != "z0"}
     dense_note = "beyond the papers: L-BFGS with unlimited memory as dense matrices, bookkeeping in numpy"
-    capped = f"batch 2048 capped at the {args.n_images} images" if top < 2048 else ""
-    plan = [
+    capped = f"batch 2048 capped at the {n_images} images" if top < 2048 else ""
+    return [
         ("amd_shared", 5, dict(GFE_AMD, shared=True), "the authors' batch rule (baseline)"),
         ("amd", 64, GFE_AMD, "per-sample AMD (paper's step rule per sample)"),
         ("amd", big, GFE_AMD, "per-sample AMD"),
         ("amd", top, GFE_AMD, f"per-sample AMD; {capped}".strip("; ")),
         (
             "amd_refill",
-            args.n_images,
+            n_images,
             dict(GFE_AMD, working_set=big),
             f"per-sample AMD, all images in one call, working_set={big} refilled as samples finish",
         ),
@@ -663,10 +748,19 @@ def main(argv=None):
         ("lbfgs_dense_tol3e-4", 5, dict(dense, tol=3e-4), f"{dense_note}, tol 3e-4 (faster)"),
         ("lbfgs_dense_tol3e-4", big, dict(dense, tol=3e-4), f"{dense_note}, tol 3e-4 (faster)"),
     ]
-    for name, batch, options, notes in plan:
+
+
+def add_encoding_rows(rows, decoder, ae, setup):
+    """3. Encode the first --n-images test images with every method of `encoding_plan`, then
+    dopri5 on the first --dopri5-images and the AE encoder; all from the same per-image z0
+    (U[0,1)^20, seed 0). Appends to `rows`, rewriting the CSV after each plan row."""
+    n_images = setup.args.n_images
+    test = setup.test_images[:n_images]
+    z0 = torch.rand(n_images, 20, generator=torch.Generator().manual_seed(0)).to(DEVICE)
+    for name, batch, options, notes in encoding_plan(n_images):
         # the floor again, just before the row and at its batch size, so that the overhead ratio compares
         # two measurements taken under the same load of a shared machine
-        row_floor = bare_floor(decoder, test_images, min(options.get("working_set") or batch, args.n_images))
+        row_floor = bare_floor(decoder, setup.test_images, min(options.get("working_set") or batch, n_images))
         row = encode_row(name, decoder, test, z0, batch, options, notes + "; z0 U[0,1) per image, seed 0")
         row["floor_s_per_image"], row["cpu_floor_s_per_image"] = row_floor
         rows.append(row)
@@ -676,30 +770,40 @@ def main(argv=None):
             f"loss {row['loss_mean']:.4f}  ({row['seconds']:.1f} s)",
             flush=True,
         )
-        write_rows(rows, out)
+        write_rows(rows, setup.out)
+    n_dopri = min(setup.args.dopri5_images, n_images)
+    big = min(512, n_images)
     if n_dopri:
-        row = encode_row(
-            "dopri5",
-            decoder,
-            test[:n_dopri],
-            z0[:n_dopri],
-            min(big, n_dopri),
-            dict(solver="dopri5", rtol=1e-5, tau=1e4),
-            f"torchdiffeq dopri5 rtol 1e-5 atol 1e-9, tau 1e4; first {n_dopri} of the images only (slow)",
-        )
-        rows.append(row)
-        print(
-            f"  dopri5 on {n_dopri}: {row['images_per_s']:.1f} img/s nfe {row['nfe_mean']:.0f} "
-            f"loss {row['loss_mean']:.4f}"
-        )
+        rows.append(dopri5_row(decoder, test[:n_dopri], z0[:n_dopri], min(big, n_dopri)))
     rows.append(
         encode_row(
             "ae_encoder", ae.decoder, test, z0, big, {}, "autoencoder: one encoder forward pass", encoder=ae.encoder
         )
     )
 
-    # 4. training throughput from the same initial weights and batches
-    steps, slow = args.train_steps, args.slow_train_steps
+
+def dopri5_row(decoder, images, z0, batch):
+    """3. The dopri5 row, on a few images only: about 4e4 NFE per image on a trained decoder."""
+    n = len(images)
+    row = encode_row(
+        "dopri5",
+        decoder,
+        images,
+        z0,
+        batch,
+        dict(solver="dopri5", rtol=1e-5, tau=1e4),
+        f"torchdiffeq dopri5 rtol 1e-5 atol 1e-9, tau 1e4; first {n} of the images only (slow)",
+    )
+    print(f"  dopri5 on {n}: {row['images_per_s']:.1f} img/s nfe {row['nfe_mean']:.0f} loss {row['loss_mean']:.4f}")
+    return row
+
+
+def add_training_rows(rows, setup, ae_run, gfe_run):
+    """4. Training throughput from the same initial weights and batches: the first --train-steps
+    of the ae and gfe_amd runs of step 1 (trained now when step 1 loaded the networks), then the
+    compared rows (`comparison_training_rows`). Appends to `rows`."""
+    args, shape, train_images = setup.args, setup.shape, setup.train_images
+    steps = args.train_steps
     if ae_run is None:
         fresh = fresh_autoencoder(shape).to(DEVICE)
         ae_run = train(
@@ -723,30 +827,27 @@ def main(argv=None):
             optimizer=OPTIMIZER,
         )
     rows.append(train_row("gfe_amd", gfe_run, 5, steps, f"per-sample AMD; steps 1-{steps} of a fresh gfe_amd training"))
-    write_rows(rows, out)
-    rows.extend(comparison_training_rows(shape, train_images, test_images[: args.test_images], steps, slow, rows, out))
+    write_rows(rows, setup.out)
+    tests = setup.test_images[: args.test_images]
+    rows.extend(comparison_training_rows(shape, train_images, tests, steps, args.slow_train_steps, rows, setup.out))
 
-    # derived columns
+
+def add_derived_encoding_columns(rows, floors, big, n_images):
+    """The derived columns of the encoding rows: the floor (where the row has none of its own),
+    the overhead ratios, and the speedups over the amd_shared batch-5 row, which is returned."""
     base = next(r for r in rows if r["method"] == "amd_shared")
     for r in rows:
-        if r["kind"] == "encode":
-            b = min(r["batch"] if r["method"] != "amd_refill" else big, args.n_images)
-            r.setdefault("floor_s_per_image", floor[b])
-            r.setdefault("cpu_floor_s_per_image", cpu_floor[b])
-            if r.get("s_per_nfe_per_image"):
-                r["overhead_ratio"] = r["s_per_nfe_per_image"] / r["floor_s_per_image"]
-                r["cpu_overhead_ratio"] = r["cpu_s_per_nfe_per_image"] / r["cpu_floor_s_per_image"]
-            r["speedup"] = r["images_per_s"] / base["images_per_s"]
-            r["cpu_speedup"] = r["cpu_images_per_s"] / base["cpu_images_per_s"]
-    shared_train = {r["steps"]: r for r in rows if r["method"] == "gfe_amd_shared"}
-    train_base = shared_train[slow]
-    add_training_speedups(rows, shared_train, slow)
-    decoder_source = args.decoder if gfe_run is None else f"trained here, {args.decoder_steps} steps"
-    meta = finish(rows, out, args, argv, began, load_before, decoder=decoder_source)
-    print_table(rows)
-    print_targets(rows, base, train_base, big)
-    print_lbfgs_targets(rows, base, shared_train.get(steps), big)
-    print(f"total {meta['total_seconds']:.0f} s; load average before {load_before}, after {meta['loadavg_after']}")
+        if r["kind"] != "encode":
+            continue
+        b = min(r["batch"] if r["method"] != "amd_refill" else big, n_images)
+        r.setdefault("floor_s_per_image", floors[b][0])
+        r.setdefault("cpu_floor_s_per_image", floors[b][1])
+        if r.get("s_per_nfe_per_image"):
+            r["overhead_ratio"] = r["s_per_nfe_per_image"] / r["floor_s_per_image"]
+            r["cpu_overhead_ratio"] = r["cpu_s_per_nfe_per_image"] / r["cpu_floor_s_per_image"]
+        r["speedup"] = r["images_per_s"] / base["images_per_s"]
+        r["cpu_speedup"] = r["cpu_images_per_s"] / base["cpu_images_per_s"]
+    return base
 
 
 def add_training_speedups(rows, shared_train, slow):
@@ -759,8 +860,9 @@ def add_training_speedups(rows, shared_train, slow):
                 r["cpu_speedup"] = r["cpu_images_per_s"] / ref["cpu_images_per_s"]
 
 
-def finish(rows, out, args, argv, began, load_before, decoder):
+def finish(rows, setup, decoder):
     """Write the CSV and the JSON of the run's provenance beside it; returns the latter."""
+    out, args, argv = setup.out, setup.args, setup.argv
     write_rows(rows, out)
     meta = {
         "command": " ".join([Path(sys.argv[0]).as_posix(), *(argv if argv is not None else sys.argv[1:])]),
@@ -769,9 +871,9 @@ def finish(rows, out, args, argv, began, load_before, decoder):
         "python": platform.python_version(),
         "threads": args.threads,
         "cpus": os.cpu_count(),
-        "loadavg_before": load_before,
+        "loadavg_before": setup.load_before,
         "loadavg_after": os.getloadavg(),
-        "total_seconds": time.perf_counter() - began,
+        "total_seconds": time.perf_counter() - setup.began,
         "decoder": decoder,
         "peak_rss_mb_process": psutil.Process().memory_info().rss / 2**20,
         **cpu_info(),
@@ -849,6 +951,15 @@ def print_lbfgs_targets(rows, base, shared, big):
         for r in rows
         if r["kind"] == "encode" and r is not base and r["method"] != "ae_encoder" and r["n_images"] == base["n_images"]
     ]
+    targets = lbfgs_speed_targets(enc, base) + lbfgs_overhead_targets(enc, big) + lbfgs_training_targets(rows, shared)
+    print("\ntargets (L-BFGS issue; encoding against amd_shared batch 5, same images, GFE decoder rows only):")
+    for text, value, met in targets:
+        print(f"  [{'MET' if met else 'MISSED'}] {text}: {value}")
+
+
+def lbfgs_speed_targets(enc, base):
+    """The L-BFGS issue's encoding targets 1-3 (speedup at the baseline's mean loss, at batch 5,
+    and 2% below it) over the comparable encoding rows `enc`: a list of (text, value, met)."""
 
     def fastest(candidates):
         return max(candidates, key=lambda r: r["images_per_s"]) if candidates else None
@@ -864,13 +975,7 @@ def print_lbfgs_targets(rows, base, shared, big):
     at_loss = fastest([r for r in enc if r["loss_mean"] <= base["loss_mean"]])
     at_loss_5 = fastest([r for r in enc if r["loss_mean"] <= base["loss_mean"] and r["batch"] == 5])
     lower = fastest([r for r in enc if r["loss_mean"] <= 0.98 * base["loss_mean"]])
-    overhead = {}
-    for batch in (5, big):
-        candidates = [
-            r for r in enc if r["method"].startswith("lbfgs") and r["batch"] == batch and r.get("overhead_ratio")
-        ]
-        overhead[batch] = min(candidates, key=lambda r: r["overhead_ratio"]) if candidates else None
-    targets = [
+    return [
         (
             "a row at mean loss <= the baseline's with images/s >= 50x (stretch 100x)",
             describe(at_loss) + (" (stretch 100x met)" if at_loss and at_loss["speedup"] >= 100 else ""),
@@ -887,8 +992,17 @@ def print_lbfgs_targets(rows, base, shared, big):
             bool(lower) and lower["speedup"] >= 5,
         ),
     ]
+
+
+def lbfgs_overhead_targets(enc, big):
+    """The L-BFGS issue's target 4, the per-NFE overhead of the best lbfgs row among `enc` at
+    batch 5 and at batch `big`: a list of (text, value, met)."""
+    targets = []
     for batch, limit in ((5, 1.3), (big, 1.15)):
-        r = overhead[batch]
+        candidates = [
+            r for r in enc if r["method"].startswith("lbfgs") and r["batch"] == batch and r.get("overhead_ratio")
+        ]
+        r = min(candidates, key=lambda r: r["overhead_ratio"]) if candidates else None
         targets.append(
             (
                 f"per-NFE overhead of the best lbfgs row at batch {batch} <= {limit}",
@@ -898,10 +1012,7 @@ def print_lbfgs_targets(rows, base, shared, big):
                 bool(r) and r["overhead_ratio"] <= limit,
             )
         )
-    targets += lbfgs_training_targets(rows, shared)
-    print("\ntargets (L-BFGS issue; encoding against amd_shared batch 5, same images, GFE decoder rows only):")
-    for text, value, met in targets:
-        print(f"  [{'MET' if met else 'MISSED'}] {text}: {value}")
+    return targets
 
 
 def lbfgs_training_targets(rows, shared):
