@@ -49,7 +49,7 @@ def checkout(tmp_path) -> Path:
     _git(tmp_path, "init", "-q")
     _git(tmp_path, "add", RESULTS)
     _git(tmp_path, "-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false", "commit", "-qm", "ref")
-    (tmp_path / "src").mkdir()
+    (tmp_path / "src/scripts").mkdir(parents=True)
     (tmp_path / "src/scripts/compare_results.py").write_text((REPO / "src/scripts/compare_results.py").read_text())
     return tmp_path
 
