@@ -28,6 +28,22 @@ from pipeline import common
 
 
 def main(argv=None) -> int:
+    a = parse_arguments(argv)
+    log = common.setup(a.threads)
+    encode_options = {"loss": a.loss} if a.autoencoder else json.loads(a.encode_options)
+    with open(a.run_json) as f:
+        run = json.load(f)
+    device = resolve_device(a.device)
+    prepared = io.load_prepared(a.prepared)
+    decoder, encoder = io.load_model(a.model_file, device)
+    if not model_matches_arguments(a, encoder, log):
+        return 1
+    if a.latents_of_training:
+        return training_latents(a, prepared, run, decoder, encoder, encode_options, device, log)
+    return evaluate_test_subset(a, prepared, run, decoder, encoder, encode_options, device, log)
+
+
+def parse_arguments(argv) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--prepared", required=True, help="prepared dataset file (prepare_data.py)")
     p.add_argument("--model-file", required=True, help="the trained model (train.py --model-out)")
@@ -63,22 +79,25 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
     if a.autoencoder != (a.loss is not None):
         p.error("--loss goes with --autoencoder (a GFE model's loss is in --encode-options)")
-    log = common.setup(a.threads)
-    encode_options = {"loss": a.loss} if a.autoencoder else json.loads(a.encode_options)
-    run = json.loads(open(a.run_json).read())
-    device = resolve_device(a.device)
-    prepared = io.load_prepared(a.prepared)
-    decoder, encoder = io.load_model(a.model_file, device)
-    if a.autoencoder != (encoder is not None):
-        log.error(
-            "%s holds %s, but the arguments are %s's",
-            a.model_file,
-            "an autoencoder" if encoder is not None else "a GFE decoder",
-            "an autoencoder" if a.autoencoder else "a GFE model",
-        )
-        return 1
-    if a.latents_of_training:
-        return training_latents(a, prepared, run, decoder, encoder, encode_options, device, log)
+    return a
+
+
+def model_matches_arguments(a: argparse.Namespace, encoder, log) -> bool:
+    """Whether the model file holds the kind of model the arguments describe (an autoencoder
+    or a GFE decoder); if not, the mismatch is logged."""
+    if a.autoencoder == (encoder is not None):
+        return True
+    log.error(
+        "%s holds %s, but the arguments are %s's",
+        a.model_file,
+        "an autoencoder" if encoder is not None else "a GFE decoder",
+        "an autoencoder" if a.autoencoder else "a GFE model",
+    )
+    return False
+
+
+def evaluate_test_subset(a, prepared, run, decoder, encoder, encode_options, device, log) -> int:
+    """The test subset, encoded: the metrics JSON, then the NPZ of latents and reconstructions."""
     images = prepared["test_images"].to(device)
     result = evaluate(
         decoder, images, encoder=encoder, encode_options=encode_options, batch_size=a.batch_size, seed=a.eval_seed
@@ -88,11 +107,26 @@ def main(argv=None) -> int:
     metrics = {**keys, **{f"test_{k}": v for k, v in summary.items()}}
     metrics.update(common.provenance(str(device)))
     io.write_json(metrics, a.metrics)
+    write_test_outputs(a, prepared, result, decoder, device)
+    log.info(
+        "%s: test loss %.5f (n=%d, nfe %.1f, %.1f s)",
+        keys,
+        summary["loss_mean"],
+        summary["n_images"],
+        summary["nfe_mean"],
+        summary["seconds"],
+    )
+    return 0
+
+
+def write_test_outputs(a, prepared, result, decoder, device) -> None:
+    """The NPZ the figures read: latents and losses of the first --n-latents test images, and
+    the first --n-recon test images of each class with their reconstructions."""
     recon_idx = per_class_indices(prepared["test_labels"].numpy(), a.n_recon)
     ridx = torch.as_tensor(recon_idx)
     with torch.no_grad():
         recon = to_images(decoder(result.z[ridx.to(result.z.device)].to(device)), decoder.output).cpu()
-    n_lat = min(a.n_latents, len(images))
+    n_lat = min(a.n_latents, len(prepared["test_images"]))
     io.write_npz(
         a.outputs,
         z=result.z[:n_lat].cpu().numpy(),
@@ -106,15 +140,6 @@ def main(argv=None) -> int:
         images=prepared["test_images"][ridx].numpy(),
         reconstructions=recon.numpy().astype(np.float32),
     )
-    log.info(
-        "%s: test loss %.5f (n=%d, nfe %.1f, %.1f s)",
-        keys,
-        summary["loss_mean"],
-        summary["n_images"],
-        summary["nfe_mean"],
-        summary["seconds"],
-    )
-    return 0
 
 
 def per_class_indices(labels: np.ndarray, per_class: int) -> np.ndarray:

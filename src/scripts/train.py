@@ -18,6 +18,7 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import dataclass
 
 import pandas as pd
 import torch
@@ -46,16 +47,62 @@ VALIDATION_COLUMNS = [
 STEP_COLUMNS = ["step", "images_seen", "loss", "nfe", "seconds", "elapsed_s", "grad_cosine"]
 
 
-def build(autoencoder: bool, image_shape, latent_dim: int, seed: int):
-    torch.manual_seed(seed)
-    if autoencoder:
-        ae = build_autoencoder(image_shape, latent_dim)
-        return ae.decoder, ae.encoder
-    return build_decoder(image_shape, latent_dim), None
+@dataclass(frozen=True)
+class Settings:
+    """What the arguments resolve to beyond their face value: the step budget, the encode
+    options of training and validation, the optimiser's fields and the code version."""
+
+    steps: int
+    continues_steps: int | None  # the steps of the run this one continues (--steps-from-run)
+    code_version: str | None
+    encode_options: dict
+    val_encode_options: dict
+    optimizer: dict
 
 
 def main(argv=None) -> int:
+    a = parse_arguments(argv)
+    log = common.setup(a.threads)
+    settings = resolve_settings(a)
+    device = resolve_device(a.device)
+    prepared = io.load_prepared(a.prepared)
+    n = training_size(a, prepared, log)
+    if n is None:
+        return 1
+    subset = prepared["subset_order"][str(a.seed)][:n]  # the first N of the seed's nested subset
+    images = prepared["train_images"][subset].to(device)
+    decoder, encoder = build_models(a, prepared["image_shape"], device)
+    started = time.perf_counter()
+    run = run_training(a, settings, n, decoder, encoder, images, prepared["val_images"], device, log)
+    if run.resumed_at is not None:
+        log.info("resumed from checkpoint %s at step %d", a.checkpoint, run.resumed_at)
+    wall = time.perf_counter() - started
+    if a.patience and run.best_state is not None:  # E1: the best check's weights are the result
+        load_best_weights(run.best_state, decoder, encoder)
+    write_outputs(a, settings, n, run, wall, decoder, encoder, prepared["image_shape"], device)
+    # The checkpoint served to resume this run if it was interrupted; a finished run is its
+    # outputs. Kept, it would let a later job (e.g. after a code change) return this result.
+    remove_checkpoint(a.checkpoint)
+    log.info("done: final loss %.5f, %.1f s", run.steps[-1]["loss"], wall)
+    return 0
+
+
+def parse_arguments(argv) -> argparse.Namespace:
+    """The command line, checked for the combinations argparse cannot express."""
     p = argparse.ArgumentParser(description=__doc__)
+    add_model_arguments(p)
+    add_budget_arguments(p)
+    add_output_arguments(p)
+    a = p.parse_args(argv)
+    if a.autoencoder and (a.loss is None or a.eval_encode_options is not None):
+        p.error("--autoencoder takes --loss and no --eval-encode-options")
+    if a.encode_options is not None and a.loss is not None:
+        p.error("--loss is an autoencoder's: a GFE model's loss is in --encode-options")
+    return a
+
+
+def add_model_arguments(p: argparse.ArgumentParser) -> None:
+    """The data, the run's names, and the model: its size, optimiser, encoding and gradient."""
     p.add_argument("--prepared", required=True, help="prepared dataset file (prepare_data.py)")
     p.add_argument("--dataset", required=True, help="the dataset's name: recorded in the run record")
     p.add_argument("--experiment", required=True, help="e1..e4: recorded in the run record")
@@ -89,6 +136,10 @@ def main(argv=None) -> int:
         choices=GRADIENT_METHODS,
         help="a GFE model's decoder gradient (an autoencoder's is backprop)",
     )
+
+
+def add_budget_arguments(p: argparse.ArgumentParser) -> None:
+    """The training subset, the step budget, checkpoints, validation and early stopping."""
     p.add_argument("--train-size", required=True, help="an integer or 'full'")
     p.add_argument("--seed", type=int, required=True, help="seed of the training subset, initial weights and batches")
     budget = p.add_mutually_exclusive_group(required=True)
@@ -115,6 +166,10 @@ def main(argv=None) -> int:
         default=0.0,
         help="early stopping's patience grows to this fraction of the checks so far",
     )
+
+
+def add_output_arguments(p: argparse.ArgumentParser) -> None:
+    """What is logged, where the run computes, the output files, threads and the identity stamp."""
     p.add_argument(
         "--gradient-cosine",
         action="store_true",
@@ -131,93 +186,117 @@ def main(argv=None) -> int:
         help="the job's identity stamp (JSON, written by the workflow): its code version enters the run "
         "identity, so a checkpoint made by other code is not resumed",
     )
-    a = p.parse_args(argv)
-    if a.autoencoder and (a.loss is None or a.eval_encode_options is not None):
-        p.error("--autoencoder takes --loss and no --eval-encode-options")
-    if a.encode_options is not None and a.loss is not None:
-        p.error("--loss is an autoencoder's: a GFE model's loss is in --encode-options")
-    log = common.setup(a.threads)
+
+
+def resolve_settings(a: argparse.Namespace) -> Settings:
+    """Read the identity stamp and the continued run's record, and decode the JSON arguments."""
     code_version = None
     if a.identity is not None:
         with open(a.identity, encoding="utf-8") as f:
             code_version = json.load(f)["identity"]["code"]
-    continued = None
+    steps, continues_steps = a.steps, None
     if a.steps_from_run is not None:
         with open(a.steps_from_run, encoding="utf-8") as f:
-            continued = json.load(f)
-        a.steps = a.steps_factor * int(continued["steps"])
+            continues_steps = int(json.load(f)["steps"])
+        steps = a.steps_factor * continues_steps
     encode_options = {"loss": a.loss} if a.autoencoder else json.loads(a.encode_options)
     val_encode_options = encode_options if a.eval_encode_options is None else json.loads(a.eval_encode_options)
-    optimizer = json.loads(a.optimizer)
-    device = resolve_device(a.device)
-    prepared = io.load_prepared(a.prepared)
+    return Settings(
+        steps=steps,
+        continues_steps=continues_steps,
+        code_version=code_version,
+        encode_options=encode_options,
+        val_encode_options=val_encode_options,
+        optimizer=json.loads(a.optimizer),
+    )
+
+
+def training_size(a: argparse.Namespace, prepared: dict, log) -> int | None:
+    """N, the number of training images (--train-size); None, with the error logged, if the
+    training split has fewer."""
     n_train = len(prepared["train_images"])
     n = common.parse_n(a.train_size, n_train)
     if not 0 < n <= n_train:
         log.error("train size %s is invalid: the training split of %s has %d images", a.train_size, a.dataset, n_train)
-        return 1
-    order = prepared["subset_order"][str(a.seed)]
-    images = prepared["train_images"][order[:n]].to(device)
-    decoder, encoder = build(a.autoencoder, prepared["image_shape"], a.latent_dim, a.seed)
+        return None
+    return n
+
+
+def build_models(a: argparse.Namespace, image_shape, device):
+    """The initial (decoder, encoder) on `device`, seeded by --seed; the encoder is None for a
+    GFE model."""
+    torch.manual_seed(a.seed)
+    if a.autoencoder:
+        ae = build_autoencoder(image_shape, a.latent_dim)
+        decoder, encoder = ae.decoder, ae.encoder
+    else:
+        decoder, encoder = build_decoder(image_shape, a.latent_dim), None
     decoder.to(device)
     if encoder is not None:
         encoder.to(device)
-    opt = OptimizerSettings(**optimizer)
-    val = prepared["val_images"].to(device) if a.val_every else None
+    return decoder, encoder
+
+
+def run_training(a, settings: Settings, n: int, decoder, encoder, images, val_images, device, log):
+    """Train (or resume training) the models in place; the gfe.training run."""
+    optimizer = OptimizerSettings(**settings.optimizer)
+    val = val_images.to(device) if a.val_every else None
     log.info(
         "training %s on %s, N=%d, seed %d, at most %d steps of %d images (encode options %s)",
         a.model,
         a.dataset,
         n,
         a.seed,
-        a.steps,
+        settings.steps,
         a.batch_size,
-        encode_options,
+        settings.encode_options,
     )
-    started = time.perf_counter()
 
     def progress(row):
-        if row["step"] % 10 == 0 or row["step"] == a.steps:
+        if row["step"] % 10 == 0 or row["step"] == settings.steps:
             log.info("step %d loss %.5f nfe %.1f %.3fs", row["step"], row["loss"], row["nfe"], row["seconds"])
 
-    run = train(
+    return train(
         decoder,
         images,
-        steps=a.steps,
+        steps=settings.steps,
         batch_size=a.batch_size,
         seed=a.seed,
         encoder=encoder,
-        encode_options=encode_options,
+        encode_options=settings.encode_options,
         gradient=a.gradient,
-        optimizer=opt,
+        optimizer=optimizer,
         checkpoint_path=a.checkpoint,
         checkpoint_every=a.checkpoint_every,
         val_images=val,
         val_every=a.val_every,
         val_at=tuple(a.val_at),
         val_batch_size=500,
-        val_encode_options=val_encode_options,
+        val_encode_options=settings.val_encode_options,
         patience=a.patience,
         min_improvement=a.min_improvement,
         plateau_window=a.plateau_window,
         patience_fraction=a.patience_fraction,
         log_gradient_cosine=a.gradient_cosine,
-        code_version=code_version,
+        code_version=settings.code_version,
         log=progress,
     )
-    if run.resumed_at is not None:
-        log.info("resumed from checkpoint %s at step %d", a.checkpoint, run.resumed_at)
-    wall = time.perf_counter() - started
-    if a.patience and run.best_state is not None:  # E1: the best check's weights are the result
-        decoder.load_state_dict(run.best_state["decoder"])
-        if encoder is not None:
-            encoder.load_state_dict(run.best_state["encoder"])
+
+
+def load_best_weights(best_state: dict, decoder, encoder) -> None:
+    decoder.load_state_dict(best_state["decoder"])
+    if encoder is not None:
+        encoder.load_state_dict(best_state["encoder"])
+
+
+def write_outputs(a, settings: Settings, n: int, run, wall: float, decoder, encoder, image_shape, device) -> None:
+    """The model file, the per-step and validation logs, and the run record."""
     io.save_model(
         a.model_out,
         decoder=decoder,
         encoder=encoder,
         model_name=a.model,
-        image_shape=prepared["image_shape"],
+        image_shape=image_shape,
         latent_dim=a.latent_dim,
     )
     keys = {"dataset": a.dataset, "experiment": a.experiment, "model": a.model, "train_size": n, "seed": a.seed}
@@ -225,13 +304,25 @@ def main(argv=None) -> int:
     io.write_csv(steps.assign(**keys)[list(keys) + STEP_COLUMNS], a.train_log)
     validation = pd.DataFrame(run.validation, columns=VALIDATION_COLUMNS)
     io.write_csv(validation.assign(**keys)[list(keys) + VALIDATION_COLUMNS], a.validation)
-    n_decoder = count_parameters(decoder)
-    n_encoder = count_parameters(encoder) if encoder is not None else 0
-    best_step = run.best_step if a.patience else run.step
     record = {
         **keys,
+        **budget_record(a, settings, run),
+        **training_record(a, settings, run, steps, wall),
+        **parameter_counts(decoder, encoder),
+        "gradient": "backprop" if encoder is not None else a.gradient,
+        "flow": json.dumps(settings.encode_options, sort_keys=True),  # the record's key for them, as committed
+        "optimizer": json.dumps(settings.optimizer, sort_keys=True),
+        **common.provenance(str(device)),
+    }
+    io.write_json(record, a.run_json)
+
+
+def budget_record(a, settings: Settings, run) -> dict:
+    """The run record's budget and early-stopping fields: what was allowed, what was used."""
+    best_step = run.best_step if a.patience else run.step
+    return {
         "train_size_label": a.train_size,
-        "max_steps": a.steps,
+        "max_steps": settings.steps,
         "steps": run.step,
         "batch_size": a.batch_size,
         "images_seen": run.step * a.batch_size,
@@ -244,31 +335,30 @@ def main(argv=None) -> int:
         "min_improvement": a.min_improvement,
         "plateau_window": a.plateau_window,
         "patience_fraction": a.patience_fraction,
-        "continues_steps": None if continued is None else int(continued["steps"]),
+        "continues_steps": settings.continues_steps,
+    }
+
+
+def training_record(a, settings: Settings, run, steps: pd.DataFrame, wall: float) -> dict:
+    """The run record's fields on how the training went: resumption, code, losses, timings."""
+    return {
         "resumed_at": run.resumed_at,
-        "code_version": code_version,
+        "code_version": settings.code_version,
         "threads": a.threads,  # torch threads: the rounding of a matrix product can depend on them
-        "amd_rule": common.amd_rule(encode_options),
+        "amd_rule": common.amd_rule(settings.encode_options),
         "final_train_loss": run.steps[-1]["loss"],
         "train_loss_last10": float(steps["loss"].tail(10).mean()),
         "train_nfe_mean": float(steps["nfe"].mean()),
         "step_mean_s": float(steps["seconds"].mean()),
         "train_s": float(steps["elapsed_s"].iloc[-1]),
         "job_wall_s": wall,
-        "decoder_params": n_decoder,
-        "encoder_params": n_encoder,
-        "total_params": n_decoder + n_encoder,
-        "gradient": "backprop" if encoder is not None else a.gradient,
-        "flow": json.dumps(encode_options, sort_keys=True),  # the record's key for them, as committed
-        "optimizer": json.dumps(optimizer, sort_keys=True),
-        **common.provenance(str(device)),
     }
-    io.write_json(record, a.run_json)
-    # The checkpoint served to resume this run if it was interrupted; a finished run is its
-    # outputs. Kept, it would let a later job (e.g. after a code change) return this result.
-    remove_checkpoint(a.checkpoint)
-    log.info("done: final loss %.5f, %.1f s", run.steps[-1]["loss"], wall)
-    return 0
+
+
+def parameter_counts(decoder, encoder) -> dict:
+    n_decoder = count_parameters(decoder)
+    n_encoder = count_parameters(encoder) if encoder is not None else 0
+    return {"decoder_params": n_decoder, "encoder_params": n_encoder, "total_params": n_decoder + n_encoder}
 
 
 if __name__ == "__main__":
