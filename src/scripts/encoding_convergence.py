@@ -24,7 +24,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -187,7 +189,70 @@ def parse_own(values: list[str]) -> list[tuple[str, str]]:
     return pairs
 
 
-def main(argv=None) -> int:
+@dataclass
+class Curves:
+    """The curves of the table as they are computed, every one on the images `x` with the
+    encoding loss `loss`, from a z(0) drawn by `initial_latents` with `seed`."""
+
+    x: torch.Tensor
+    latent_dim: int
+    loss: str
+    seed: int
+    log: logging.Logger
+    frames: list = field(default_factory=list)
+
+    def z_start(self, rule: str) -> torch.Tensor:
+        return initial_latents(rule, self.x.shape[0], self.latent_dim, seed=self.seed)
+
+    def add_rk4(self, panel, decoder_name, decoder, *, order, tau, steps, z0, alpha=1.0) -> None:
+        """An rk4 curve (`fixed_step_curve`), its final loss or its divergence logged."""
+        frame, diverged_at = fixed_step_curve(
+            decoder, self.x, self.z_start(z0), order=order, tau=tau, steps=steps, loss=self.loss, alpha=alpha
+        )
+        label = f"{panel} | {decoder_name} decoder, order {order}, rk4 {steps} steps, tau {tau:g}, z0 {z0}"
+        if diverged_at is None:
+            self.log.info("%s: final loss %.5f (NFE %d)", label, frame["loss_mean"].iloc[-1], 4 * steps)
+        else:
+            self.log.warning(
+                "%s: DIVERGED at step %d of %d (t = %g): last finite loss %.5f at step %d; "
+                "the %d points from step %d on are written with loss_mean = inf",
+                label,
+                diverged_at,
+                steps,
+                tau * diverged_at / steps,
+                frame["loss_mean"].iloc[diverged_at - 1],
+                diverged_at - 1,
+                steps + 1 - diverged_at,
+                diverged_at,
+            )
+        self.frames.append(
+            frame.assign(
+                panel=panel, decoder_model=decoder_name, solver="rk4", order=order, steps=steps, tau=float(tau), z0=z0
+            )
+        )
+
+    def add_amd(self, panel, decoder_name, decoder, *, tau, z0, options) -> None:
+        """An AMD curve (`amd_curve`) on `amd_grid`; all inf when its start is non-finite."""
+        grid = amd_grid(tau)
+        label = f"{panel} | {decoder_name} decoder, AMD, tau {tau:g}, z0 {z0}"
+        try:
+            frame = amd_curve(decoder, self.x, self.z_start(z0), tau=tau, loss=self.loss, options=options, grid=grid)
+            self.log.info(
+                "%s: final loss %.5f (mean NFE %.1f)", label, frame["loss_mean"].iloc[-1], frame["nfe_mean"].iloc[-1]
+            )
+        except FlowDivergedError as error:  # AMD rejects non-finite steps; only its start can fail
+            self.log.warning(
+                "%s: DIVERGED (%s); all %d points are written with loss_mean = inf", label, error, len(grid)
+            )
+            frame = pd.DataFrame({"t": grid, "nfe_mean": np.nan, "loss_mean": np.inf, "loss_std": np.nan})
+        self.frames.append(
+            frame.assign(
+                panel=panel, decoder_model=decoder_name, solver="amd", order=1, steps=pd.NA, tau=float(tau), z0=z0
+            )
+        )
+
+
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--prepared", required=True, help="prepared dataset file (prepare_data.py)")
     p.add_argument("--dataset", required=True, help="the dataset's name: a column of the output")
@@ -228,8 +293,12 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0, help="seed of a uniform z(0)")
     p.add_argument("--output", required=True, help="the curves (CSV)")
     p.add_argument("--threads", type=int, default=1, help="torch threads")
-    a = p.parse_args(argv)
-    log = common.setup(a.threads)
+    return p
+
+
+def checked_encode_options(p: argparse.ArgumentParser, a: argparse.Namespace):
+    """The --own models, their encode options and the AMD encode options (None: absent);
+    an option that does not fit ends the run through p.error."""
     own_encode_options = json.loads(a.own_encode_options)
     try:
         own = parse_own(a.own)
@@ -243,77 +312,29 @@ def main(argv=None) -> int:
     amd_encode_options = json.loads(a.amd_encode_options) if a.amd_encode_options is not None else None
     if amd_encode_options is not None and amd_encode_options.get("solver") != "amd":
         p.error(f"--amd-encode-options: solver {amd_encode_options.get('solver')!r} is not 'amd'")
-    prepared = io.load_prepared(a.prepared)
-    x = prepared["test_images"][: a.n_images]
-    if len(x) < a.n_images:
-        log.warning("only %d test images in %s (asked for %d)", len(x), a.prepared, a.n_images)
-    latent_dim, loss = a.latent_dim, a.loss
-    frames = []
+    return own, own_encode_options, amd_encode_options
 
-    def z_start(rule):
-        return initial_latents(rule, x.shape[0], latent_dim, seed=a.seed)
 
-    def add_rk4(panel, decoder_name, decoder, *, order, tau, steps, z0, alpha=1.0):
-        frame, diverged_at = fixed_step_curve(
-            decoder, x, z_start(z0), order=order, tau=tau, steps=steps, loss=loss, alpha=alpha
-        )
-        label = f"{panel} | {decoder_name} decoder, order {order}, rk4 {steps} steps, tau {tau:g}, z0 {z0}"
-        if diverged_at is None:
-            log.info("%s: final loss %.5f (NFE %d)", label, frame["loss_mean"].iloc[-1], 4 * steps)
-        else:
-            last = frame["loss_mean"].iloc[diverged_at - 1]
-            log.warning(
-                "%s: DIVERGED at step %d of %d (t = %g): last finite loss %.5f at step %d; "
-                "the %d points from step %d on are written with loss_mean = inf",
-                label,
-                diverged_at,
-                steps,
-                tau * diverged_at / steps,
-                last,
-                diverged_at - 1,
-                steps + 1 - diverged_at,
-                diverged_at,
-            )
-        frames.append(
-            frame.assign(
-                panel=panel, decoder_model=decoder_name, solver="rk4", order=order, steps=steps, tau=float(tau), z0=z0
-            )
-        )
-
-    def add_amd(panel, decoder_name, decoder, *, tau, z0, options):
-        grid = amd_grid(tau)
-        label = f"{panel} | {decoder_name} decoder, AMD, tau {tau:g}, z0 {z0}"
-        try:
-            frame = amd_curve(decoder, x, z_start(z0), tau=tau, loss=loss, options=options, grid=grid)
-            log.info(
-                "%s: final loss %.5f (mean NFE %.1f)", label, frame["loss_mean"].iloc[-1], frame["nfe_mean"].iloc[-1]
-            )
-        except FlowDivergedError as error:  # AMD rejects non-finite steps; only its start can fail
-            log.warning("%s: DIVERGED (%s); all %d points are written with loss_mean = inf", label, error, len(grid))
-            frame = pd.DataFrame({"t": grid, "nfe_mean": np.nan, "loss_mean": np.inf, "loss_std": np.nan})
-        frames.append(
-            frame.assign(
-                panel=panel, decoder_model=decoder_name, solver="amd", order=1, steps=pd.NA, tau=float(tau), z0=z0
-            )
-        )
-
-    # Panel 'own decoder': each model's own flow on its own decoder.
+def add_own_panel(curves: Curves, own: list[tuple[str, str]], own_encode_options: dict) -> None:
+    """Panel 'own decoder': each model's own flow on its own decoder."""
     for name, path in own:
         saved = io.read_model(path)
         decoder, saved_name = saved.decoder, saved.name
         if saved_name not in (None, name):
-            log.warning("--own %s=%s: the file says it holds model %r", name, path, saved_name)
+            curves.log.warning("--own %s=%s: the file says it holds model %r", name, path, saved_name)
         options = own_encode_options[name]
         if options["solver"] == "rk4":
-            add_rk4(OWN, name, decoder, **rk4_settings(name, options))
+            curves.add_rk4(OWN, name, decoder, **rk4_settings(name, options))
         else:
-            add_amd(OWN, name, decoder, **amd_settings(options))
+            curves.add_amd(OWN, name, decoder, **amd_settings(options))
 
-    # Panel 'common decoder': step counts, tau sweep and orders, AMD, all from --z0.
+
+def add_common_panel(curves: Curves, a: argparse.Namespace, amd_encode_options: dict | None) -> None:
+    """Panel 'common decoder': step counts, tau sweep and orders, AMD, all from --z0."""
     saved = io.read_model(a.common)
     decoder, saved_name = saved.decoder, saved.name
     if saved_name not in (None, a.common_model):
-        log.warning("--common %s: the file says it holds model %r, not %r", a.common, saved_name, a.common_model)
+        curves.log.warning("--common %s: the file says it holds model %r, not %r", a.common, saved_name, a.common_model)
     specs = [(1, a.steps, a.tau)] + [(1, s, a.tau) for s in a.coarse_steps]
     specs += [(order, a.steps, tau) for tau in a.tau_sweep for order in (1, 2)]
     done = set()
@@ -321,24 +342,42 @@ def main(argv=None) -> int:
         if (order, steps, float(tau)) in done:
             continue  # the same curve is asked for twice (e.g. --tau is in --tau-sweep)
         done.add((order, steps, float(tau)))
-        add_rk4(COMMON, a.common_model, decoder, order=order, tau=float(tau), steps=steps, z0=a.z0)
+        curves.add_rk4(COMMON, a.common_model, decoder, order=order, tau=float(tau), steps=steps, z0=a.z0)
     if amd_encode_options is not None:
         amd = amd_settings(amd_encode_options)
-        log.info("AMD options of the common-decoder curve: %s", amd["options"])
-        add_amd(COMMON, a.common_model, decoder, tau=a.tau, z0=a.z0, options=amd["options"])
+        curves.log.info("AMD options of the common-decoder curve: %s", amd["options"])
+        curves.add_amd(COMMON, a.common_model, decoder, tau=a.tau, z0=a.z0, options=amd["options"])
     else:
-        log.info("no --amd-encode-options: no AMD curve on the common decoder")
+        curves.log.info("no --amd-encode-options: no AMD curve on the common decoder")
 
-    table = pd.concat(frames, ignore_index=True).assign(dataset=a.dataset, n_images=len(x))
+
+def write_table(curves: Curves, dataset: str, output: str) -> None:
+    """The curves as one CSV (COLUMNS), a row per (curve, time point)."""
+    table = pd.concat(curves.frames, ignore_index=True).assign(dataset=dataset, n_images=len(curves.x))
     table["steps"] = table["steps"].astype("Int64")
     table["order"] = table["order"].astype(int)
-    io.write_csv(table[COLUMNS], a.output)
-    log.info(
+    io.write_csv(table[COLUMNS], output)
+    curves.log.info(
         "%d curves, %d rows -> %s",
         table.groupby(["panel", "decoder_model", "solver", "order", "steps", "tau", "z0"], dropna=False).ngroups,
         len(table),
-        a.output,
+        output,
     )
+
+
+def main(argv=None) -> int:
+    p = build_parser()
+    a = p.parse_args(argv)
+    log = common.setup(a.threads)
+    own, own_encode_options, amd_encode_options = checked_encode_options(p, a)
+    prepared = io.load_prepared(a.prepared)
+    x = prepared["test_images"][: a.n_images]
+    if len(x) < a.n_images:
+        log.warning("only %d test images in %s (asked for %d)", len(x), a.prepared, a.n_images)
+    curves = Curves(x, a.latent_dim, a.loss, a.seed, log)
+    add_own_panel(curves, own, own_encode_options)
+    add_common_panel(curves, a, amd_encode_options)
+    write_table(curves, a.dataset, a.output)
     return 0
 
 

@@ -143,7 +143,7 @@ def sweep(decoder, x, z0, *, loss, tau, amd_options, dt_inits, dt_maxes, rk4_ste
     return rows
 
 
-def main(argv=None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--prepared", required=True, help="prepared dataset file (prepare_data.py)")
     p.add_argument("--dataset", required=True, help="the dataset's name: a column of the output")
@@ -170,7 +170,12 @@ def main(argv=None) -> int:
     p.add_argument("--n-images", type=int, required=True, help="the first N test images")
     p.add_argument("--output", required=True, help="the table (CSV)")
     p.add_argument("--threads", type=int, default=1, help="torch threads")
-    a = p.parse_args(argv)
+    return p
+
+
+def checked_options(p: argparse.ArgumentParser, a: argparse.Namespace):
+    """The parsed --decoder values and the configured AMD solver options; an option that does
+    not fit ends the run through p.error."""
     try:
         decoders = [parse_decoder(value) for value in a.decoder]
     except ValueError as error:
@@ -181,46 +186,63 @@ def main(argv=None) -> int:
     amd_options = {k: v for k, v in amd_encode_options.items() if k not in NON_SOLVER_KEYS}
     if min(a.rk4_steps) < 1:
         p.error(f"--rk4-steps {a.rk4_steps}: step counts must be >= 1")
-    log = common.setup(a.threads)
-    prepared = io.load_prepared(a.prepared)
-    x = prepared["test_images"][: a.n_images]
-    floor = float(bernoulli_entropy_floor(x).mean()) if a.loss == "bce" else 0.0
-    rows = []
-    if len({d[:3] for d in decoders}) < len(decoders):
-        p.error("--decoder: a MODEL:EXPERIMENT:SEED is given twice")
-    for model, experiment, seed, path in decoders:
-        decoder = io.read_model(path).decoder
-        z0 = gfe.initial_latents(a.z0, x.shape[0], decoder.latent_dim, seed=a.seed)
-        log.info(
-            "decoder %s (%s run, seed %d, %s) on %d test images, tau %g, z0 %s",
-            model,
-            experiment,
-            seed,
-            path,
-            len(x),
-            a.tau,
-            a.z0,
-        )
-        found = sweep(
-            decoder,
-            x,
-            z0,
-            loss=a.loss,
-            tau=a.tau,
-            amd_options=amd_options,
-            dt_inits=a.dt_init,
-            dt_maxes=a.dt_max,
-            rk4_steps=a.rk4_steps,
-            log=log,
-        )
-        rows += [dict(row, decoder_model=model, decoder_experiment=experiment, decoder_seed=seed) for row in found]
-    table = pd.DataFrame(rows).assign(dataset=a.dataset, tau=a.tau, z0=a.z0, n_images=len(x), floor_mean=floor)
+    return decoders, amd_options
+
+
+def sweep_decoder(a: argparse.Namespace, x, model, experiment, seed, path, amd_options, log) -> list[dict]:
+    """The rows of one --decoder (`sweep`), labelled with its model, experiment and seed."""
+    decoder = io.read_model(path).decoder
+    z0 = gfe.initial_latents(a.z0, x.shape[0], decoder.latent_dim, seed=a.seed)
+    log.info(
+        "decoder %s (%s run, seed %d, %s) on %d test images, tau %g, z0 %s",
+        model,
+        experiment,
+        seed,
+        path,
+        len(x),
+        a.tau,
+        a.z0,
+    )
+    found = sweep(
+        decoder,
+        x,
+        z0,
+        loss=a.loss,
+        tau=a.tau,
+        amd_options=amd_options,
+        dt_inits=a.dt_init,
+        dt_maxes=a.dt_max,
+        rk4_steps=a.rk4_steps,
+        log=log,
+    )
+    return [dict(row, decoder_model=model, decoder_experiment=experiment, decoder_seed=seed) for row in found]
+
+
+def write_table(rows: list[dict], a: argparse.Namespace, n_images: int, floor: float, log) -> None:
+    """The rows as one CSV (COLUMNS), with the run's settings and the images' floor."""
+    table = pd.DataFrame(rows).assign(dataset=a.dataset, tau=a.tau, z0=a.z0, n_images=n_images, floor_mean=floor)
     table["excess_mean"] = table["loss_mean"] - floor
     table["configured"] = table["configured"].fillna(False).astype(bool)
     table["nfe_matched"] = table["nfe_matched"].fillna(False).astype(bool)
     table["steps"] = table["steps"].astype("Int64")
     io.write_csv(table[COLUMNS], a.output)
     log.info("%d rows -> %s", len(table), a.output)
+
+
+def main(argv=None) -> int:
+    p = build_parser()
+    a = p.parse_args(argv)
+    decoders, amd_options = checked_options(p, a)
+    log = common.setup(a.threads)
+    prepared = io.load_prepared(a.prepared)
+    x = prepared["test_images"][: a.n_images]
+    floor = float(bernoulli_entropy_floor(x).mean()) if a.loss == "bce" else 0.0
+    if len({d[:3] for d in decoders}) < len(decoders):
+        p.error("--decoder: a MODEL:EXPERIMENT:SEED is given twice")
+    rows = []
+    for model, experiment, seed, path in decoders:
+        rows += sweep_decoder(a, x, model, experiment, seed, path, amd_options, log)
+    write_table(rows, a, len(x), floor, log)
     return 0
 
 

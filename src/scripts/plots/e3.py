@@ -55,6 +55,79 @@ def paired_difference(held: pd.DataFrame, first: str, second: str) -> pd.DataFra
     return pd.DataFrame(rows, columns=["step", "mean", "low", "high", "n"])
 
 
+def training_loss_panel(ax, part: pd.DataFrame, order: list[str], window: int, handles) -> None:
+    """Panel (a): each seed's training batch loss smoothed by `centred_smooth`, mean ± std over
+    seeds, a line per model; the top of the axis cut to the curves after their first 5%."""
+    tops = []
+    for model in order:
+        g = part[part["model"] == model].sort_values("step")
+        if g.empty:
+            continue
+        style = plotstyle.line_style(model)
+        smooth = g.groupby("seed", group_keys=False)["loss"].apply(
+            lambda s: pd.Series(centred_smooth(s.to_numpy(), window), index=s.index)
+        )
+        s = g.assign(smooth=smooth).groupby("step")["smooth"].agg(["mean", "std"]).fillna(0.0)
+        (line,) = ax.plot(s.index, s["mean"], lw=1.1, **style)
+        ax.fill_between(s.index, s["mean"] - s["std"], s["mean"] + s["std"], color=style["color"], alpha=0.2, lw=0)
+        handles.setdefault(plotstyle.model_label(model, plotstyle.seeds_text(g)), line)
+        tops.append(float((s["mean"] + s["std"])[s.index >= s.index.max() / 20].max()))
+    if tops:  # the steep first iterations (from the untrained loss) run off the top
+        low = ax.get_ylim()[0]
+        ax.set_ylim(low, max(tops) + 0.1 * (max(tops) - low))
+
+
+def heldout_loss_panel(ax, hpart: pd.DataFrame, order: list[str], handles) -> None:
+    """Panel (b): held-out loss after step 0, mean ± std over seeds, a line per model."""
+    for model in order:
+        g = hpart[(hpart["model"] == model) & (hpart["step"] > 0)]
+        if g.empty:
+            continue
+        style = plotstyle.line_style(model)
+        s = g.groupby("step")["loss_mean"].agg(["mean", "std"]).fillna(0.0)
+        (line,) = ax.plot(s.index, s["mean"], marker="o", ms=2.5, lw=1.1, **style)
+        ax.fill_between(s.index, s["mean"] - s["std"], s["mean"] + s["std"], color=style["color"], alpha=0.2, lw=0)
+        handles.setdefault(plotstyle.model_label(model, plotstyle.seeds_text(hpart[hpart["model"] == model])), line)
+
+
+def difference_panel(ax, hpart: pd.DataFrame, ds, tag: str, handles) -> None:
+    """Panel (c): the paired held-out difference second − first order with its 95% t-interval,
+    or a note when the table has no pair of models."""
+    pair = pair_models(hpart["model"].unique()) if len(hpart) else None
+    if not pair:
+        ax.text(0.5, 0.5, "no pair of models to compare", transform=ax.transAxes, ha="center", va="center")
+        ax.set_title(f"({tag}) paired difference")
+        return
+    first, second = pair
+    d = paired_difference(hpart, first, second)
+    colour = plotstyle.DIFFERENCE_COLOUR
+    ax.axhline(0.0, color="grey", lw=0.8)
+    ax.fill_between(d["step"], d["low"], d["high"], color=colour, alpha=0.2, lw=0)
+    ax.plot(d["step"], d["mean"], marker="o", ms=2.5, lw=1.1, color=colour)
+    n = int(d["n"].max()) if len(d) else 0
+    ax.set_title(f"({tag}) {plotstyle.display_name(second)} − {plotstyle.display_name(first)}\npaired by seed")
+    ax.set_ylabel(plotstyle.short_loss_label(ds, "held-out loss difference"))
+    handles["paired difference, mean over seeds"] = ax.lines[-1]
+    handles[f"95% t-interval of the paired difference ({n} seeds)"] = Patch(color=colour, alpha=0.2, lw=0)
+
+
+def dataset_row(row, ds, part: pd.DataFrame, hpart: pd.DataFrame, tags: str, window: int, handles) -> None:
+    """One dataset's row (panels a to c) from its training rows `part` and held-out rows `hpart`."""
+    name = plotstyle.dataset_name(ds)
+    order = [m for m in plotstyle.MODEL_COLOURS if m in set(part["model"]) | set(hpart["model"])]
+    training_loss_panel(row[0], part, order, window, handles)
+    heldout_loss_panel(row[1], hpart, order, handles)
+    difference_panel(row[2], hpart, ds, tags[2], handles)
+    n_train = ", ".join(f"{n:,}" for n in sorted(part["train_size"].unique())) if len(part) else "?"
+    n_held = ", ".join(str(n) for n in sorted(hpart["n_images"].unique())) if len(hpart) else "?"
+    row[0].set_title(f"({tags[0]}) training batch loss\nN = {n_train}, centred {window}-step window")
+    row[1].set_title(f"({tags[1]}) held-out loss\n{n_held} validation images")
+    row[0].set_ylabel(f"{name}\n{plotstyle.short_loss_label(ds, 'training batch loss')}")
+    row[1].set_ylabel(plotstyle.short_loss_label(ds, "held-out loss"))
+    for ax in row:
+        ax.set_xlabel("training iteration")
+
+
 def main(argv=None):
     p = plotstyle.parser(__doc__)
     p.add_argument("--train", required=True, help="per-step training table (dataset, model, seed, step, loss, ...)")
@@ -67,66 +140,9 @@ def main(argv=None):
     handles: dict[str, object] = {}
     letters = iter("abcdefghijklmnopqrstuvwxyz")
     for row, ds in zip(axes, datasets, strict=True):
-        a_, b_, c_ = next(letters), next(letters), next(letters)
+        tags = next(letters) + next(letters) + next(letters)
         part, hpart = train[train["dataset"] == ds], held[held["dataset"] == ds]
-        name = plotstyle.dataset_name(ds)
-        order = [m for m in plotstyle.MODEL_COLOURS if m in set(part["model"]) | set(hpart["model"])]
-        tops = []
-        for model in order:
-            g = part[part["model"] == model].sort_values("step")
-            if g.empty:
-                continue
-            style = plotstyle.line_style(model)
-            smooth = g.groupby("seed", group_keys=False)["loss"].apply(
-                lambda s: pd.Series(centred_smooth(s.to_numpy(), a.smooth), index=s.index)
-            )
-            s = g.assign(smooth=smooth).groupby("step")["smooth"].agg(["mean", "std"]).fillna(0.0)
-            (line,) = row[0].plot(s.index, s["mean"], lw=1.1, **style)
-            row[0].fill_between(
-                s.index, s["mean"] - s["std"], s["mean"] + s["std"], color=style["color"], alpha=0.2, lw=0
-            )
-            handles.setdefault(plotstyle.model_label(model, plotstyle.seeds_text(g)), line)
-            tops.append(float((s["mean"] + s["std"])[s.index >= s.index.max() / 20].max()))
-        if tops:  # the steep first iterations (from the untrained loss) run off the top
-            low = row[0].get_ylim()[0]
-            row[0].set_ylim(low, max(tops) + 0.1 * (max(tops) - low))
-        for model in order:
-            g = hpart[(hpart["model"] == model) & (hpart["step"] > 0)]
-            if g.empty:
-                continue
-            style = plotstyle.line_style(model)
-            s = g.groupby("step")["loss_mean"].agg(["mean", "std"]).fillna(0.0)
-            (line,) = row[1].plot(s.index, s["mean"], marker="o", ms=2.5, lw=1.1, **style)
-            row[1].fill_between(
-                s.index, s["mean"] - s["std"], s["mean"] + s["std"], color=style["color"], alpha=0.2, lw=0
-            )
-            handles.setdefault(plotstyle.model_label(model, plotstyle.seeds_text(hpart[hpart["model"] == model])), line)
-        pair = pair_models(hpart["model"].unique()) if len(hpart) else None
-        if pair:
-            first, second = pair
-            d = paired_difference(hpart, first, second)
-            colour = plotstyle.DIFFERENCE_COLOUR
-            row[2].axhline(0.0, color="grey", lw=0.8)
-            row[2].fill_between(d["step"], d["low"], d["high"], color=colour, alpha=0.2, lw=0)
-            row[2].plot(d["step"], d["mean"], marker="o", ms=2.5, lw=1.1, color=colour)
-            n = int(d["n"].max()) if len(d) else 0
-            row[2].set_title(
-                f"({c_}) {plotstyle.display_name(second)} − {plotstyle.display_name(first)}\npaired by seed"
-            )
-            row[2].set_ylabel(plotstyle.short_loss_label(ds, "held-out loss difference"))
-            handles["paired difference, mean over seeds"] = row[2].lines[-1]
-            handles[f"95% t-interval of the paired difference ({n} seeds)"] = Patch(color=colour, alpha=0.2, lw=0)
-        else:
-            row[2].text(0.5, 0.5, "no pair of models to compare", transform=row[2].transAxes, ha="center", va="center")
-            row[2].set_title(f"({c_}) paired difference")
-        n_train = ", ".join(f"{n:,}" for n in sorted(part["train_size"].unique())) if len(part) else "?"
-        n_held = ", ".join(str(n) for n in sorted(hpart["n_images"].unique())) if len(hpart) else "?"
-        row[0].set_title(f"({a_}) training batch loss\nN = {n_train}, centred {a.smooth}-step window")
-        row[1].set_title(f"({b_}) held-out loss\n{n_held} validation images")
-        row[0].set_ylabel(f"{name}\n{plotstyle.short_loss_label(ds, 'training batch loss')}")
-        row[1].set_ylabel(plotstyle.short_loss_label(ds, "held-out loss"))
-        for ax in row:
-            ax.set_xlabel("training iteration")
+        dataset_row(row, ds, part, hpart, tags, a.smooth, handles)
     handles["band in the loss panels: ± std over seeds"] = Patch(color="grey", alpha=0.2, lw=0)
     fig.legend(handles.values(), handles.keys(), loc="outside lower center", ncols=min(len(handles), 3))
     plotstyle.save(fig, a.png, a.pdf)

@@ -99,6 +99,97 @@ def difference_panel(ax, held: pd.DataFrame, approximate: str, adjoint: str, flo
         ax.set_ylabel("held-out loss difference\n(% of the adjoint's loss)")
 
 
+def heldout_loss_panel(ax, hpart: pd.DataFrame, models: list[str], ds, tag: str, handles) -> None:
+    """Panel (a): held-out loss after step 0, mean ± std over seeds, a line per model."""
+    for model in models:
+        g = hpart[(hpart["model"] == model) & (hpart["step"] > 0)]
+        if g.empty:
+            continue
+        style = plotstyle.line_style(model)
+        s = g.groupby("step")["loss_mean"].agg(["mean", "std"]).fillna(0.0)
+        (line,) = ax.plot(s.index, s["mean"], marker="o", ms=2.5, lw=1.1, **style)
+        ax.fill_between(s.index, s["mean"] - s["std"], s["mean"] + s["std"], color=style["color"], alpha=0.2, lw=0)
+        handles.setdefault(plotstyle.model_label(model, plotstyle.seeds_text(hpart[hpart["model"] == model])), line)
+    n_held = ", ".join(str(n) for n in sorted(hpart["n_images"].unique())) if len(hpart) else "?"
+    ax.set_title(f"({tag}) {plotstyle.dataset_name(ds)}: held-out loss\n{n_held} validation images, ± std over seeds")
+    ax.set_ylabel(plotstyle.short_loss_label(ds, "held-out loss"))
+
+
+def no_pair_panel(ax, tag: str) -> None:
+    """Panel (b) when the dataset lacks an adjoint or an approximate model with held-out rows."""
+    ax.text(0.5, 0.5, "no adjoint/approximate pair", transform=ax.transAxes, ha="center", va="center")
+    ax.set_title(f"({tag}) relative difference")
+    ax.set_ylabel("held-out loss difference (%)")
+
+
+def cosine_panel(ax, part: pd.DataFrame, adjoint: list[str], tag: str, handles) -> None:
+    """Panel (c): the gradient cosine of the adjoint runs, a thin line per seed and their mean
+    in black, the axis fitted to the data."""
+    for model in adjoint:
+        g = part[(part["model"] == model) & np.isfinite(part["grad_cosine"])]
+        colour = plotstyle.model_colour(model)
+        for j, (_seed, gs) in enumerate(g.groupby("seed", sort=True)):
+            (thin,) = ax.plot(gs["step"], gs["grad_cosine"], lw=0.6, alpha=0.7, color=colour)
+            if j == 0:
+                handles.setdefault(f"{plotstyle.display_name(model)}: cosine of one seed", thin)
+        if g["seed"].nunique() > 1:
+            mean = g.groupby("step")["grad_cosine"].mean()
+            (thick,) = ax.plot(mean.index, mean, lw=1.2, color="black")
+            handles.setdefault(f"{plotstyle.display_name(model)}: cosine, mean over seeds", thick)
+    if adjoint:
+        values = part.loc[part["model"].isin(adjoint), "grad_cosine"].dropna()
+        low, high = float(values.min()), float(values.max())
+        pad = 0.05 * max(high - low, 1e-3)
+        ax.set_ylim(low - pad, min(1.0 + pad, high + pad))
+    else:
+        ax.text(0.5, 0.5, "no adjoint run with a gradient cosine", transform=ax.transAxes, ha="center")
+    ax.set_title(f"({tag}) cosine(adjoint, approximate)\nof the decoder gradient")
+    ax.set_ylabel("cosine (unitless)")
+
+
+def time_panel(ax, part: pd.DataFrame, models: list[str], adjoint, approx, tag: str, handles) -> None:
+    """Panel (d): wall-clock seconds per iteration, a bar at the mean over seeds of each run's
+    mean and a circle per seed; the title gives the adjoint / approximate ratio."""
+    per_run = part.groupby(["model", "seed"])["seconds"].mean()
+    names = [m for m in models if m in per_run.index.get_level_values("model")]
+    xs = np.arange(len(names))
+    means = [float(per_run[m].mean()) for m in names]
+    ax.bar(xs, means, width=0.6, color=[plotstyle.model_colour(m) for m in names], alpha=0.8)
+    for x, m in zip(xs, names, strict=True):
+        seeds = per_run[m].to_numpy()
+        ax.plot(x + np.linspace(-0.12, 0.12, len(seeds)), seeds, "o", ms=3, color="black", mfc="white", mew=0.8)
+    ax.set_xticks(xs, [plotstyle.display_name(m) for m in names])
+    ax.set_ylabel("seconds per iteration\n(shared machine)")
+    if adjoint and approx and adjoint[0] in names and approx[0] in names:
+        ratio = means[names.index(adjoint[0])] / means[names.index(approx[0])]
+        detail = f"{plotstyle.display_name(adjoint[0])} / {plotstyle.display_name(approx[0])} = {ratio:.1f}×"
+    else:
+        detail = "one iteration"
+    ax.set_title(f"({tag}) wall-clock cost per iteration\n{detail}")
+    ax.grid(axis="x", visible=False)
+    if names:
+        handles["bar: mean over seeds; circles: each seed's mean"] = Patch(color="grey", alpha=0.8)
+
+
+def dataset_block(axes, ds, part: pd.DataFrame, hpart: pd.DataFrame, floor: float, tag: dict, handles) -> None:
+    """One dataset's 2 × 2 block (panels a to d) from its training rows `part` and held-out
+    rows `hpart`; `floor` is its validation floor (nan: none)."""
+    (loss_ax, diff_ax), (cos_ax, time_ax) = axes
+    adjoint = adjoint_models(part) if len(part) else []
+    models = model_order(set(part["model"]) | set(hpart["model"]))
+    approx = [m for m in models if m not in adjoint]
+    heldout_loss_panel(loss_ax, hpart, models, ds, tag["loss"], handles)
+    held_models = set(hpart["model"])
+    if adjoint and approx and adjoint[0] in held_models and approx[0] in held_models:
+        difference_panel(diff_ax, hpart, approx[0], adjoint[0], floor, tag["diff"], handles)
+    else:
+        no_pair_panel(diff_ax, tag["diff"])
+    cosine_panel(cos_ax, part, adjoint, tag["cos"], handles)
+    for ax in (loss_ax, diff_ax, cos_ax):
+        ax.set_xlabel("training iteration")
+    time_panel(time_ax, part, models, adjoint, approx, tag["time"], handles)
+
+
 def main(argv=None):
     p = plotstyle.parser(__doc__)
     p.add_argument(
@@ -116,82 +207,9 @@ def main(argv=None):
     handles: dict[str, object] = {}
     letters = iter("abcdefghijklmnopqrstuvwxyz")
     for i, ds in enumerate(datasets):
-        (loss_ax, diff_ax), (cos_ax, time_ax) = axes[2 * i], axes[2 * i + 1]
         tag = {k: next(letters) for k in ("loss", "diff", "cos", "time")}
         part, hpart = train[train["dataset"] == ds], held[held["dataset"] == ds]
-        name = plotstyle.dataset_name(ds)
-        adjoint = adjoint_models(part) if len(part) else []
-        models = model_order(set(part["model"]) | set(hpart["model"]))
-        approx = [m for m in models if m not in adjoint]
-        # (a) held-out loss after step 0, mean ± std over seeds.
-        for model in models:
-            g = hpart[(hpart["model"] == model) & (hpart["step"] > 0)]
-            if g.empty:
-                continue
-            style = plotstyle.line_style(model)
-            s = g.groupby("step")["loss_mean"].agg(["mean", "std"]).fillna(0.0)
-            (line,) = loss_ax.plot(s.index, s["mean"], marker="o", ms=2.5, lw=1.1, **style)
-            loss_ax.fill_between(
-                s.index, s["mean"] - s["std"], s["mean"] + s["std"], color=style["color"], alpha=0.2, lw=0
-            )
-            handles.setdefault(plotstyle.model_label(model, plotstyle.seeds_text(hpart[hpart["model"] == model])), line)
-        n_held = ", ".join(str(n) for n in sorted(hpart["n_images"].unique())) if len(hpart) else "?"
-        loss_ax.set_title(f"({tag['loss']}) {name}: held-out loss\n{n_held} validation images, ± std over seeds")
-        loss_ax.set_ylabel(plotstyle.short_loss_label(ds, "held-out loss"))
-        # (b) the paired difference relative to the adjoint's excess loss, with claim 2's margin.
-        held_models = set(hpart["model"])
-        floor = val_floor(floors, ds)
-        if adjoint and approx and adjoint[0] in held_models and approx[0] in held_models:
-            difference_panel(diff_ax, hpart, approx[0], adjoint[0], floor, tag["diff"], handles)
-        else:
-            diff_ax.text(0.5, 0.5, "no adjoint/approximate pair", transform=diff_ax.transAxes, ha="center", va="center")
-            diff_ax.set_title(f"({tag['diff']}) relative difference")
-            diff_ax.set_ylabel("held-out loss difference (%)")
-        # (c) gradient cosine of the adjoint runs, the axis fitted to the data.
-        for model in adjoint:
-            g = part[(part["model"] == model) & np.isfinite(part["grad_cosine"])]
-            colour = plotstyle.model_colour(model)
-            for j, (_seed, gs) in enumerate(g.groupby("seed", sort=True)):
-                (thin,) = cos_ax.plot(gs["step"], gs["grad_cosine"], lw=0.6, alpha=0.7, color=colour)
-                if j == 0:
-                    handles.setdefault(f"{plotstyle.display_name(model)}: cosine of one seed", thin)
-            if g["seed"].nunique() > 1:
-                mean = g.groupby("step")["grad_cosine"].mean()
-                (thick,) = cos_ax.plot(mean.index, mean, lw=1.2, color="black")
-                handles.setdefault(f"{plotstyle.display_name(model)}: cosine, mean over seeds", thick)
-        if adjoint:
-            values = part.loc[part["model"].isin(adjoint), "grad_cosine"].dropna()
-            low, high = float(values.min()), float(values.max())
-            pad = 0.05 * max(high - low, 1e-3)
-            cos_ax.set_ylim(low - pad, min(1.0 + pad, high + pad))
-        else:
-            cos_ax.text(0.5, 0.5, "no adjoint run with a gradient cosine", transform=cos_ax.transAxes, ha="center")
-        cos_ax.set_title(f"({tag['cos']}) cosine(adjoint, approximate)\nof the decoder gradient")
-        cos_ax.set_ylabel("cosine (unitless)")
-        for ax in (loss_ax, diff_ax, cos_ax):
-            ax.set_xlabel("training iteration")
-        # (d) wall-clock seconds per iteration: each run's mean, their mean over seeds.
-        per_run = part.groupby(["model", "seed"])["seconds"].mean()
-        names = [m for m in models if m in per_run.index.get_level_values("model")]
-        xs = np.arange(len(names))
-        means = [float(per_run[m].mean()) for m in names]
-        time_ax.bar(xs, means, width=0.6, color=[plotstyle.model_colour(m) for m in names], alpha=0.8)
-        for x, m in zip(xs, names, strict=True):
-            seeds = per_run[m].to_numpy()
-            time_ax.plot(
-                x + np.linspace(-0.12, 0.12, len(seeds)), seeds, "o", ms=3, color="black", mfc="white", mew=0.8
-            )
-        time_ax.set_xticks(xs, [plotstyle.display_name(m) for m in names])
-        time_ax.set_ylabel("seconds per iteration\n(shared machine)")
-        if adjoint and approx and adjoint[0] in names and approx[0] in names:
-            ratio = means[names.index(adjoint[0])] / means[names.index(approx[0])]
-            detail = f"{plotstyle.display_name(adjoint[0])} / {plotstyle.display_name(approx[0])} = {ratio:.1f}×"
-        else:
-            detail = "one iteration"
-        time_ax.set_title(f"({tag['time']}) wall-clock cost per iteration\n{detail}")
-        time_ax.grid(axis="x", visible=False)
-        if names:
-            handles["bar: mean over seeds; circles: each seed's mean"] = Patch(color="grey", alpha=0.8)
+        dataset_block(axes[2 * i : 2 * i + 2], ds, part, hpart, val_floor(floors, ds), tag, handles)
     fig.legend(handles.values(), handles.keys(), loc="outside lower center", ncols=min(len(handles), 2))
     plotstyle.save(fig, a.png, a.pdf)
 

@@ -184,32 +184,31 @@ def label_deciding(ax, rows: pd.DataFrame, best: float) -> None:
         )
 
 
-def panel(ax, part: pd.DataFrame, dt_inits: list, dt_maxes: list) -> tuple[list[str], bool]:
-    """One decoder's settings; returns the legend notes of its diverged settings and whether an
-    AMD setting lies outside the band."""
-    rk4_colour = plotstyle.model_colour("gfe_rk4")
-    amd_colour = plotstyle.model_colour("gfe_amd")
-    amd = part[part["solver"] == "amd"]
-    rk4 = part[part["solver"] == "rk4"].sort_values("steps")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    b = bounds(part)
+def draw_bounds(ax, b: dict) -> None:
+    """The criterion's bounds (`bounds`): the band above AMD's best, its dashed top, and the
+    matched bar above the NFE-matched rk4 point."""
     if np.isfinite(b["best"]):
+        amd_colour = plotstyle.model_colour("gfe_amd")
         ax.axhspan(
             b["best"], b["band_top"], color=lighter(amd_colour, 0.75), alpha=0.6, lw=0, zorder=0, gid="robust-band"
         )
         ax.axhline(b["band_top"], gid="robust-bound", zorder=1, **plotstyle.THRESHOLD_STYLE)
     if np.isfinite(b["matched_bound"]):
         ax.plot(b["matched_nfe"], b["matched_bound"], gid="matched-bound", zorder=5, **MATCHED_BAR)
+
+
+def draw_rk4(ax, rk4: pd.DataFrame) -> None:
+    """rk4's finite points as a line, each labelled with its step count, with the seeds' range."""
+    colour = plotstyle.model_colour("gfe_rk4")
     ok = rk4[finite(rk4)]
-    ax.plot(ok["nfe_mean"], ok["excess_mean"], "o-", color=rk4_colour, ms=4)
+    ax.plot(ok["nfe_mean"], ok["excess_mean"], "o-", color=colour, ms=4)
     spread = ok["excess_high"] > ok["excess_low"]
     if spread.any():
         ax.vlines(
             ok.loc[spread, "nfe_mean"],
             ok.loc[spread, "excess_low"],
             ok.loc[spread, "excess_high"],
-            color=rk4_colour,
+            color=colour,
             lw=0.8,
         )
     for _, r in ok.iterrows():
@@ -219,8 +218,13 @@ def panel(ax, part: pd.DataFrame, dt_inits: list, dt_maxes: list) -> tuple[list[
             xytext=(3, 4),
             textcoords="offset points",
             fontsize=plotstyle.SMALL_PT,
-            color=rk4_colour,
+            color=colour,
         )
+
+
+def draw_amd(ax, amd: pd.DataFrame, b: dict, dt_inits: list, dt_maxes: list) -> bool:
+    """AMD's finite settings, one marker each with the seeds' range; those outside the band
+    filled and labelled. Returns whether any lies outside the band."""
     good = amd[finite(amd)]
     outside = good[good["excess_mean"] > b["band_top"]] if np.isfinite(b["best"]) else good.iloc[:0]
     for i, r in good.iterrows():
@@ -233,12 +237,22 @@ def panel(ax, part: pd.DataFrame, dt_inits: list, dt_maxes: list) -> tuple[list[
             ax.vlines(r["nfe_mean"], r["excess_low"], r["excess_high"], color=style["mec"], lw=0.8)
     if not outside.empty:
         label_deciding(ax, outside, b["best"])
+    return not outside.empty
+
+
+def ring_reference_points(ax, amd: pd.DataFrame, rk4: pd.DataFrame) -> None:
+    """Rings round the configured AMD setting and the NFE-matched rk4 count."""
     for rows, colour in (
-        (amd[amd["configured"].astype(bool)], amd_colour),
-        (rk4[rk4["nfe_matched"].astype(bool)], rk4_colour),
+        (amd[amd["configured"].astype(bool)], plotstyle.model_colour("gfe_amd")),
+        (rk4[rk4["nfe_matched"].astype(bool)], plotstyle.model_colour("gfe_rk4")),
     ):
         rows = rows[finite(rows)]
         ax.plot(rows["nfe_mean"], rows["excess_mean"], mec=colour, **RING)
+
+
+def mark_diverged(ax, amd: pd.DataFrame, rk4: pd.DataFrame) -> list[str]:
+    """Triangles on the top edge for the diverged settings (rk4 at its NFE, AMD at the right
+    edge); returns their legend notes."""
     notes = []
     bad_rk4 = rk4[diverged(rk4)]
     if not bad_rk4.empty:
@@ -259,13 +273,29 @@ def panel(ax, part: pd.DataFrame, dt_inits: list, dt_maxes: list) -> tuple[list[
     if not bad_amd.empty:
         ax.plot([0.97] * len(bad_amd), [1.0] * len(bad_amd), transform=ax.transAxes, clip_on=False, **DIVERGED)
         notes.append("AMD " + ", ".join(f"({r.dt_init:g}, {r.dt_max:g})" for r in bad_amd.itertuples()))
+    return notes
+
+
+def panel(ax, part: pd.DataFrame, dt_inits: list, dt_maxes: list) -> tuple[list[str], bool]:
+    """One decoder's settings; returns the legend notes of its diverged settings and whether an
+    AMD setting lies outside the band."""
+    amd = part[part["solver"] == "amd"]
+    rk4 = part[part["solver"] == "rk4"].sort_values("steps")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    b = bounds(part)
+    draw_bounds(ax, b)
+    draw_rk4(ax, rk4)
+    outside = draw_amd(ax, amd, b, dt_inits, dt_maxes)
+    ring_reference_points(ax, amd, rk4)
+    notes = mark_diverged(ax, amd, rk4)
     if not finite(part).any():
         ax.text(0.5, 0.5, "every setting diverged", transform=ax.transAxes, ha="center", va="center")
     ax.set_xlabel("NFE per image (decoder forward+backward passes)")
     ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 3.0, 5.0)))
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     ax.yaxis.set_minor_formatter(NullFormatter())
-    return notes, not outside.empty
+    return notes, outside
 
 
 def legend_handles(
