@@ -37,6 +37,20 @@ loaded machine slows single rounds at random, so the minima are what the code co
 load average goes into the file too). Without `--model` it first trains an
 MLPDecoder for `--pretrain-steps` GFE-amd steps on Fashion-MNIST (the AMD cost of a step
 grows with training, so a fresh decoder would flatter nothing and mislead).
+
+    python benchmarks/training_step.py --before [REF] [--gfe-steps 60 --ae-steps 300 --rounds 5]
+
+`--before REF` (default 1a1f721, the commit before the library checked its options and
+decoder once per run instead of once per step) times whole `train` steps of the library as
+it was at REF (`git archive REF src/gfe`, extracted to a temporary folder) against the
+working tree's `src/gfe`: each library trains in its own subprocess (PYTHONPATH pointing at
+it), from the same starting weights (the `--model` file, or the decoder pretrained as above;
+a fresh autoencoder) on the same batches, GFE-amd with the shared AMD rule as the workflow
+trains it and the AE; rounds alternate the libraries (and which goes first), and per step
+the fastest round counts, as above. It checks that every round of both ends with bit-identical
+parameters, losses and NFE (exit status 1 if not), prints a table and writes `--checks-csv`
+(results/benchmarks/training_step_checks.csv: seconds per step before and after, their
+ratio, the identity checks, the load average at the start and at the end).
 """
 
 from __future__ import annotations
@@ -46,7 +60,10 @@ import contextlib
 import copy
 import os
 import platform
+import shutil
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -55,11 +72,14 @@ from unittest import mock
 import pandas as pd
 import torch
 
+import gfe
 from gfe import encode, fastpass, flows, gradients, io, training
 from gfe.evaluation import evaluate
 from gfe.losses import bce_with_logits
 from gfe.models import build_autoencoder, build_decoder
 from gfe.training import OptimizerSettings, train
+
+BEFORE = "1a1f721"  # the commit before the library checked its inputs once per run
 
 ENCODE = dict(
     solver="amd",
@@ -144,7 +164,7 @@ class EncodeTimer:
 
     def __init__(self):
         self.seconds = 0.0
-        self.original = gradients.encode_checked
+        self.original = gradients.encode_unchecked
 
     def __enter__(self):
         timer, original = self, self.original
@@ -155,11 +175,11 @@ class EncodeTimer:
             timer.seconds += time.perf_counter() - started
             return out
 
-        gradients.encode_checked = timed
+        gradients.encode_unchecked = timed
         return self
 
     def __exit__(self, *exc):
-        gradients.encode_checked = self.original
+        gradients.encode_unchecked = self.original
 
 
 def fashion_mnist(n_images: int) -> torch.Tensor:
@@ -214,29 +234,80 @@ def reference_path():
         yield
 
 
+def _starting_decoder(a, images, encode_options):
+    """The GFE decoder the timed steps start from: `--model`, or an MLPDecoder trained here
+    for `--pretrain-steps` GFE-amd steps. Returns (decoder, where it came from)."""
+    if a.model:
+        decoder, _ = io.load_model(a.model)
+        return decoder, a.model
+    torch.manual_seed(0)
+    decoder = build_decoder((1, 28, 28), 20)
+    started = time.perf_counter()
+    run = train(
+        decoder,
+        images,
+        steps=a.pretrain_steps,
+        batch_size=5,
+        seed=1,
+        encode_options=encode_options,
+        optimizer=OptimizerSettings(lr=5e-4, alpha=0.9, eps=1e-6),
+    )
+    origin = f"MLPDecoder trained here for {a.pretrain_steps} GFE-amd steps ({time.perf_counter() - started:.0f} s)"
+    print(f"{origin}: loss {run.steps[0]['loss']:.4f} -> {run.steps[-1]['loss']:.4f}")
+    return decoder, origin
+
+
+def _time_paths(images, steps, rounds, kwargs):
+    """Train `rounds` times per path, alternating reference and fast; returns each path's
+    fastest round (run, seconds of its parts) and per-step minima over the rounds."""
+    results, step_seconds = {}, {}
+    for _ in range(rounds):
+        for path in ("reference", "fast"):
+            with reference_path() if path == "reference" else contextlib.nullcontext():
+                run, seconds = timed_training(images=images, steps=steps, **kwargs)
+            if path not in results or seconds["total"] < results[path][1]["total"]:
+                results[path] = run, seconds
+            times = [row["seconds"] for row in run.steps]
+            step_seconds[path] = [min(pair) for pair in zip(step_seconds.get(path, times), times, strict=True)]
+    return results, step_seconds
+
+
+def _compare_row(model, path, steps, rounds, results, step_seconds) -> dict:
+    run, seconds = results[path]
+    losses = [row["loss"] for row in run.steps]
+    reference = results["reference"][0].steps
+    return dict(
+        model=model,
+        path=path,
+        steps=steps,
+        rounds=rounds,
+        seconds_per_step=sum(step_seconds[path]) / steps,
+        wall_seconds_per_step=seconds["total"] / steps,
+        nfe_mean=statistics.fmean(row["nfe"] for row in run.steps),
+        loss_mean=statistics.fmean(losses),
+        max_abs_loss_diff_vs_reference=max(abs(x - r["loss"]) for x, r in zip(losses, reference, strict=True)),
+        nfe_equal_to_reference=[r["nfe"] for r in run.steps] == [r["nfe"] for r in reference],
+    )
+
+
+def _machine() -> dict:
+    return dict(
+        machine=f"{platform.machine()} {platform.processor() or platform.node()} ({os.cpu_count()} cores)",
+        threads=torch.get_num_threads(),
+        torch=torch.__version__,
+    )
+
+
+def _load_average() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
 def compare(a) -> int:
     """--compare: reference against fast path, written to --csv."""
     torch.set_num_threads(a.threads)
     images = fashion_mnist(a.n_images)
     encode_options = dict(ENCODE, shared=True)
-    if a.model:
-        decoder, _ = io.load_model(a.model)
-        origin = a.model
-    else:
-        torch.manual_seed(0)
-        decoder = build_decoder((1, 28, 28), 20)
-        started = time.perf_counter()
-        run = train(
-            decoder,
-            images,
-            steps=a.pretrain_steps,
-            batch_size=5,
-            seed=1,
-            encode_options=encode_options,
-            optimizer=OptimizerSettings(lr=5e-4, alpha=0.9, eps=1e-6),
-        )
-        origin = f"MLPDecoder trained here for {a.pretrain_steps} GFE-amd steps ({time.perf_counter() - started:.0f} s)"
-        print(f"{origin}: loss {run.steps[0]['loss']:.4f} -> {run.steps[-1]['loss']:.4f}")
+    decoder, origin = _starting_decoder(a, images, encode_options)
     decoder.train()
     torch.manual_seed(0)
     autoencoder = build_autoencoder((1, 28, 28), 20)
@@ -245,48 +316,25 @@ def compare(a) -> int:
         ("gfe_amd", a.gfe_steps, dict(decoder=decoder, encode_options=encode_options)),
         ("ae", a.ae_steps, dict(decoder=autoencoder.decoder, encoder=autoencoder.encoder)),
     ):
-        results, step_seconds = {}, {}
-        for _ in range(a.rounds):  # alternate the paths; keep each one's fastest round
-            for path in ("reference", "fast"):
-                with reference_path() if path == "reference" else contextlib.nullcontext():
-                    run, seconds = timed_training(images=images, steps=steps, **kwargs)
-                if path not in results or seconds["total"] < results[path][1]["total"]:
-                    results[path] = run, seconds
-                times = [row["seconds"] for row in run.steps]
-                step_seconds[path] = [min(pair) for pair in zip(step_seconds.get(path, times), times, strict=True)]
-        reference_losses = [row["loss"] for row in results["reference"][0].steps]
-        for path, (run, seconds) in results.items():
-            losses = [row["loss"] for row in run.steps]
-            rows.append(
-                dict(
-                    model=model,
-                    path=path,
-                    steps=steps,
-                    rounds=a.rounds,
-                    seconds_per_step=sum(step_seconds[path]) / steps,
-                    wall_seconds_per_step=seconds["total"] / steps,
-                    nfe_mean=statistics.fmean(row["nfe"] for row in run.steps),
-                    loss_mean=statistics.fmean(losses),
-                    max_abs_loss_diff_vs_reference=max(
-                        abs(x - y) for x, y in zip(losses, reference_losses, strict=True)
-                    ),
-                    nfe_equal_to_reference=[r["nfe"] for r in run.steps]
-                    == [r["nfe"] for r in results["reference"][0].steps],
-                )
-            )
-            parts[(model, path)] = seconds
+        results, step_seconds = _time_paths(images, steps, a.rounds, kwargs)
+        for path in results:
+            rows.append(_compare_row(model, path, steps, a.rounds, results, step_seconds))
+            parts[(model, path)] = results[path][1]
     reference_s = {row["model"]: row["seconds_per_step"] for row in rows if row["path"] == "reference"}
-    machine = f"{platform.machine()} {platform.processor() or platform.node()} ({os.cpu_count()} cores)"
     for row in rows:
         row.update(
             ratio=reference_s[row["model"]] / row["seconds_per_step"],
-            machine=machine,
-            threads=torch.get_num_threads(),
-            torch=torch.__version__,
+            **_machine(),
             decoder=origin if row["model"] == "gfe_amd" else "fresh autoencoder",
-            load_average=" ".join(f"{x:.2f}" for x in os.getloadavg()),
+            load_average=_load_average(),
         )
     io.write_csv(pd.DataFrame(rows), a.csv)
+    _print_compare(rows, parts, a.gfe_steps, decoder)
+    print(f"wrote {a.csv}")
+    return 0
+
+
+def _print_compare(rows, parts, gfe_steps, decoder) -> None:
     print(f"{'model':<9}{'path':<11}{'steps':>6}{'s/step':>10}{'NFE':>9}{'loss':>10}{'max diff':>11}{'ratio':>7}")
     for r in rows:
         print(
@@ -295,7 +343,7 @@ def compare(a) -> int:
         )
     print("GFE-amd step, where the time goes (s per step):")
     for path in ("reference", "fast"):
-        s = {k: v / a.gfe_steps for k, v in parts[("gfe_amd", path)].items()}
+        s = {k: v / gfe_steps for k, v in parts[("gfe_amd", path)].items()}
         nfe = next(r["nfe_mean"] for r in rows if r["model"] == "gfe_amd" and r["path"] == path)
         print(
             f"  {path:<10} total {s['total']:.4f}: decoder passes {s['passes']:.4f} "
@@ -308,11 +356,168 @@ def compare(a) -> int:
         f"fp32 weight-streaming floor: {weight_bytes / 1e6:.2f} MB read per pass (forward + backward), "
         f"{floor:.0f} us at the one-thread read bandwidth of a 256 MB tensor"
     )
-    print(f"wrote {a.csv}")
+
+
+# ------------------------------------------------------------------ --before: the library before and after
+
+
+def before_after(a) -> int:
+    """--before REF: whole training steps of the library at REF against the working tree's,
+    in alternating subprocesses from the same weights on the same batches; checks that both
+    end with bit-identical parameters, losses and NFE, and writes --checks-csv."""
+    torch.set_num_threads(a.threads)
+    load_before = _load_average()
+    folder = Path(tempfile.gettempdir()) / f"gfe_before_after_{os.getpid()}"  # removed at the end
+    try:
+        libraries = {"before": _extract_library(a.before, folder / "before"), "after": REPO / "src"}
+        start = folder / "start.pt"
+        origin = _write_start(a, start)
+        outcomes = {}
+        for model, steps in (("gfe_amd", a.gfe_steps), ("ae", a.ae_steps)):
+            outcomes[model] = _alternate(a, model, steps, libraries, start, folder)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    rows = _before_after_rows(a, outcomes, origin, load_before)
+    io.write_csv(pd.DataFrame(rows), a.checks_csv)
+    _print_before_after(rows)
+    print(f"wrote {a.checks_csv}")
+    return 0 if all(row["identical_parameters"] and row["identical_losses_and_nfe"] for row in rows) else 1
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _extract_library(ref: str, folder: Path) -> Path:
+    """src/gfe as it is at git commit `ref`, extracted under `folder`; returns folder/src."""
+    folder.mkdir(parents=True)
+    git = ["git", "archive", ref, "src/gfe"]
+    archive = subprocess.run(git, cwd=REPO, check=True, capture_output=True).stdout  # noqa: S603
+    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)  # noqa: S603
+    return folder / "src"
+
+
+def _write_start(a, path: Path) -> str:
+    """The starting point both libraries train from (images and weights), saved to `path`;
+    returns where the GFE decoder came from."""
+    images = fashion_mnist(a.n_images)
+    decoder, origin = _starting_decoder(a, images, dict(ENCODE, shared=True))
+    torch.manual_seed(0)
+    autoencoder = build_autoencoder((1, 28, 28), 20)
+    io.atomic_torch_save(
+        {"images": images, "decoder": decoder.state_dict(), "autoencoder": autoencoder.state_dict()}, path
+    )
+    return origin
+
+
+def _alternate(a, model: str, steps: int, libraries: dict, start: Path, folder: Path) -> dict:
+    """`a.rounds` rounds of `steps` training steps of `model` per library, alternating (and
+    alternating which goes first); returns per library the per-step minima, the fastest
+    wall time and every round's result."""
+    out = {name: {"rounds": []} for name in libraries}
+    for round_index in range(a.rounds):
+        order = list(libraries) if round_index % 2 == 0 else list(libraries)[::-1]
+        for name in order:
+            result = folder / f"{model}_{name}_{round_index}.pt"
+            command = [sys.executable, __file__, "--worker", model, "--steps", str(steps), "--start", str(start)]
+            command += ["--out", str(result), "--threads", str(a.threads)]
+            environment = dict(os.environ, PYTHONPATH=str(libraries[name]), OMP_NUM_THREADS=str(a.threads))
+            subprocess.run(command, check=True, env=environment)  # noqa: S603
+            out[name]["rounds"].append(io.load_tensors(result))
+            ran = out[name]["rounds"][-1]["library"]
+            assert Path(ran) == (libraries[name] / "gfe").resolve(), f"{name}: ran the gfe at {ran}"  # noqa: S101
+    for entry in out.values():
+        seconds = [r["seconds"] for r in entry["rounds"]]
+        entry["step_minima"] = [min(column) for column in zip(*seconds, strict=True)]
+        entry["wall"] = min(r["wall"] for r in entry["rounds"])
+    return out
+
+
+def worker(a) -> int:
+    """--worker MODEL: train from --start for --steps with the gfe on PYTHONPATH; save the
+    per-step seconds, losses, NFE and final parameters to --out."""
+    torch.set_num_threads(a.threads)
+    start = io.load_tensors(a.start)
+    encoder, kwargs = None, {}
+    if a.worker == "gfe_amd":
+        decoder = build_decoder((1, 28, 28), 20)
+        decoder.load_state_dict(start["decoder"])
+        kwargs = dict(encode_options=dict(ENCODE, shared=True))
+    else:
+        autoencoder = build_autoencoder((1, 28, 28), 20)
+        autoencoder.load_state_dict(start["autoencoder"])
+        decoder, encoder = autoencoder.decoder, autoencoder.encoder
+    optimizer = OptimizerSettings(lr=5e-4, alpha=0.9, eps=1e-6)
+    started = time.perf_counter()
+    run = train(
+        decoder, start["images"], steps=a.steps, batch_size=5, seed=0, encoder=encoder, optimizer=optimizer, **kwargs
+    )
+    wall = time.perf_counter() - started
+    parameters = [p.detach().clone() for m in (decoder, encoder) if m is not None for p in m.parameters()]
+    io.atomic_torch_save(
+        {
+            "library": str(Path(gfe.__file__).resolve().parent),
+            "seconds": [row["seconds"] for row in run.steps],
+            "loss": [row["loss"] for row in run.steps],
+            "nfe": [row["nfe"] for row in run.steps],
+            "wall": wall,
+            "parameters": parameters,
+        },
+        a.out,
+    )
     return 0
 
 
-def main(argv=None) -> int:
+def _identical(first: dict, second: dict) -> tuple[bool, bool]:
+    """(same parameters bit for bit, same losses and NFE) of two rounds' results."""
+    parameters = all(torch.equal(x, y) for x, y in zip(first["parameters"], second["parameters"], strict=True))
+    return parameters, first["loss"] == second["loss"] and first["nfe"] == second["nfe"]
+
+
+def _before_after_rows(a, outcomes: dict, origin: str, load_before: str) -> list[dict]:
+    rows = []
+    for model, libraries in outcomes.items():
+        reference = libraries["before"]["rounds"][0]
+        per_step = {name: statistics.fmean(entry["step_minima"]) for name, entry in libraries.items()}
+        for name, entry in libraries.items():
+            checks = [_identical(reference, result) for result in entry["rounds"]]
+            rows.append(
+                dict(
+                    model=model,
+                    library=name,
+                    ref=a.before if name == "before" else "working tree",
+                    steps=len(reference["loss"]),
+                    rounds=a.rounds,
+                    seconds_per_step=per_step[name],
+                    wall_seconds_per_step=entry["wall"] / len(reference["loss"]),
+                    ratio_before_over_after=per_step["before"] / per_step["after"],
+                    nfe_mean=statistics.fmean(entry["rounds"][0]["nfe"]),
+                    loss_mean=statistics.fmean(entry["rounds"][0]["loss"]),
+                    identical_parameters=all(c[0] for c in checks),
+                    identical_losses_and_nfe=all(c[1] for c in checks),
+                    **_machine(),
+                    decoder=origin if model == "gfe_amd" else "fresh autoencoder",
+                    load_average_start=load_before,
+                    load_average_end=_load_average(),
+                )
+            )
+    return rows
+
+
+def _print_before_after(rows) -> None:
+    print(
+        f"{'model':<9}{'library':<9}{'steps':>6}{'rounds':>7}{'s/step':>10}{'wall s/step':>12}{'NFE':>8}"
+        f"{'before/after':>13}  identical params, losses+NFE"
+    )
+    for r in rows:
+        print(
+            f"{r['model']:<9}{r['library']:<9}{r['steps']:>6}{r['rounds']:>7}{r['seconds_per_step']:>10.5f}"
+            f"{r['wall_seconds_per_step']:>12.5f}{r['nfe_mean']:>8.1f}{r['ratio_before_over_after']:>13.4f}"
+            f"  {r['identical_parameters']}, {r['identical_losses_and_nfe']}"
+        )
+    print(f"load average: {rows[0]['load_average_start']} at the start, {rows[-1]['load_average_end']} at the end")
+
+
+def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default=None, help="a GFE model file written by the workflow")
     p.add_argument("--compare", action="store_true", help="reference against fast path, to --csv")
@@ -326,11 +531,23 @@ def main(argv=None) -> int:
     p.add_argument("--steps", type=int, default=30)
     p.add_argument("--val-every", type=int, default=50)
     p.add_argument("--threads", type=int, default=1)
-    a = p.parse_args(argv)
-    if a.compare:
-        return compare(a)
-    if a.model is None:
-        p.error("--model is needed without --compare")
+    p.add_argument(
+        "--before",
+        nargs="?",
+        const=BEFORE,
+        default=None,
+        metavar="REF",
+        help=f"the library at git REF (default {BEFORE}) against the working tree's, to --checks-csv",
+    )
+    p.add_argument("--checks-csv", default="results/benchmarks/training_step_checks.csv")
+    p.add_argument("--worker", choices=("gfe_amd", "ae"), help=argparse.SUPPRESS)
+    p.add_argument("--start", help=argparse.SUPPRESS)
+    p.add_argument("--out", help=argparse.SUPPRESS)
+    return p
+
+
+def profile(a) -> int:
+    """--model without --compare or --before: where a GFE-amd step's time goes (see the docstring)."""
     torch.set_num_threads(a.threads)
     decoder, _ = io.load_model(a.model)
     decoder.train()
@@ -376,6 +593,20 @@ def main(argv=None) -> int:
         print(f"bare forward+backward w.r.t. z, {rows:>2} rows: {bare_pass(decoder, rows):7.0f} us")
     print(f"3 decoders stacked (bmm), 5 rows each: {stacked_pass(decoder, 3, 5):7.0f} us")
     return 0
+
+
+def main(argv=None) -> int:
+    p = _parser()
+    a = p.parse_args(argv)
+    if a.worker:
+        return worker(a)
+    if a.before:
+        return before_after(a)
+    if a.compare:
+        return compare(a)
+    if a.model is None:
+        p.error("--model is needed without --compare")
+    return profile(a)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,14 @@ back afterwards: with BatchNorm in train mode a sample's code would depend on it
 and every flow step would move the running statistics; with Dropout the same image would get
 another code each time. A decoder's training forward pass (the parameter gradient in
 `gfe.gradients`) stays in the decoder's own mode.
+
+Inputs are checked once, at the entry of a call or run. `encode` (and
+`gfe.gradients.decoder_loss_and_gradient`) checks its options (`check_encode_options`), then
+the size of z and the images (`check_call`); `gfe.evaluation.evaluate` and
+`gfe.training.train`, which encode many batches, check the options, the decoder and the image
+tensor once (`check_run`) and each batch's images only (`FlowSettings.check_batch`). Both
+give a `FlowSettings`, which the unchecked internals (`encode_unchecked`, `make_flow`, the
+solvers) take as it is.
 """
 
 from __future__ import annotations
@@ -19,7 +27,7 @@ import torch
 from torch import nn
 
 from .flows import GradientFlow, NesterovFlow
-from .losses import LOSSES, resolve_loss
+from .losses import LOSSES, LossFn, resolve_loss
 from .solvers import SolverOutput, make_solver
 from .solvers.base import is_integer, is_number
 from .solvers.descent import DescentOptions
@@ -103,10 +111,16 @@ def _uniform_per_sample(seed, sample_ids, batch: int, latent_dim: int) -> torch.
 def build_flow(
     decoder: nn.Module, x: torch.Tensor, *, order: int = 1, loss=None, alpha: float = 1.0, nesterov_eps: float = 1e-5
 ):
-    """The vector field of the first- or second-order flow for targets x."""
+    """The vector field of the first- or second-order flow for targets x (checks `order`,
+    `alpha` and the loss, then `make_flow`)."""
     check_order(order)
     check_alpha(alpha)
     _, loss_fn = resolve_loss(loss, decoder)
+    return make_flow(decoder, x, order, loss_fn, alpha, nesterov_eps)
+
+
+def make_flow(decoder: nn.Module, x: torch.Tensor, order: int, loss_fn: LossFn, alpha, nesterov_eps: float = 1e-5):
+    """`build_flow` without its checks: `order`, `loss_fn` and `alpha` as a run's checks left them."""
     flow = GradientFlow(decoder, x, loss_fn, alpha)
     return flow if order == 1 else NesterovFlow(flow, nesterov_eps)
 
@@ -236,12 +250,20 @@ def check_images(decoder: nn.Module, x, loss: str | None = None, *, latent_dim: 
         ValueError: x is on another device, has the wrong shape, or has BCE targets outside
             [0, 1]. NaN in x is left to the solvers (they name the samples).
     """
-    check_image_tensor(decoder, x)
     if latent_dim is None:
+        check_image_tensor(decoder, x)
         latent_dim = latent_dim_of(decoder)
-    x = _match_image_shape(x, decoder_output_shape(decoder, latent_dim, dtype=x.dtype, device=x.device))
-    _check_target_range(x, resolve_loss(loss, decoder)[0])
-    return x
+    return _checked_images(decoder, x, loss, latent_dim)[0]
+
+
+def _checked_images(decoder: nn.Module, x, loss, latent_dim: int):
+    """`check_images`: (x reshaped, the image shape, the resolved loss (name, function))."""
+    check_image_tensor(decoder, x)
+    shape = decoder_output_shape(decoder, latent_dim, dtype=x.dtype, device=x.device)
+    x = _match_image_shape(x, shape)
+    resolved = resolve_loss(loss, decoder)
+    _check_target_range(x, resolved[0])
+    return x, shape, resolved
 
 
 def _match_image_shape(x: torch.Tensor, shape: tuple) -> torch.Tensor:
@@ -317,47 +339,72 @@ def encode(
     )
     if trace is not None and solver != "amd":
         raise ValueError("trace= is recorded by solver='amd' only")
-    latent_dim = latent_dim_of(decoder, z0, latent_dim)
-    x = check_images(decoder, x, loss, latent_dim=latent_dim)
-    return encode_checked(
-        decoder,
-        x,
-        solver_impl,
-        latent_dim,
-        order=order,
-        tau=tau,
-        z0=z0,
-        loss=loss,
-        seed=seed,
-        sample_ids=sample_ids,
-        alpha=alpha,
-        trace=trace,
+    x, settings = check_call(
+        decoder, x, solver_impl, order=order, tau=tau, z0=z0, loss=loss, alpha=alpha, latent_dim=latent_dim
     )
+    return encode_unchecked(decoder, x, settings, seed=seed, sample_ids=sample_ids, trace=trace)
 
 
-def encode_checked(
-    decoder: nn.Module,
-    x: torch.Tensor,
-    solver_impl,
-    latent_dim: int,
-    *,
-    order,
-    tau,
-    z0,
-    loss,
-    seed,
-    sample_ids,
-    alpha,
-    trace=None,
+@dataclass(frozen=True)
+class FlowSettings:
+    """The options of `encode`, checked and resolved against one decoder: what every batch of
+    a run shares. Built once at the entry of a call or run (`check_call`, `check_run`); the
+    unchecked internals (`encode_unchecked`, `make_flow`, the solvers) take its values as
+    they are, and `check_batch` checks the one thing that differs by batch: the images."""
+
+    solver: object  # the solver object (`check_encode_options`)
+    order: int  # 1 (gradient flow) or 2 (Nesterov flow)
+    tau: float  # the integration time as a float (`check_tau`)
+    z0: object  # 'zeros', 'uniform' or a (B, d) tensor
+    loss_name: str  # 'bce' or 'mse', resolved against the decoder (`resolve_loss`)
+    loss_fn: LossFn  # the per-sample loss of that name
+    alpha: float  # the velocity's scale, as given
+    latent_dim: int  # the size of z (`latent_dim_of`)
+    image_shape: tuple  # the shape of one decoded image (`decoder_output_shape`)
+
+    def check_batch(self, x: torch.Tensor) -> torch.Tensor:
+        """A batch of the run's images (a tensor whose type, dtype and device `check_run`
+        checked): its shape, reshaped when flattened, and BCE targets in [0, 1], with the
+        messages of `check_images`."""
+        x = _match_image_shape(x, self.image_shape)
+        _check_target_range(x, self.loss_name)
+        return x
+
+
+def check_call(
+    decoder: nn.Module, x, solver_impl, *, order, tau, z0, loss, alpha, latent_dim
+) -> tuple[torch.Tensor, FlowSettings]:
+    """The checks of one call (`encode`, `decoder_loss_and_gradient`) after its options'
+    (`check_encode_options` gave `solver_impl`): the size of z, then the images x
+    (`check_images`). Returns x, reshaped, and the settings."""
+    latent_dim = latent_dim_of(decoder, z0, latent_dim)
+    x, image_shape, (loss_name, loss_fn) = _checked_images(decoder, x, loss, latent_dim)
+    settings = FlowSettings(solver_impl, order, check_tau(tau), z0, loss_name, loss_fn, alpha, latent_dim, image_shape)
+    return x, settings
+
+
+def check_run(decoder: nn.Module, images, solver_impl, *, order, tau, z0, loss, alpha, latent_dim) -> FlowSettings:
+    """The checks of a run over many batches of `images` (`evaluate`, `gfe.training.train`)
+    after its options': the size of z, the image tensor's type, dtype and device, the
+    decoder's output shape and the loss, once; each batch then takes `check_batch`."""
+    latent_dim = latent_dim_of(decoder, z0, latent_dim)
+    check_image_tensor(decoder, images)
+    image_shape = decoder_output_shape(decoder, latent_dim, dtype=images.dtype, device=images.device)
+    loss_name, loss_fn = resolve_loss(loss, decoder)
+    return FlowSettings(solver_impl, order, check_tau(tau), z0, loss_name, loss_fn, alpha, latent_dim, image_shape)
+
+
+def encode_unchecked(
+    decoder: nn.Module, x: torch.Tensor, settings: FlowSettings, *, seed=None, sample_ids=None, trace=None
 ) -> Encoding:
-    """`encode` after its checks: x from `check_images`, the solver from `check_encode_options`
-    (callers that have checked both already, e.g. `decoder_loss_and_gradient`, skip them)."""
-    flow = build_flow(decoder, x, order=order, loss=loss, alpha=alpha)
+    """`encode` after its checks: x as `check_images` or `FlowSettings.check_batch` returns it,
+    the settings of `check_call` or `check_run`."""
+    flow = make_flow(decoder, x, settings.order, settings.loss_fn, settings.alpha)
     z_start = initial_latents(
-        z0, x.shape[0], latent_dim, seed=seed, sample_ids=sample_ids, dtype=x.dtype, device=x.device
+        settings.z0, x.shape[0], settings.latent_dim, seed=seed, sample_ids=sample_ids, dtype=x.dtype, device=x.device
     )
     started = time.perf_counter()
     with torch.no_grad(), eval_mode(decoder):
         extra = {"trace": trace} if trace is not None else {}
-        out = solver_impl.solve(flow, z_start, check_tau(tau), **extra)
+        out = settings.solver.solve(flow, z_start, settings.tau, **extra)
     return Encoding(**vars(out), seconds=time.perf_counter() - started)

@@ -12,7 +12,15 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .encoding import check_image_tensor, check_images, encode, eval_mode
+from .encoding import (
+    FlowSettings,
+    check_encode_options,
+    check_image_tensor,
+    check_images,
+    check_run,
+    encode_unchecked,
+    eval_mode,
+)
 from .losses import resolve_loss
 
 
@@ -80,16 +88,39 @@ def evaluate(
     encode_options = dict(encode_options or {})
     _, loss_fn = resolve_loss(encode_options.get("loss"), decoder)
     if encoder is not None:
-        images = check_autoencoder_images(decoder, images, encode_options.get("loss"))
+        images, settings = check_autoencoder_images(decoder, images, encode_options.get("loss")), None
+    else:
+        settings = check_flow_run(decoder, images, encode_options)
+    trace = encode_options.get("trace")
     started = time.perf_counter()
     with eval_mode(decoder, encoder):
         parts = [
-            _encode_batch(decoder, encoder, images, start, batch_size, encode_options, loss_fn, seed)
+            _encode_batch(decoder, encoder, images[start : start + batch_size], start, settings, loss_fn, seed, trace)
             for start in range(0, len(images), batch_size)
         ]
     seconds = time.perf_counter() - started
     loss, nfe, converged, z = (torch.cat(column) for column in zip(*parts, strict=True))
     return Evaluation(loss=loss, nfe=nfe, converged=converged, z=z, seconds=seconds)
+
+
+def check_flow_run(decoder: nn.Module, images, encode_options: dict) -> FlowSettings:
+    """The checks `gfe.encode` makes of its options and the decoder, done once for all the
+    batches of `images` that `evaluate` encodes with `encode_options` (its messages; the
+    images of each batch: `FlowSettings.check_batch`)."""
+    for name in ("seed", "sample_ids"):  # `evaluate` passes these to each batch itself
+        if name in encode_options:
+            raise TypeError(f"gfe.encoding.encode() got multiple values for keyword argument {name!r}")
+    options = dict(encode_options)
+    trace = options.pop("trace", None)
+    solver_impl = check_encode_options(**options)
+    if trace is not None and options.get("solver", "amd") != "amd":
+        raise ValueError("trace= is recorded by solver='amd' only")
+    flow_options = {key: options.get(key, default) for key, default in _FLOW_DEFAULTS.items()}
+    return check_run(decoder, images, solver_impl, **flow_options)
+
+
+# `gfe.encode`'s options that are not the solver's own, with its defaults.
+_FLOW_DEFAULTS = {"order": 1, "tau": 1e4, "z0": "zeros", "loss": None, "alpha": 1.0, "latent_dim": None}
 
 
 def check_autoencoder_images(decoder: nn.Module, images: torch.Tensor, loss: str | None = None) -> torch.Tensor:
@@ -124,13 +155,13 @@ def _check_finite(images: torch.Tensor) -> None:
     )
 
 
-def _encode_batch(decoder, encoder, images, start, batch_size, encode_options, loss_fn, seed):
-    """(loss, nfe, converged, z) of images[start : start + batch_size]."""
-    x = images[start : start + batch_size]
+def _encode_batch(decoder, encoder, x, start, settings, loss_fn, seed, trace):
+    """(loss, nfe, converged, z) of the batch x, images start .. start + len(x) - 1."""
     if encoder is not None:
         with torch.no_grad():
             z = encoder(x)
             loss = loss_fn(decoder(z), x)
         return loss, torch.zeros_like(loss, dtype=torch.int64), torch.ones_like(loss, dtype=torch.bool), z
-    out = encode(decoder, x, seed=seed, sample_ids=torch.arange(start, start + len(x)), **encode_options)
+    x = settings.check_batch(x)
+    out = encode_unchecked(decoder, x, settings, seed=seed, sample_ids=torch.arange(start, start + len(x)), trace=trace)
     return out.loss, out.nfe, out.converged, out.z

@@ -17,16 +17,15 @@ import torch
 from torch import nn
 
 from .encoding import (
-    build_flow,
+    FlowSettings,
+    check_call,
     check_encode_options,
-    check_images,
-    check_tau,
-    encode_checked,
+    check_run,
+    encode_unchecked,
     eval_mode,
     initial_latents,
-    latent_dim_of,
+    make_flow,
 )
-from .losses import resolve_loss
 from .solvers.odeint import _TorchdiffeqSolver
 
 GRADIENT_METHODS = ("approximate", "backprop", "adjoint")
@@ -107,42 +106,87 @@ def decoder_loss_and_gradient(
         **solver_options,
     )
     params = trainable_parameters(decoder)
-    latent_dim = latent_dim_of(decoder, z0, latent_dim)
-    x = check_images(decoder, x, loss, latent_dim=latent_dim)
-    _, loss_fn = resolve_loss(loss, decoder)
-    if gradient == "approximate":
-        enc = encode_checked(
-            decoder,
-            x,
-            solver_impl,
-            latent_dim,
-            order=order,
-            tau=tau,
-            z0=z0,
-            loss=loss,
-            seed=seed,
-            sample_ids=sample_ids,
-            alpha=alpha,
-        )
+    x, flow = check_call(
+        decoder, x, solver_impl, order=order, tau=tau, z0=z0, loss=loss, alpha=alpha, latent_dim=latent_dim
+    )
+    settings = GradientSettings(gradient, flow, params)
+    return loss_and_gradient_unchecked(decoder, x, settings, seed=seed, sample_ids=sample_ids)
+
+
+@dataclass(frozen=True)
+class GradientSettings:
+    """What every training step of a GFE run shares, checked once (`check_gradient_run`, or
+    `decoder_loss_and_gradient` for one call): the gradient method, the flow's settings and
+    the decoder's trainable parameters."""
+
+    gradient: str  # 'approximate', 'backprop' or 'adjoint'
+    flow: FlowSettings
+    params: list[torch.nn.Parameter]  # `trainable_parameters(decoder)`
+
+
+def check_gradient_run(
+    decoder: nn.Module,
+    images: torch.Tensor,
+    *,
+    gradient: str = "approximate",
+    solver: str = "rk4",
+    order: int = 1,
+    tau: float = 1e4,
+    z0="zeros",
+    loss: str | None = None,
+    alpha: float = 1.0,
+    latent_dim: int | None = None,
+    **solver_options,
+) -> GradientSettings:
+    """The checks of `decoder_loss_and_gradient` (its defaults, its messages) done once for a
+    run over batches of `images`: options, trainable parameters, the size of z, the image
+    tensor and the decoder's output shape (`gfe.encoding.check_run`). Each batch then needs
+    only `settings.flow.check_batch`, and `loss_and_gradient_unchecked` takes it."""
+    solver_impl = check_gradient_options(
+        gradient,
+        solver=solver,
+        order=order,
+        tau=tau,
+        z0=z0,
+        loss=loss,
+        alpha=alpha,
+        latent_dim=latent_dim,
+        **solver_options,
+    )
+    params = trainable_parameters(decoder)
+    flow = check_run(
+        decoder, images, solver_impl, order=order, tau=tau, z0=z0, loss=loss, alpha=alpha, latent_dim=latent_dim
+    )
+    return GradientSettings(gradient, flow, params)
+
+
+def loss_and_gradient_unchecked(
+    decoder: nn.Module, x: torch.Tensor, settings: GradientSettings, *, seed=None, sample_ids=None
+) -> DecoderGradient:
+    """`decoder_loss_and_gradient` after its checks: x checked (and reshaped) images, the
+    settings of a checked call or run."""
+    flow = settings.flow
+    if settings.gradient == "approximate":
+        enc = encode_unchecked(decoder, x, flow, seed=seed, sample_ids=sample_ids)
         z, nfe = enc.z.detach(), enc.nfe
     else:
         z_start = initial_latents(
-            z0, x.shape[0], latent_dim, seed=seed, sample_ids=sample_ids, dtype=x.dtype, device=x.device
+            flow.z0, x.shape[0], flow.latent_dim, seed=seed, sample_ids=sample_ids, dtype=x.dtype, device=x.device
         )
         with eval_mode(decoder):
-            z, nfe = _differentiable_encoding(
-                decoder, x, gradient, solver_impl, order, check_tau(tau), z_start, loss, alpha, params
-            )
+            z, nfe = _differentiable_encoding(decoder, x, settings, z_start)
     with torch.enable_grad():  # the training pass: the decoder in its own mode
-        losses = loss_fn(decoder(z), x)
-        grads = torch.autograd.grad(losses.sum(), params)
+        losses = flow.loss_fn(decoder(z), x)
+        grads = torch.autograd.grad(losses.sum(), settings.params)
     return DecoderGradient(grads=list(grads), loss=losses.detach(), nfe=nfe, z=z.detach())
 
 
-def _differentiable_encoding(decoder, x, gradient, solver_impl, order, tau, z_start, loss, alpha, params):
-    flow = build_flow(decoder, x, order=order, loss=loss, alpha=alpha)
+def _differentiable_encoding(decoder, x, settings: GradientSettings, z_start):
+    flow_settings = settings.flow
+    flow = make_flow(decoder, x, flow_settings.order, flow_settings.loss_fn, flow_settings.alpha)
+    adjoint_params = tuple(settings.params) if settings.gradient == "adjoint" else None
     with torch.enable_grad():
-        zs = solver_impl.integrate(flow, z_start, tau, adjoint_params=tuple(params) if gradient == "adjoint" else None)
+        zs = flow_settings.solver.integrate(flow, z_start, flow_settings.tau, adjoint_params=adjoint_params)
     nfe = torch.full((x.shape[0],), flow.nfe, dtype=torch.int64, device=x.device)
     return zs[-1], nfe
 

@@ -31,7 +31,7 @@ from .checkpoints import load_checkpoint, save_checkpoint
 from .encoding import check_images, eval_mode, initial_latents, latent_dim_of
 from .flows import GradientFlow
 from .gradients import check_gradient_options
-from .losses import resolve_loss
+from .losses import LossFn, resolve_loss
 from .models import MLPDecoder
 from .solvers import FlowDivergedError
 from .training import (
@@ -180,12 +180,53 @@ class LockstepRun:
 
 @dataclass
 class _State:
+    """A run of the group: its spec, batch sampler, identity (`run_identity`, None without a
+    checkpoint file), result so far, optimiser state while out of a stack, elapsed seconds."""
+
     spec: LockstepRun
     sampler: BatchSampler
     identity: dict | None
     run: TrainingRun = field(default_factory=TrainingRun)
     optimizer_state: dict | None = None
     elapsed: float = 0.0
+
+
+@dataclass(frozen=True)
+class _Settings:
+    """The settings every run of a `train_lockstep` call shares (those of `train`)."""
+
+    steps: int
+    batch_size: int
+    encode_options: dict
+    optimizer: OptimizerSettings
+    checkpoint_every: int
+    val_images: torch.Tensor | None
+    val_every: int
+    val_at: tuple
+    val_batch_size: int
+    val_encode_options: dict
+    patience: int
+    min_improvement: float
+    plateau_window: int
+    patience_fraction: float
+
+    def stopping(self) -> dict:
+        """The early-stopping settings, as `validate_run` and `run_identity` take them."""
+        return {key: getattr(self, key) for key in _STOPPING_KEYS}
+
+
+@dataclass(frozen=True)
+class _StepSettings:
+    """What a group step needs, checked once per call (`_check_flow`)."""
+
+    solver: object  # AMD with shared=True
+    tau: float
+    z0: str  # 'zeros' or 'uniform'
+    alpha: float
+    latent_dim: int
+    base_loss_fn: LossFn  # the per-sample loss, resolved against the decoders
+    loss_fn: LossFn  # the same, applied run by run (`run_by_run`)
+    batch_size: int
 
 
 def train_lockstep(
@@ -223,6 +264,8 @@ def train_lockstep(
     """
     encode_options = dict(encode_options)
     val_encode_options = dict(encode_options if val_encode_options is None else val_encode_options)
+    arguments = {name: value for name, value in locals().items() if name not in ("runs", "log")}
+    settings = _Settings(**arguments)
     solver = _check_lockstep(runs, encode_options)
     for spec in runs:
         check_training_settings(
@@ -237,42 +280,41 @@ def train_lockstep(
             plateau_window=plateau_window,
             patience_fraction=patience_fraction,
         )
-    flow_options = {k: encode_options[k] for k in _FLOW_KEYS if k in encode_options}
+    step_settings = _check_flow(runs, solver, settings)
+    states = [_start(spec, settings) for spec in runs]
+    for state in states:
+        if state.run.step == 0 and not state.run.validation:
+            _validate(state, settings)
+    _train_groups(states, settings, step_settings, log)
+    return [s.run for s in states]
+
+
+def _check_flow(runs: list[LockstepRun], solver, settings: _Settings) -> _StepSettings:
+    """The size of z, the loss and each run's images checked against its decoder, once."""
+    flow_options = {k: settings.encode_options[k] for k in _FLOW_KEYS if k in settings.encode_options}
     latent_dim = latent_dim_of(runs[0].decoder, None, flow_options.get("latent_dim"))
     base_loss_fn = resolve_loss(flow_options.get("loss"), runs[0].decoder)[1]
     for spec in runs:
         check_images(spec.decoder, spec.images[:1], flow_options.get("loss"), latent_dim=latent_dim)
-    settings = dict(
-        val_images=val_images,
-        val_every=val_every,
-        val_at=val_at,
-        val_encode_options=val_encode_options,
-        val_batch_size=val_batch_size,
-        patience=patience,
-        min_improvement=min_improvement,
-        plateau_window=plateau_window,
-        patience_fraction=patience_fraction,
-        batch_size=batch_size,
-        steps=steps,
-        checkpoint_every=checkpoint_every,
-    )
-    states = [_start(spec, encode_options, optimizer, settings) for spec in runs]
-    for state in states:
-        if state.run.step == 0 and not state.run.validation:
-            _validate(state, settings)
-    step_options = dict(
+    return _StepSettings(
         solver=solver,
         tau=float(flow_options.get("tau", 1e4)),
         z0=flow_options.get("z0", "zeros"),
         alpha=float(flow_options.get("alpha", 1.0)),
         latent_dim=latent_dim,
-        loss_fn=run_by_run(base_loss_fn, batch_size),
         base_loss_fn=base_loss_fn,
-        batch_size=batch_size,
+        loss_fn=run_by_run(base_loss_fn, settings.batch_size),
+        batch_size=settings.batch_size,
     )
+
+
+def _train_groups(states: list[_State], settings: _Settings, step_settings: _StepSettings, log) -> None:
+    """Step the runs that have steps left, lowest step first, the runs at one step as one
+    stacked group (restacked when the group changes); each run's weights and optimiser
+    state go back to it at the end."""
     members, stack, opt = [], None, None
     while True:
-        live = [s for s in states if s.run.stop_reason is None and s.run.step < steps]
+        live = [s for s in states if s.run.stop_reason is None and s.run.step < settings.steps]
         if not live:
             break
         step = min(s.run.step for s in live)  # resumed runs may stand at other steps: the laggards go first
@@ -280,12 +322,11 @@ def train_lockstep(
         if [id(s) for s in group] != [id(s) for s in members]:
             _unstack(members, stack, opt)
             members = group
-            stack, opt = _restack(members, optimizer)
-        _group_step(members, stack, opt, step_options, log, states)
+            stack, opt = _restack(members, settings.optimizer)
+        _group_step(members, stack, opt, step_settings, log, states)
         for index, state in enumerate(members):
             _after_step(state, stack, opt, index, settings)
     _unstack(members, stack, opt)
-    return [s.run for s in states]
 
 
 def _check_lockstep(runs, encode_options):
@@ -308,29 +349,27 @@ def _check_lockstep(runs, encode_options):
     return solver
 
 
-def _start(spec: LockstepRun, encode_options, optimizer, settings) -> _State:
+def _start(spec: LockstepRun, settings: _Settings) -> _State:
     """A run's state: fresh, or resumed from its checkpoint (refused if it is another run's)."""
     identity = None
     if spec.checkpoint_path:
         identity = run_identity(
             images=spec.images,
-            val_images=settings["val_images"],
+            val_images=settings.val_images,
             decoder=spec.decoder,
             encoder=None,
-            optimizer=optimizer,
-            encode_options=encode_options,
-            val_encode_options=settings["val_encode_options"],
+            optimizer=settings.optimizer,
+            encode_options=settings.encode_options,
+            val_encode_options=settings.val_encode_options,
             gradient="approximate",
-            steps=settings["steps"],
-            batch_size=settings["batch_size"],
+            steps=settings.steps,
+            batch_size=settings.batch_size,
             seed=spec.seed,
-            val_every=settings["val_every"],
-            val_at=settings["val_at"],
-            **{key: settings[key] for key in _STOPPING_KEYS},
+            val_every=settings.val_every,
+            val_at=settings.val_at,
+            **settings.stopping(),
         )
-    state = _State(
-        spec=spec, sampler=BatchSampler(len(spec.images), settings["batch_size"], spec.seed), identity=identity
-    )
+    state = _State(spec=spec, sampler=BatchSampler(len(spec.images), settings.batch_size, spec.seed), identity=identity)
     saved = load_checkpoint(spec.checkpoint_path) if spec.checkpoint_path else None
     if saved is not None:
         _check_same_run(saved, identity, spec.checkpoint_path)
@@ -389,17 +428,17 @@ def _unstack(members, stack, opt) -> None:
         _sync(state, stack, opt, index)
 
 
-def _group_step(members, stack, opt, o, log, states) -> None:
+def _group_step(members, stack, opt, o: _StepSettings, log, states) -> None:
     """One optimiser step of every run in `members` (all at the same step)."""
-    size = o["batch_size"]
+    size = o.batch_size
     picks = [s.sampler.next() for s in members]
     x = torch.cat([s.spec.images[idx] for s, idx in zip(members, picks, strict=True)])
     z0 = torch.cat(
         [
             initial_latents(
-                o["z0"],
+                o.z0,
                 size,
-                o["latent_dim"],
+                o.latent_dim,
                 seed=s.spec.seed * 1_000_003 + s.run.step,
                 dtype=x.dtype,
                 device=x.device,
@@ -409,10 +448,10 @@ def _group_step(members, stack, opt, o, log, states) -> None:
     )
     started = time.perf_counter()
     opt.zero_grad(set_to_none=True)
-    flow = LockstepFlow(stack, x, o["base_loss_fn"], size, o["alpha"])
+    flow = LockstepFlow(stack, x, o.base_loss_fn, size, o.alpha)
     try:
         with torch.no_grad(), eval_mode(stack):
-            out = o["solver"].solve(flow, z0, o["tau"])
+            out = o.solver.solve(flow, z0, o.tau)
     except FlowDivergedError as error:
         run = members[error.samples[0] // size]
         rows = [i % size for i in error.samples if i // size == error.samples[0] // size]
@@ -422,7 +461,7 @@ def _group_step(members, stack, opt, o, log, states) -> None:
             "kept. Lower the learning rate or check the data"
         ) from error
     with torch.enable_grad():
-        losses = o["loss_fn"](stack(out.z.detach().reshape(len(members), size, -1)).flatten(0, 1), x)
+        losses = o.loss_fn(stack(out.z.detach().reshape(len(members), size, -1)).flatten(0, 1), x)
         grads = torch.autograd.grad(losses.sum(), list(stack.stacked))
     finite = torch.isfinite(losses).reshape(len(members), size).all(1)
     for grad in grads:
@@ -436,7 +475,13 @@ def _group_step(members, stack, opt, o, log, states) -> None:
     for param, grad in zip(stack.stacked, grads, strict=True):
         param.grad = grad
     opt.step()
-    share = (time.perf_counter() - started) / len(members)
+    _log_step(members, losses, out.nfe, (time.perf_counter() - started) / len(members), log, states)
+
+
+def _log_step(members, losses: torch.Tensor, nfe: torch.Tensor, share: float, log, states) -> None:
+    """Advance every member by one step and log its row: its rows' mean loss and NFE, and
+    `share` seconds (its part of the group step's wall time)."""
+    size = len(losses) // len(members)
     for index, state in enumerate(members):
         rows = slice(index * size, (index + 1) * size)
         state.elapsed += share
@@ -445,7 +490,7 @@ def _group_step(members, stack, opt, o, log, states) -> None:
             "step": state.run.step,
             "images_seen": state.run.step * size,
             "loss": float(losses[rows].detach().double().mean()),
-            "nfe": float(out.nfe[rows].double().mean()),
+            "nfe": float(nfe[rows].double().mean()),
             "seconds": share,
             "elapsed_s": state.elapsed,
         }
@@ -454,33 +499,33 @@ def _group_step(members, stack, opt, o, log, states) -> None:
             log(states.index(state), row)
 
 
-def _validate(state: _State, settings) -> None:
-    if settings["val_images"] is None or not settings["val_every"]:
+def _validate(state: _State, settings: _Settings) -> None:
+    if settings.val_images is None or not settings.val_every:
         return
     validate_run(
         state.run,
         state.spec.decoder,
         None,
-        settings["val_images"],
+        settings.val_images,
         elapsed=state.elapsed,
-        batch_size=settings["batch_size"],
+        batch_size=settings.batch_size,
         seed=state.spec.seed,
-        val_encode_options=settings["val_encode_options"],
-        val_batch_size=settings["val_batch_size"],
-        **{key: settings[key] for key in _STOPPING_KEYS},
+        val_encode_options=settings.val_encode_options,
+        val_batch_size=settings.val_batch_size,
+        **settings.stopping(),
     )
 
 
-def _after_step(state: _State, stack, opt, index: int, settings) -> None:
+def _after_step(state: _State, stack, opt, index: int, settings: _Settings) -> None:
     """Validation, the stop reason and the checkpoint after a step, as `train` does them."""
-    run, steps, every = state.run, settings["steps"], settings["val_every"]
-    validating = every and (run.step % every == 0 or run.step in settings["val_at"] or run.step == steps)
+    run, steps, every = state.run, settings.steps, settings.val_every
+    validating = every and (run.step % every == 0 or run.step in settings.val_at or run.step == steps)
     if validating:
         _sync(state, stack, opt, index)
         _validate(state, settings)
     if run.stop_reason is None and run.step >= steps:
-        run.stop_reason = "cap" if settings["patience"] else "steps"
-    path, checkpoint_every = state.spec.checkpoint_path, settings["checkpoint_every"]
+        run.stop_reason = "cap" if settings.patience else "steps"
+    path, checkpoint_every = state.spec.checkpoint_path, settings.checkpoint_every
     if path and ((checkpoint_every and run.step % checkpoint_every == 0) or run.stop_reason):
         if not validating:
             _sync(state, stack, opt, index)

@@ -17,6 +17,14 @@ unlucky check of a noisy validation loss neither restarts nor ends the count; wi
 stops only when the last part of its length brought no improvement. The weights of
 the lowest check are kept (`TrainingRun.best_state`), so the result is the best checkpoint,
 not the last one.
+
+`train` reads as its steps: `TrainingSettings.checked` (the arguments, checked), `_start`
+(the options or images, optimiser, sampler, resuming from the checkpoint), `_validate` at
+step 0, then per step `_training_step` (one batch: gradients, optimiser step, the logged row)
+and `_after_step` (validation, stop reason, checkpoint); what it carries from step to step is
+one `TrainingState`. Options and decoder are checked once per call: the first GFE step builds
+`gfe.gradients.GradientSettings` (`check_gradient_run`), and every step after checks only its
+batch's images (`FlowSettings.check_batch`).
 """
 
 from __future__ import annotations
@@ -31,8 +39,14 @@ from torch import nn
 
 from .checkpoints import CheckpointError, load_checkpoint, save_checkpoint
 from .evaluation import check_autoencoder_images, evaluate
-from .gradients import GRADIENT_METHODS, check_gradient_options, decoder_loss_and_gradient
-from .losses import resolve_loss
+from .gradients import (
+    GRADIENT_METHODS,
+    GradientSettings,
+    check_gradient_options,
+    check_gradient_run,
+    loss_and_gradient_unchecked,
+)
+from .losses import LossFn, resolve_loss
 from .solvers import FlowDivergedError
 
 
@@ -203,23 +217,6 @@ def validate_run(
         run.stop_reason = "plateau"
 
 
-def _batch_loss_and_step(decoder, encoder, x, encode_options, gradient, seed, optimizer, loss_fn):
-    """One optimiser step's gradients; returns (per-sample loss, per-sample NFE, the decoder
-    gradient's result or None for the AE)."""
-    optimizer.zero_grad(set_to_none=True)
-    if encoder is not None:
-        losses = loss_fn(decoder(encoder(x)), x)
-        if not bool(torch.isfinite(losses).all()):
-            return losses.detach(), None, None
-        losses.sum().backward()
-        nfe = torch.zeros_like(losses, dtype=torch.int64)
-        return losses.detach(), nfe, None
-    result = decoder_loss_and_gradient(decoder, x, gradient=gradient, seed=seed, **encode_options)
-    for param, grad in zip((p for p in decoder.parameters() if p.requires_grad), result.grads, strict=True):
-        param.grad = grad
-    return result.loss, result.nfe, result
-
-
 def gradient_cosine(decoder: nn.Module, x: torch.Tensor, z: torch.Tensor, grads, loss_fn) -> float:
     """Cosine between `grads` (one tensor per trainable decoder parameter) and the
     approximate gradient at the same parameters: d/dtheta sum_m l(x_m, D(z_m)) with the
@@ -333,133 +330,243 @@ def train(
         TrainingRun: per-step rows (step, images_seen, loss, nfe, seconds, elapsed_s[,
         grad_cosine]), validation rows, the stop reason and the best check's weights.
     """
-    check_training_settings(
-        steps=steps,
-        seed=seed,
-        gradient=gradient,
-        patience=patience,
-        val_every=val_every,
-        checkpoint_every=checkpoint_every,
-        has_val_images=val_images is not None,
-        min_improvement=min_improvement,
-        plateau_window=plateau_window,
-        patience_fraction=patience_fraction,
-    )
-    encode_options = dict(encode_options or {})
-    val_encode_options = dict(encode_options if val_encode_options is None else val_encode_options)
+    arguments = {name: value for name, value in locals().items() if name not in ("decoder", "images", "encoder")}
+    settings = TrainingSettings.checked(arguments)
+    state = _start(decoder, encoder, images, settings)
+    if state.run.step == 0 and not state.run.validation:
+        _validate(state, settings)
+    while _continues(state.run, settings):
+        _training_step(state, settings)
+        _after_step(state, settings)
+    return state.run
+
+
+@dataclass(frozen=True)
+class TrainingSettings:
+    """The settings of one `train` call: its keyword arguments (see `train`), checked, with
+    the encode options as dicts of their own."""
+
+    steps: int
+    batch_size: int
+    seed: int
+    encode_options: dict
+    gradient: str
+    optimizer: OptimizerSettings
+    checkpoint_path: object
+    checkpoint_every: int
+    val_images: torch.Tensor | None
+    val_every: int
+    val_at: tuple
+    val_batch_size: int
+    val_encode_options: dict  # `encode_options` when the call gave none
+    patience: int
+    min_improvement: float
+    plateau_window: int
+    patience_fraction: float
+    log_gradient_cosine: bool
+    stop_after: int | None
+    code_version: str | None
+    log: object
+
+    @classmethod
+    def checked(cls, arguments: dict) -> TrainingSettings:
+        """The settings of `train`'s keyword arguments; a bad one raises a ValueError naming
+        it (`check_training_settings`), before any work."""
+        a = dict(arguments)
+        check_training_settings(
+            has_val_images=a["val_images"] is not None,
+            **{key: a[key] for key in ("steps", "seed", "gradient", "patience", "val_every", "checkpoint_every")},
+            **{key: a[key] for key in ("min_improvement", "plateau_window", "patience_fraction")},
+        )
+        a["encode_options"] = dict(a["encode_options"] or {})
+        given = a["val_encode_options"]
+        a["val_encode_options"] = dict(a["encode_options"] if given is None else given)
+        return cls(**a)
+
+    def stopping(self) -> dict:
+        """The early-stopping settings, as `validate_run` and `run_identity` take them."""
+        keys = ("patience", "min_improvement", "plateau_window", "patience_fraction")
+        return {key: getattr(self, key) for key in keys}
+
+
+@dataclass
+class TrainingState:
+    """What a `train` call carries from step to step."""
+
+    decoder: nn.Module
+    encoder: nn.Module | None  # the autoencoder's encoder; None: GFE
+    images: torch.Tensor  # the training images (the autoencoder's checked and reshaped)
+    optimizer: torch.optim.Optimizer  # over the decoder's and the encoder's parameters
+    sampler: BatchSampler
+    loss_fn: LossFn  # the per-sample loss, resolved against the decoder
+    identity: dict | None  # `run_identity`, when the run has a checkpoint file
+    run: TrainingRun = field(default_factory=TrainingRun)  # the result, filled step by step
+    elapsed: float = 0.0  # seconds of training steps so far (the rows' elapsed_s)
+    gfe: GradientSettings | None = None  # GFE's step settings, checked at the first step (None: AE)
+
+    @property
+    def modules(self) -> list[nn.Module]:
+        return [m for m in (self.decoder, self.encoder) if m is not None]
+
+
+def _start(decoder, encoder, images, settings: TrainingSettings) -> TrainingState:
+    """Check the encode options (GFE; each batch's images at its step) or the images (AE),
+    build the optimiser and the batch sampler, and resume from the run's checkpoint if it
+    has one."""
     if encoder is None:
-        check_gradient_options(gradient, **encode_options)
+        check_gradient_options(settings.gradient, **settings.encode_options)
     else:  # GFE checks each batch as it encodes it; validation images: `evaluate`, at step 0
-        images = check_autoencoder_images(decoder, images, encode_options.get("loss"))
-    modules = [m for m in (decoder, encoder) if m is not None]
-    params = [p for m in modules for p in m.parameters()]
-    opt = optimizer.build(params)
-    sampler = BatchSampler(len(images), batch_size, seed)
-    _, loss_fn = resolve_loss(encode_options.get("loss"), decoder)
-    run = TrainingRun()
-    state = load_checkpoint(checkpoint_path) if checkpoint_path else None
-    identity = (
-        run_identity(
-            images=images,
-            val_images=val_images,
-            decoder=decoder,
-            encoder=encoder,
-            optimizer=optimizer,
-            encode_options=encode_options,
-            val_encode_options=val_encode_options,
-            gradient=gradient,
-            steps=steps,
-            batch_size=batch_size,
-            seed=seed,
-            val_every=val_every,
-            val_at=val_at,
-            patience=patience,
-            min_improvement=min_improvement,
-            plateau_window=plateau_window,
-            patience_fraction=patience_fraction,
-            code_version=code_version,
-        )
-        if checkpoint_path
-        else None
+        images = check_autoencoder_images(decoder, images, settings.encode_options.get("loss"))
+    params = [p for m in (decoder, encoder) if m is not None for p in m.parameters()]
+    optimizer = settings.optimizer.build(params)
+    sampler = BatchSampler(len(images), settings.batch_size, settings.seed)
+    _, loss_fn = resolve_loss(settings.encode_options.get("loss"), decoder)
+    state = TrainingState(decoder, encoder, images, optimizer, sampler, loss_fn, identity=None)
+    if settings.checkpoint_path:
+        _resume(state, settings)
+    return state
+
+
+def _resume(state: TrainingState, settings: TrainingSettings) -> None:
+    """Resume from the checkpoint at `settings.checkpoint_path` if there is one (refused,
+    naming what differs, if it is another run's), and note the run's identity."""
+    path = settings.checkpoint_path
+    saved = load_checkpoint(path)
+    state.identity = run_identity(
+        images=state.images,
+        val_images=settings.val_images,
+        decoder=state.decoder,
+        encoder=state.encoder,
+        optimizer=settings.optimizer,
+        encode_options=settings.encode_options,
+        val_encode_options=settings.val_encode_options,
+        gradient=settings.gradient,
+        steps=settings.steps,
+        batch_size=settings.batch_size,
+        seed=settings.seed,
+        val_every=settings.val_every,
+        val_at=settings.val_at,
+        code_version=settings.code_version,
+        **settings.stopping(),
     )
-    if state is not None:
-        _check_same_run(state, identity, checkpoint_path)
-        _restore(state, decoder, encoder, opt, sampler, run)
-        run.resumed_at = run.step
-    elapsed = run.steps[-1]["elapsed_s"] if run.steps else 0.0
+    if saved is not None:
+        _check_same_run(saved, state.identity, path)
+        _restore(saved, state.decoder, state.encoder, state.optimizer, state.sampler, state.run)
+        state.run.resumed_at = state.run.step
+        state.elapsed = state.run.steps[-1]["elapsed_s"] if state.run.steps else 0.0
 
-    def validate():
-        if val_images is None or not val_every:
-            return
-        validate_run(
-            run,
-            decoder,
-            encoder,
-            val_images,
-            elapsed=elapsed,
-            batch_size=batch_size,
-            seed=seed,
-            val_encode_options=val_encode_options,
-            val_batch_size=val_batch_size,
-            patience=patience,
-            min_improvement=min_improvement,
-            plateau_window=plateau_window,
-            patience_fraction=patience_fraction,
+
+def _validate(state: TrainingState, settings: TrainingSettings) -> None:
+    """A validation check at the run's step (`validate_run`), if the run validates."""
+    if settings.val_images is None or not settings.val_every:
+        return
+    validate_run(
+        state.run,
+        state.decoder,
+        state.encoder,
+        settings.val_images,
+        elapsed=state.elapsed,
+        batch_size=settings.batch_size,
+        seed=settings.seed,
+        val_encode_options=settings.val_encode_options,
+        val_batch_size=settings.val_batch_size,
+        **settings.stopping(),
+    )
+
+
+def _continues(run: TrainingRun, settings: TrainingSettings) -> bool:
+    """Whether the call takes another step: no stop reason yet, steps left, not at `stop_after`."""
+    stop_after = settings.stop_after
+    return run.stop_reason is None and run.step < settings.steps and (stop_after is None or run.step < stop_after)
+
+
+def _training_step(state: TrainingState, settings: TrainingSettings) -> None:
+    """One optimiser step on the sampler's next batch, logged as a row of the run."""
+    run = state.run
+    idx = state.sampler.next()
+    x = state.images[idx]
+    if state.encoder is None and state.gfe is None:  # GFE: the step's checks, once, at the first step
+        state.gfe = check_gradient_run(
+            state.decoder, state.images, gradient=settings.gradient, **settings.encode_options
         )
+    started = time.perf_counter()
+    losses, nfe, result = _step_gradients(state, x, idx, settings.seed * 1_000_003 + run.step)
+    seconds = time.perf_counter() - started
+    cosine = None
+    if settings.log_gradient_cosine and result is not None and settings.gradient != "approximate":
+        cosine = gradient_cosine(state.decoder, x, result.z, result.grads, state.loss_fn)
+    started = time.perf_counter()
+    state.optimizer.step()
+    seconds += time.perf_counter() - started
+    state.elapsed += seconds
+    run.step += 1
+    row = {
+        "step": run.step,
+        "images_seen": run.step * settings.batch_size,
+        "loss": float(losses.double().mean()),
+        "nfe": float(nfe.double().mean()),
+        "seconds": seconds,
+        "elapsed_s": state.elapsed,
+    }
+    if cosine is not None:
+        row["grad_cosine"] = cosine
+    run.steps.append(row)
+    if settings.log is not None:
+        settings.log(row)
 
-    if run.step == 0 and not run.validation:
-        validate()
-    while run.stop_reason is None and run.step < steps and (stop_after is None or run.step < stop_after):
-        idx = sampler.next()
-        x = images[idx]
-        started = time.perf_counter()
-        try:
-            losses, nfe, result = _batch_loss_and_step(
-                decoder, encoder, x, encode_options, gradient, seed * 1_000_003 + run.step, opt, loss_fn
-            )
-        except FlowDivergedError as error:
-            raise TrainingDivergedError(
-                f"training step {run.step + 1}: the encoding flow diverged for "
-                f"training images {idx[error.samples].tolist()} ({error}); the last "
-                "checkpoint is kept. Lower the learning rate or check the data"
-            ) from error
-        if nfe is None or not bool(torch.isfinite(losses).all()) or not _grads_finite(modules):
-            bad = idx[~torch.isfinite(losses)].tolist()
-            raise TrainingDivergedError(
-                f"training step {run.step + 1}: non-finite loss or gradient (training images {bad or 'all'}); "
-                "the last checkpoint is kept. Lower the learning rate or check the data"
-            )
-        seconds = time.perf_counter() - started
-        cosine = None
-        if log_gradient_cosine and result is not None and gradient != "approximate":
-            cosine = gradient_cosine(decoder, x, result.z, result.grads, loss_fn)
-        started = time.perf_counter()
-        opt.step()
-        seconds += time.perf_counter() - started
-        elapsed += seconds
-        run.step += 1
-        row = {
-            "step": run.step,
-            "images_seen": run.step * batch_size,
-            "loss": float(losses.double().mean()),
-            "nfe": float(nfe.double().mean()),
-            "seconds": seconds,
-            "elapsed_s": elapsed,
-        }
-        if cosine is not None:
-            row["grad_cosine"] = cosine
-        run.steps.append(row)
-        if log is not None:
-            log(row)
-        if val_every and (run.step % val_every == 0 or run.step in val_at or run.step == steps):
-            validate()
-        if run.stop_reason is None and run.step >= steps:
-            run.stop_reason = "cap" if patience else "steps"
-        if checkpoint_path and (
-            (checkpoint_every and run.step % checkpoint_every == 0) or run.stop_reason or run.step == stop_after
-        ):
-            save_checkpoint(_snapshot(decoder, encoder, opt, sampler, run, identity), checkpoint_path)
-    return run
+
+def _step_gradients(state: TrainingState, x: torch.Tensor, idx: torch.Tensor, seed: int):
+    """The step's gradients, set on the parameters; returns (per-sample loss, per-sample
+    NFE, the decoder gradient's result or None for the AE). A non-finite loss or gradient,
+    or a diverged flow, raises a TrainingDivergedError naming the training images."""
+    step = state.run.step + 1
+    try:
+        losses, nfe, result = _batch_loss_and_step(state, x, seed)
+    except FlowDivergedError as error:
+        raise TrainingDivergedError(
+            f"training step {step}: the encoding flow diverged for "
+            f"training images {idx[error.samples].tolist()} ({error}); the last "
+            "checkpoint is kept. Lower the learning rate or check the data"
+        ) from error
+    if nfe is None or not bool(torch.isfinite(losses).all()) or not _grads_finite(state.modules):
+        bad = idx[~torch.isfinite(losses)].tolist()
+        raise TrainingDivergedError(
+            f"training step {step}: non-finite loss or gradient (training images {bad or 'all'}); "
+            "the last checkpoint is kept. Lower the learning rate or check the data"
+        )
+    return losses, nfe, result
+
+
+def _batch_loss_and_step(state: TrainingState, x: torch.Tensor, seed: int):
+    """One optimiser step's gradients; returns (per-sample loss, per-sample NFE, the decoder
+    gradient's result or None for the AE); NFE None: the AE's loss is not finite."""
+    state.optimizer.zero_grad(set_to_none=True)
+    decoder, encoder = state.decoder, state.encoder
+    if encoder is not None:
+        losses = state.loss_fn(decoder(encoder(x)), x)
+        if not bool(torch.isfinite(losses).all()):
+            return losses.detach(), None, None
+        losses.sum().backward()
+        nfe = torch.zeros_like(losses, dtype=torch.int64)
+        return losses.detach(), nfe, None
+    result = loss_and_gradient_unchecked(decoder, state.gfe.flow.check_batch(x), state.gfe, seed=seed)
+    for param, grad in zip(state.gfe.params, result.grads, strict=True):
+        param.grad = grad
+    return result.loss, result.nfe, result
+
+
+def _after_step(state: TrainingState, settings: TrainingSettings) -> None:
+    """Validation (every `val_every` steps, at `val_at` and the last step), the stop reason
+    and the checkpoint (every `checkpoint_every` steps, at a stop and at `stop_after`)."""
+    run, steps = state.run, settings.steps
+    if settings.val_every and (run.step % settings.val_every == 0 or run.step in settings.val_at or run.step == steps):
+        _validate(state, settings)
+    if run.stop_reason is None and run.step >= steps:
+        run.stop_reason = "cap" if settings.patience else "steps"
+    every, path = settings.checkpoint_every, settings.checkpoint_path
+    if path and ((every and run.step % every == 0) or run.stop_reason or run.step == settings.stop_after):
+        snapshot = _snapshot(state.decoder, state.encoder, state.optimizer, state.sampler, run, state.identity)
+        save_checkpoint(snapshot, path)
 
 
 def fingerprint(tensor: torch.Tensor | None) -> str | None:
