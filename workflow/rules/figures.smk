@@ -2,7 +2,9 @@
 rule plot_e1:
     input:
         table=f"{RESULTS}/e1_data_efficiency.csv",
-        identity=identity("plot_e1", "scripts/plots/e1.py", f"{RESULTS}/identity/plot_e1.json"),
+        identity=identity(
+            "plot_e1", "scripts/plots/e1.py", f"{RESULTS}/identity/plot_e1.json"
+        ),
     output:
         png=figure_png("e1_data_efficiency", "e1"),
         pdf=f"{FIGURES_DIR}/e1_data_efficiency.pdf",
@@ -23,7 +25,9 @@ rule plot_e2:
     input:
         table=f"{RESULTS}/e2_learning_curves.csv",
         points=f"{RESULTS}/e2_authors_points.csv",
-        identity=identity("plot_e2", "scripts/plots/e2.py", f"{RESULTS}/identity/plot_e2.json"),
+        identity=identity(
+            "plot_e2", "scripts/plots/e2.py", f"{RESULTS}/identity/plot_e2.json"
+        ),
     output:
         png=figure_png("e2_learning_curves", "e2"),
         pdf=f"{FIGURES_DIR}/e2_learning_curves.pdf",
@@ -44,7 +48,9 @@ rule plot_e3:
     input:
         train=f"{RESULTS}/e3_solver_comparison.csv",
         heldout=f"{RESULTS}/e3_heldout.csv",
-        identity=identity("plot_e3", "scripts/plots/e3.py", f"{RESULTS}/identity/plot_e3.json"),
+        identity=identity(
+            "plot_e3", "scripts/plots/e3.py", f"{RESULTS}/identity/plot_e3.json"
+        ),
     output:
         png=figure_png("e3_solver_comparison", "e3"),
         pdf=f"{FIGURES_DIR}/e3_solver_comparison.pdf",
@@ -67,7 +73,9 @@ rule plot_e4:
         train=f"{RESULTS}/e4_adjoint_ablation.csv",
         heldout=f"{RESULTS}/e4_heldout.csv",
         floors=f"{RESULTS}/data_floors.csv",
-        identity=identity("plot_e4", "scripts/plots/e4.py", f"{RESULTS}/identity/plot_e4.json"),
+        identity=identity(
+            "plot_e4", "scripts/plots/e4.py", f"{RESULTS}/identity/plot_e4.json"
+        ),
     output:
         png=figure_png("e4_adjoint_ablation", "e4"),
         pdf=f"{FIGURES_DIR}/e4_adjoint_ablation.pdf",
@@ -114,7 +122,9 @@ rule plot_headline:
 rule plot_e5:
     input:
         table=f"{RESULTS}/e5_encoding_convergence.csv",
-        identity=identity("plot_e5", "scripts/plots/e5.py", f"{RESULTS}/identity/plot_e5.json"),
+        identity=identity(
+            "plot_e5", "scripts/plots/e5.py", f"{RESULTS}/identity/plot_e5.json"
+        ),
     output:
         png=figure_png("e5_encoding_convergence", "e5"),
         pdf=f"{FIGURES_DIR}/e5_encoding_convergence.pdf",
@@ -159,7 +169,9 @@ rule plot_e6:
     input:
         table=f"{RESULTS}/e6_reconstructions.csv",
         npz=plan.files("test_outputs.npz", plan.e6_runs()),
-        identity=identity("plot_e6", "scripts/plots/e6.py", f"{RESULTS}/identity/plot_e6.json"),
+        identity=identity(
+            "plot_e6", "scripts/plots/e6.py", f"{RESULTS}/identity/plot_e6.json"
+        ),
     output:
         png=figure_png("e6_reconstructions", "e6"),
         pdf=f"{FIGURES_DIR}/e6_reconstructions.pdf",
@@ -181,7 +193,9 @@ rule plot_e7:
     input:
         table=f"{RESULTS}/e7_latent_maps.csv",
         separability=f"{RESULTS}/e7_separability.csv",
-        identity=identity("plot_e7", "scripts/plots/e7.py", f"{RESULTS}/identity/plot_e7.json"),
+        identity=identity(
+            "plot_e7", "scripts/plots/e7.py", f"{RESULTS}/identity/plot_e7.json"
+        ),
     output:
         png=figure_png("e7_latent_maps", "e7"),
         pdf=f"{FIGURES_DIR}/e7_latent_maps.pdf",
@@ -203,7 +217,9 @@ rule plot_claims:
     input:
         table=f"{RESULTS}/claims.csv",
         identity=identity(
-            "plot_claims", "scripts/plots/claims.py", f"{RESULTS}/identity/plot_claims.json"
+            "plot_claims",
+            "scripts/plots/claims.py",
+            f"{RESULTS}/identity/plot_claims.json",
         ),
     output:
         png=figure_png("claims_forest", "claims"),
