@@ -138,6 +138,8 @@ mutation: venv
 		>> $(MUTATION_DIR)/pyproject.toml
 	cd $(MUTATION_DIR) && OMP_NUM_THREADS=1 $(abspath $(VENV))/bin/mutmut run --max-children $(MUTATION_JOBS) $(MUTANTS) > mutmut.log 2>&1; \
 		$(abspath $(VENV))/bin/mutmut export-cicd-stats >/dev/null 2>&1; \
-		$(abspath $(VENV))/bin/mutmut results 2>/dev/null | grep -v ': killed' ; \
+		$(abspath $(VENV))/bin/mutmut results 2>/dev/null | grep -v ': killed\|: not checked' ; \
 		$(abspath $(PY)) -c 'import json; s = json.load(open("mutants/mutmut-cicd-stats.json")); \
-			print("mutation score: %(killed)d of %(total)d mutants killed, %(survived)d survived" % s)'
+			s["tested"] = sum(s[k] for k in ("killed", "survived", "timeout", "suspicious", "no_tests", "segfault")); \
+			print("mutation score: %(killed)d of %(tested)d mutants tested killed (%(timeout)d timed out, " \
+			"%(survived)d survived; %(total)d in the files)" % s)'
