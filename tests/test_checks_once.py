@@ -96,12 +96,14 @@ def _raises(error, match, fn, *args, **kwargs):
     assert "\n" not in str(info.value)
 
 
-@pytest.mark.parametrize("entry", list(ENTRIES))
-@pytest.mark.parametrize("case", list(BAD_IMAGES))
+# train indexes its images before any check: a list fails there as Python's indexing makes it
+# (as it did before checks ran once), so that one pair is not among the cases.
+IMAGE_CASES = [(e, c) for c in BAD_IMAGES for e in ENTRIES if (e, c) != ("train", "not a tensor")]
+
+
+@pytest.mark.parametrize(("entry", "case"), IMAGE_CASES)
 def test_bad_images_are_refused_with_the_same_messages(entry, case):
     error, match, images = BAD_IMAGES[case]
-    if entry == "train" and case == "not a tensor":
-        pytest.skip("train indexes its images before any check: a list fails as Python's indexing makes it")
     _raises(error, match, ENTRIES[entry], _mlp(), images(), tau=5.0)
 
 
