@@ -250,15 +250,15 @@ def check_images(decoder: nn.Module, x, loss: str | None = None, *, latent_dim: 
         ValueError: x is on another device, has the wrong shape, or has BCE targets outside
             [0, 1]. NaN in x is left to the solvers (they name the samples).
     """
+    check_image_tensor(decoder, x)
     if latent_dim is None:
-        check_image_tensor(decoder, x)
         latent_dim = latent_dim_of(decoder)
     return _checked_images(decoder, x, loss, latent_dim)[0]
 
 
 def _checked_images(decoder: nn.Module, x, loss, latent_dim: int):
-    """`check_images`: (x reshaped, the image shape, the resolved loss (name, function))."""
-    check_image_tensor(decoder, x)
+    """`check_images` after `check_image_tensor`: (x reshaped, the image shape, the resolved
+    loss (name, function))."""
     shape = decoder_output_shape(decoder, latent_dim, dtype=x.dtype, device=x.device)
     x = _match_image_shape(x, shape)
     resolved = resolve_loss(loss, decoder)
@@ -378,6 +378,7 @@ def check_call(
     (`check_encode_options` gave `solver_impl`): the size of z, then the images x
     (`check_images`). Returns x, reshaped, and the settings."""
     latent_dim = latent_dim_of(decoder, z0, latent_dim)
+    check_image_tensor(decoder, x)
     x, image_shape, (loss_name, loss_fn) = _checked_images(decoder, x, loss, latent_dim)
     settings = FlowSettings(solver_impl, order, check_tau(tau), z0, loss_name, loss_fn, alpha, latent_dim, image_shape)
     return x, settings

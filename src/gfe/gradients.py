@@ -18,7 +18,6 @@ from torch import nn
 
 from .encoding import (
     FlowSettings,
-    check_call,
     check_encode_options,
     check_run,
     encode_unchecked,
@@ -94,8 +93,10 @@ def decoder_loss_and_gradient(
         solver, order, tau, z0, loss, seed, sample_ids, alpha, latent_dim, **solver_options:
             those of `gfe.encode`.
     """
-    solver_impl = check_gradient_options(
-        gradient,
+    settings = check_gradient_run(
+        decoder,
+        x,
+        gradient=gradient,
         solver=solver,
         order=order,
         tau=tau,
@@ -105,11 +106,7 @@ def decoder_loss_and_gradient(
         latent_dim=latent_dim,
         **solver_options,
     )
-    params = trainable_parameters(decoder)
-    x, flow = check_call(
-        decoder, x, solver_impl, order=order, tau=tau, z0=z0, loss=loss, alpha=alpha, latent_dim=latent_dim
-    )
-    settings = GradientSettings(gradient, flow, params)
+    x = settings.flow.check_batch(x)
     return loss_and_gradient_unchecked(decoder, x, settings, seed=seed, sample_ids=sample_ids)
 
 
@@ -138,7 +135,8 @@ def check_gradient_run(
     latent_dim: int | None = None,
     **solver_options,
 ) -> GradientSettings:
-    """The checks of `decoder_loss_and_gradient` (its defaults, its messages) done once for a
+    """The checks of `decoder_loss_and_gradient` (its defaults, its messages; it calls this and
+    `check_batch` for its one batch) done once for a
     run over batches of `images`: options, trainable parameters, the size of z, the image
     tensor and the decoder's output shape (`gfe.encoding.check_run`). Each batch then needs
     only `settings.flow.check_batch`, and `loss_and_gradient_unchecked` takes it."""

@@ -35,6 +35,7 @@ from .losses import LossFn, resolve_loss
 from .models import MLPDecoder
 from .solvers import FlowDivergedError
 from .training import (
+    STOPPING_KEYS,
     BatchSampler,
     OptimizerSettings,
     TrainingDivergedError,
@@ -47,8 +48,6 @@ from .training import (
 )
 from .training import _snapshot as _training_snapshot
 
-# The early-stopping settings, passed on as they are.
-_STOPPING_KEYS = ("patience", "min_improvement", "plateau_window", "patience_fraction")
 # The encode options that are not the solver's own (see `gfe.encode`).
 _FLOW_KEYS = ("solver", "order", "tau", "z0", "loss", "alpha", "latent_dim")
 
@@ -212,7 +211,7 @@ class _Settings:
 
     def stopping(self) -> dict:
         """The early-stopping settings, as `validate_run` and `run_identity` take them."""
-        return {key: getattr(self, key) for key in _STOPPING_KEYS}
+        return {key: getattr(self, key) for key in STOPPING_KEYS}
 
 
 @dataclass(frozen=True)

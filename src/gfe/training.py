@@ -341,6 +341,10 @@ def train(
     return state.run
 
 
+# The early-stopping settings of `train` (and `train_lockstep`), passed on as they are.
+STOPPING_KEYS = ("patience", "min_improvement", "plateau_window", "patience_fraction")
+
+
 @dataclass(frozen=True)
 class TrainingSettings:
     """The settings of one `train` call: its keyword arguments (see `train`), checked, with
@@ -385,8 +389,7 @@ class TrainingSettings:
 
     def stopping(self) -> dict:
         """The early-stopping settings, as `validate_run` and `run_identity` take them."""
-        keys = ("patience", "min_improvement", "plateau_window", "patience_fraction")
-        return {key: getattr(self, key) for key in keys}
+        return {key: getattr(self, key) for key in STOPPING_KEYS}
 
 
 @dataclass
